@@ -1,0 +1,47 @@
+import { join } from "node:path";
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import type { LanguageModelV2 } from "@ai-sdk/provider";
+import type { LoadedConfig } from "../../config/load.ts";
+import { fakeKeywordModel } from "./fake-keyword.ts";
+import { localLlamaModel } from "./local-llama.ts";
+
+export const LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct";
+export const LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+export function localModelPath(config: Pick<LoadedConfig, "dataPath" | "model">): string {
+  return config.model.path ?? join(config.dataPath, "models", LOCAL_MODEL_FILE);
+}
+
+/** The model every agent run uses, chosen by configuration (AGL_MODEL), never by code edits. */
+export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "model">): LanguageModelV2 {
+  const model = config.model;
+  switch (model.provider) {
+    case "fake":
+      return fakeKeywordModel({ latencyMs: model.latencyMs });
+    case "local":
+      return localLlamaModel({
+        path: localModelPath(config),
+        name: model.name ?? LOCAL_MODEL_NAME,
+        threads: model.threads,
+        contextSize: model.contextSize,
+        temperature: model.temperature,
+        maxOutputTokens: model.maxOutputTokens,
+      });
+    case "openai-compatible": {
+      const provider = createOpenAICompatible({
+        name: "openai-compatible",
+        baseURL: model.baseUrl!,
+        ...(model.apiKey ? { apiKey: model.apiKey } : {}),
+        supportsStructuredOutputs: true,
+      });
+      return provider.chatModel(model.name ?? "gpt-4o-mini");
+    }
+  }
+}
+
+export function describeModel(config: Pick<LoadedConfig, "model">): string {
+  const model = config.model;
+  if (model.provider === "fake") return `fake-keyword (deterministic fake${model.latencyMs ? `, ${model.latencyMs} ms per call` : ""})`;
+  if (model.provider === "local") return `${model.name ?? LOCAL_MODEL_NAME} (local, CPU, ${model.threads} threads)`;
+  return `${model.name ?? "gpt-4o-mini"} at ${model.baseUrl}`;
+}

@@ -1,0 +1,59 @@
+import { resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { readDatasetFile } from "../agents/dataset-file.ts";
+import { getAgent, listAgents } from "../agents/registry.ts";
+import { InvalidInputError } from "../store/errors.ts";
+import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
+import { formatTime, printJson, table } from "./output.ts";
+
+export function registerDatasetCommands(program: Command): void {
+  const dataset = program.command("dataset").description("import and list task sets");
+
+  dataset
+    .command("import")
+    .description("import a JSONL file, one task a line; one bad line rejects the whole file")
+    .argument("<file>", 'JSONL file: {"id": "...", "input": {...}, "expected": {...}, "split": "train|validation|test"}')
+    .requiredOption("--name <name>", "data set name")
+    .option("--agent <agent>", "the agent whose input schema validates the tasks (default: the only registered agent)")
+    .addOption(new Option("--split <split>", "split for lines that do not name one").choices(["train", "validation", "test"]).default("train"))
+    .option("--replace", "replace the tasks of an existing data set of that name")
+    .option("--json", "print machine-readable JSON")
+    .action(async (file: string, options: { name: string; agent?: string; split: "train" | "validation" | "test"; replace?: boolean; json?: boolean }, command: Command) => {
+      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(options.name)) {
+        throw new InvalidInputError(`--name "${options.name}" must be 1-100 letters, digits, dots, dashes or underscores.`);
+      }
+      const agent = getAgent(options.agent ?? onlyAgent());
+      // Validate the whole file before opening the store: a bad line writes nothing at all.
+      const tasks = await readDatasetFile(resolve(file), agent, options.split);
+      await withRuntime(config, { store: true, command: "agl dataset import" }, async (runtime) => {
+        const summary = await runtime.store.datasets.importTasks({ name: options.name, agent: agent.id, source: resolve(file), tasks, replace: Boolean(options.replace) });
+        if (options.json) return printJson({ ...summary, createdAt: summary.createdAt.toISOString() });
+        console.log(`Imported ${summary.taskCount} tasks into "${summary.name}" for ${agent.id}: ${Object.entries(summary.splits).map(([split, count]) => `${split} ${count}`).join(", ")}.`);
+      });
+    });
+
+  dataset
+    .command("list")
+    .description("data sets with their agent and split sizes")
+    .option("--json", "print machine-readable JSON")
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      await withRuntime(config, { store: true, command: "agl dataset list" }, async (runtime) => {
+        const datasets = await runtime.store.datasets.list();
+        if (options.json) return printJson(datasets.map((d) => ({ ...d, createdAt: d.createdAt.toISOString() })));
+        console.log(
+          table(
+            ["NAME", "AGENT", "TASKS", "SPLITS", "IMPORTED", "SOURCE"],
+            datasets.map((d) => [d.name, d.agent, d.taskCount, Object.entries(d.splits).map(([s, n]) => `${s} ${n}`).join(", "), formatTime(d.createdAt), d.source]),
+          ),
+        );
+      });
+    });
+}
+
+function onlyAgent(): string {
+  const agents = listAgents();
+  if (agents.length !== 1) throw new InvalidInputError(`Several agents are registered (${agents.map((a) => a.id).join(", ")}): pass --agent.`);
+  return agents[0]!.id;
+}

@@ -1,0 +1,217 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { z } from "zod";
+import { type Config, configSchema, type ModelProvider } from "./schema.ts";
+
+/** Environment variables and the setting each one sets; the README's configuration table mirrors this. */
+export const environmentVariables = [
+  { env: "AGL_DATA_DIR", path: "dataDir", type: "string" },
+  { env: "TEMPORAL_ADDRESS", path: "temporal.address", type: "string" },
+  { env: "TEMPORAL_NAMESPACE", path: "temporal.namespace", type: "string" },
+  { env: "AGL_TASK_QUEUE", path: "temporal.taskQueue", type: "string" },
+  { env: "AGL_TEMPORAL_CLI", path: "temporal.cli", type: "string" },
+  { env: "AGL_TEMPORAL_PORT", path: "temporal.devServer.port", type: "integer" },
+  { env: "AGL_TEMPORAL_UI_PORT", path: "temporal.devServer.uiPort", type: "integer" },
+  { env: "DATABASE_URL", path: "database.url", type: "string" },
+  { env: "AGL_MODEL", path: "model.provider", type: "string" },
+  { env: "AGL_MODEL_NAME", path: "model.name", type: "string" },
+  { env: "OPENAI_BASE_URL", path: "model.baseUrl", type: "string" },
+  { env: "OPENAI_API_KEY", path: "model.apiKey", type: "string" },
+  { env: "AGL_MODEL_PATH", path: "model.path", type: "string" },
+  { env: "AGL_MODEL_THREADS", path: "model.threads", type: "integer" },
+  { env: "AGL_MODEL_LATENCY_MS", path: "model.latencyMs", type: "integer" },
+  { env: "AGL_CYCLE_MARGIN", path: "cycle.margin", type: "number" },
+  { env: "AGL_CYCLE_BATCH_SIZE", path: "cycle.batchSize", type: "integer" },
+  { env: "AGL_CYCLE_CONCURRENCY", path: "cycle.concurrency", type: "integer" },
+  { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },
+  { env: "AGL_OPTIMIZER_ALGORITHM", path: "optimizer.algorithm", type: "string" },
+  { env: "AGL_OPTIMIZER_CANDIDATES", path: "optimizer.candidates", type: "integer" },
+  { env: "AGL_OPTIMIZER_SEED", path: "optimizer.seed", type: "integer" },
+  { env: "AGL_OPTIMIZER_TIMEOUT_MINUTES", path: "optimizer.timeoutMinutes", type: "number" },
+  { env: "AGL_OPTIMIZER_COMMAND", path: "optimizer.command", type: "json" },
+  { env: "AGL_HOST", path: "server.host", type: "string" },
+  { env: "AGL_PORT", path: "server.port", type: "integer" },
+  { env: "AGL_TOKEN", path: "server.token", type: "string" },
+] as const;
+
+export const CONFIG_FILE_NAME = "agl.config.json";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface LoadConfigOptions {
+  /** Directory the relative paths (data folder, config file) resolve against. */
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Explicit config file; otherwise AGL_CONFIG, otherwise agl.config.json in cwd when present. */
+  file?: string;
+  /** Settings that win over file and environment (tests, benchmarks). */
+  overrides?: Record<string, unknown>;
+}
+
+export interface LoadedConfig extends Omit<Config, "model"> {
+  /** Without an explicit provider: an OpenAI-compatible endpoint when one is configured, else the local model. */
+  model: Config["model"] & { provider: ModelProvider };
+  /** Absolute path of the project data folder. */
+  dataPath: string;
+  /** The config file that was read, if any. */
+  file?: string;
+}
+
+type Source = { kind: "file"; file: string } | { kind: "env"; name: string } | { kind: "override" };
+
+/**
+ * Reads the configuration: defaults < config file < environment < overrides.
+ * Every problem is reported with the setting's key, the offending value, where it came from and what
+ * is allowed, so a bad value fails at start instead of deep inside a cycle.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const sources = new Map<string, Source>();
+  const raw: Record<string, unknown> = {};
+
+  const explicitFile = options.file ?? env.AGL_CONFIG;
+  const file = explicitFile ? resolve(cwd, explicitFile) : resolve(cwd, CONFIG_FILE_NAME);
+  const fileExists = existsSync(file);
+  if (explicitFile && !fileExists) {
+    throw new ConfigError(`Config file ${file} does not exist (from ${options.file ? "--config" : "AGL_CONFIG"}).`);
+  }
+  if (fileExists) {
+    const fromFile = readJsonObject(file);
+    for (const [path, value] of leaves(fromFile)) {
+      setPath(raw, path, value);
+      sources.set(path, { kind: "file", file });
+    }
+  }
+
+  for (const variable of environmentVariables) {
+    const text = env[variable.env];
+    if (text === undefined || text === "") continue;
+    setPath(raw, variable.path, parseEnvValue(variable.env, variable.path, variable.type, text));
+    sources.set(variable.path, { kind: "env", name: variable.env });
+  }
+
+  for (const [path, value] of leaves(options.overrides ?? {})) {
+    setPath(raw, path, value);
+    sources.set(path, { kind: "override" });
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, raw, sources));
+  const config = parsed.data;
+  checkCombinations(config, sources);
+  const provider = config.model.provider ?? (config.model.baseUrl ? "openai-compatible" : "local");
+  return {
+    ...config,
+    model: { ...config.model, provider },
+    dataPath: resolve(cwd, config.dataDir),
+    ...(fileExists ? { file } : {}),
+  };
+}
+
+function readJsonObject(file: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`Config file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(`Config file ${file} must contain a JSON object at the top level.`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Flattens nested objects to dotted paths; arrays are values, not branches. */
+function* leaves(value: Record<string, unknown>, prefix = ""): Generator<[string, unknown]> {
+  for (const [key, child] of Object.entries(value)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (typeof child === "object" && child !== null && !Array.isArray(child)) yield* leaves(child as Record<string, unknown>, path);
+    else yield [path, child];
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys.at(-1)!] = value;
+}
+
+function getPath(target: unknown, path: readonly PropertyKey[]): unknown {
+  let node = target;
+  for (const key of path) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+function parseEnvValue(name: string, path: string, type: string, text: string): unknown {
+  const fail = (allowed: string) =>
+    new ConfigError(`Invalid configuration: ${path} = ${JSON.stringify(text)} (from environment variable ${name}): ${allowed}.`);
+  switch (type) {
+    case "integer": {
+      if (!/^-?\d+$/.test(text.trim())) throw fail("expected a whole number");
+      return Number(text);
+    }
+    case "number": {
+      const value = Number(text);
+      if (text.trim() === "" || !Number.isFinite(value)) throw fail("expected a number");
+      return value;
+    }
+    case "json": {
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw fail('expected JSON, e.g. ["python3","-m","agl_optimizer"]');
+      }
+    }
+    default:
+      return text;
+  }
+}
+
+function describeSource(source: Source | undefined): string {
+  if (!source) return "default";
+  if (source.kind === "env") return `environment variable ${source.name}`;
+  if (source.kind === "file") return `config file ${source.file}`;
+  return "override";
+}
+
+function describeIssues(error: z.ZodError, raw: unknown, sources: Map<string, Source>): string {
+  const lines = error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const parent = issue.path.join(".");
+      return issue.keys
+        .map((key) => {
+          const path = parent ? `${parent}.${key}` : key;
+          return `  ${path}: unknown setting (from ${describeSource(sources.get(path))})`;
+        })
+        .join("\n");
+    }
+    const path = issue.path.join(".");
+    const value = getPath(raw, issue.path);
+    return `  ${path} = ${JSON.stringify(value)} (from ${describeSource(sources.get(path))}): ${issue.message}`;
+  });
+  return `Invalid configuration:\n${lines.join("\n")}`;
+}
+
+function checkCombinations(config: Config, sources: Map<string, Source>): void {
+  if (config.model.provider === "openai-compatible" && !config.model.baseUrl) {
+    throw new ConfigError(
+      `Invalid configuration: model.provider = "openai-compatible" (from ${describeSource(sources.get("model.provider"))}) needs model.baseUrl (OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1.`,
+    );
+  }
+  if (config.server.host !== "127.0.0.1" && config.server.host !== "localhost" && config.server.host !== "::1" && !config.server.token) {
+    throw new ConfigError(
+      `Invalid configuration: server.host = ${JSON.stringify(config.server.host)} (from ${describeSource(sources.get("server.host"))}) exposes the server beyond loopback; set server.token (AGL_TOKEN) so requests must authenticate.`,
+    );
+  }
+}

@@ -1,0 +1,503 @@
+"""Contract v1 between the TypeScript training loop and this optimizer.
+
+This is the only module that knows the JSON shape of the input and the output: it turns the input
+document into typed objects (rejecting anything out of contract with the JSON path of the first
+problem) and turns the algorithm's result back into an output document that is validated before
+anyone writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from agl_optimizer import text
+
+CONTRACT_VERSION = 1
+SUPPORTED_ALGORITHMS: tuple[str, ...] = ("llm-free",)
+PROMPT_ENGINE = "placeholders"
+
+# name -> (default, minimum, maximum)
+PARAM_RANGES: dict[str, tuple[int, int, int]] = {
+    "num_candidates": (3, 1, 10),
+    "max_examples": (6, 0, 20),
+    "max_keywords": (6, 0, 20),
+}
+
+_INPUT_KEYS = ("schema_version", "command", "request_id", "algorithm", "seed", "params", "agent", "prompt", "rollouts")
+_AGENT_KEYS = ("name", "input_text_field", "output_fields", "label_components", "examples_component")
+_PROMPT_KEYS = ("version", "engine", "components")
+_ROLLOUT_KEYS = ("id", "task_id", "input", "output", "reward")
+_ROLLOUT_OPTIONAL_KEYS = ("expected", "rewards", "error")
+_SCORER_REWARD_KEYS = ("scorer", "value")
+_OUTPUT_KEYS = ("schema_version", "request_id", "algorithm", "seed", "candidates", "rounds", "stats")
+_CANDIDATE_KEYS = ("id", "strategy", "components", "rationale", "train_score")
+_ROUND_KEYS = ("round", "best_train_score", "candidates")
+_STATS_KEYS = ("rollouts", "scored", "failed", "with_expected")
+
+
+class BadInput(Exception):
+    """The input cannot be used; the message says what is wrong and where."""
+
+
+class ContractError(BadInput):
+    """A document breaks contract v1 at `path` (a JSON path such as `rollouts[3].reward`)."""
+
+    def __init__(self, document: str, path: str, problem: str) -> None:
+        self.document = document
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{document} {path}: {problem}" if path else f"{document}: {problem}")
+
+
+@dataclass(frozen=True)
+class Params:
+    num_candidates: int
+    max_examples: int
+    max_keywords: int
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    input_text_field: str
+    output_fields: dict[str, tuple[str, ...]]
+    label_components: dict[str, str]
+    examples_component: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    id: str
+    task_id: str
+    input_text: str
+    output: dict[str, Any] | None
+    expected: dict[str, str] | None
+    reward: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ProposeRequest:
+    request_id: str
+    algorithm: str
+    seed: int
+    params: Params
+    agent: AgentSpec
+    components: dict[str, str]
+    rollouts: tuple[Rollout, ...]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    strategy: str
+    components: dict[str, str]
+    rationale: str
+    train_score: float | None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    candidates: tuple[Candidate, ...]
+    note: str | None
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def load_json(source: str, name: str) -> Any:
+    """Parses JSON strictly: duplicate keys and NaN/Infinity are rejected as bad input."""
+
+    def reject_constant(constant: str) -> NoReturn:
+        raise BadInput(f"{name} is not valid JSON: {constant} is not allowed")
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in document:
+                raise BadInput(f"{name} is not valid JSON: duplicate key {json.dumps(key)}")
+            document[key] = value
+        return document
+
+    try:
+        return json.loads(source, object_pairs_hook=unique_keys, parse_constant=reject_constant)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{name} is not valid JSON: {error}") from None
+
+
+class _Checker:
+    """Type and range checks that report the JSON path of a problem inside one document."""
+
+    def __init__(self, document: str) -> None:
+        self.document = document
+
+    def fail(self, path: str, problem: str) -> NoReturn:
+        raise ContractError(self.document, path, problem)
+
+    def object(
+        self, value: Any, path: str, required: Collection[str], optional: Collection[str] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected an object, got {_describe(value)}")
+        for key in value:
+            if key not in required and key not in optional:
+                allowed = ", ".join(sorted([*required, *optional]))
+                self.fail(path, f"unknown key {json.dumps(key)} (allowed: {allowed})")
+        for key in required:
+            if key not in value:
+                self.fail(child(path, key), "missing required key")
+        return value
+
+    def string(self, value: Any, path: str, *, allow_empty: bool = False) -> str:
+        if not isinstance(value, str) or (not allow_empty and value == ""):
+            wanted = "a string" if allow_empty else "a non-empty string"
+            self.fail(path, f"expected {wanted}, got {_describe(value)}")
+        return value
+
+    def optional_string(self, value: Any, path: str) -> str | None:
+        return None if value is None else self.string(value, path, allow_empty=True)
+
+    def mapping(self, value: Any, path: str) -> dict[str, Any]:
+        """An object whose keys are free (component names, output fields, agent input keys)."""
+        if not isinstance(value, dict):
+            self.fail(path, f"expected an object, got {_describe(value)}")
+        return value
+
+    def integer(self, value: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+        ):
+            self.fail(path, f"expected an integer{_range_text(minimum, maximum)}, got {_describe(value)}")
+        return value
+
+    def number(self, value: Any, path: str, minimum: float, maximum: float) -> float:
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not is_number or not minimum <= value <= maximum:
+            self.fail(path, f"expected a number{_range_text(minimum, maximum)}, got {_describe(value)}")
+        return float(value)
+
+    def array(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list, got {_describe(value)}")
+        return value
+
+
+def parse_request(document: Any) -> ProposeRequest:
+    """Validates an input document against contract v1; raises ContractError at the first problem."""
+    check = _Checker("input")
+    if not isinstance(document, dict):
+        check.fail("", f"expected an object, got {_describe(document)}")
+    # The version is checked first so that a newer document is reported as such, not as unknown keys.
+    if "schema_version" not in document:
+        check.fail("schema_version", "missing required key")
+    version = document["schema_version"]
+    if version != CONTRACT_VERSION or isinstance(version, bool):
+        check.fail("schema_version", f"unsupported schema version {_describe(version)}, this optimizer speaks {CONTRACT_VERSION}")
+    check.object(document, "", required=[key for key in _INPUT_KEYS if key != "params"], optional=["params"])
+    if document["command"] != "propose":
+        check.fail("command", f'expected "propose", got {_describe(document["command"])}')
+    algorithm = check.string(document["algorithm"], "algorithm")
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        supported = ", ".join(json.dumps(name) for name in SUPPORTED_ALGORITHMS)
+        check.fail("algorithm", f"unsupported algorithm {json.dumps(algorithm)} (supported: {supported})")
+    request_id = check.string(document["request_id"], "request_id")
+    seed = check.integer(document["seed"], "seed")
+    params = _parse_params(check, document.get("params", {}))
+    components = _parse_prompt(check, document["prompt"])
+    agent = _parse_agent(check, document["agent"], components)
+    rollouts = _parse_rollouts(check, document["rollouts"], agent)
+    return ProposeRequest(
+        request_id=request_id,
+        algorithm=algorithm,
+        seed=seed,
+        params=params,
+        agent=agent,
+        components=components,
+        rollouts=rollouts,
+    )
+
+
+def _parse_params(check: _Checker, value: Any) -> Params:
+    params = check.object(value, "params", required=(), optional=PARAM_RANGES.keys())
+    chosen = {
+        name: check.integer(params.get(name, default), child("params", name), minimum, maximum)
+        for name, (default, minimum, maximum) in PARAM_RANGES.items()
+    }
+    return Params(**chosen)
+
+
+def _parse_prompt(check: _Checker, value: Any) -> dict[str, str]:
+    prompt = check.object(value, "prompt", required=_PROMPT_KEYS)
+    check.integer(prompt["version"], "prompt.version", minimum=1)
+    if prompt["engine"] != PROMPT_ENGINE:
+        check.fail("prompt.engine", f'expected "{PROMPT_ENGINE}", got {_describe(prompt["engine"])}')
+    components = check.mapping(prompt["components"], "prompt.components")
+    if not components:
+        check.fail("prompt.components", "expected at least one component")
+    for name, component in components.items():
+        check.string(component, child("prompt.components", name), allow_empty=True)
+    return dict(components)
+
+
+def _parse_agent(check: _Checker, value: Any, components: dict[str, str]) -> AgentSpec:
+    agent = check.object(value, "agent", required=_AGENT_KEYS)
+    name = check.string(agent["name"], "agent.name")
+    input_text_field = check.string(agent["input_text_field"], "agent.input_text_field")
+
+    output_fields_value = check.mapping(agent["output_fields"], "agent.output_fields")
+    if not output_fields_value:
+        check.fail("agent.output_fields", "expected at least one output field")
+    output_fields: dict[str, tuple[str, ...]] = {}
+    for field, labels_value in output_fields_value.items():
+        path = child("agent.output_fields", field)
+        labels = check.array(labels_value, path)
+        if not labels:
+            check.fail(path, "expected a non-empty list of labels")
+        for index, label in enumerate(labels):
+            check.string(label, f"{path}[{index}]")
+            if label in labels[:index]:
+                check.fail(f"{path}[{index}]", f"duplicate label {json.dumps(label)}")
+        output_fields[field] = tuple(labels)
+
+    examples_component = check.string(agent["examples_component"], "agent.examples_component")
+    if examples_component not in components:
+        check.fail("agent.examples_component", f"names no component of prompt.components: {json.dumps(examples_component)}")
+    found_placeholders = text.placeholders(components[examples_component])
+    if found_placeholders:
+        check.fail(
+            child("prompt.components", examples_component),
+            "the examples component is rewritten as a whole, so it must not contain placeholders, found "
+            + ", ".join("{{" + name + "}}" for name in sorted(found_placeholders)),
+        )
+
+    label_components_value = check.mapping(agent["label_components"], "agent.label_components")
+    label_components: dict[str, str] = {}
+    for field, component_value in label_components_value.items():
+        path = child("agent.label_components", field)
+        if field not in output_fields:
+            check.fail(path, f"{json.dumps(field)} is not a field of agent.output_fields")
+        component_name = check.string(component_value, path)
+        if component_name not in components:
+            check.fail(path, f"names no component of prompt.components: {json.dumps(component_name)}")
+        if component_name == examples_component or component_name in label_components.values():
+            check.fail(path, f"component {json.dumps(component_name)} is already used for another purpose")
+        _check_label_lines(check, components[component_name], child("prompt.components", component_name), field, output_fields[field])
+        label_components[field] = component_name
+
+    return AgentSpec(
+        name=name,
+        input_text_field=input_text_field,
+        output_fields=output_fields,
+        label_components=label_components,
+        examples_component=examples_component,
+    )
+
+
+def _check_label_lines(check: _Checker, component: str, path: str, field: str, labels: tuple[str, ...]) -> None:
+    for label, found in text.label_line_indexes(component, labels).items():
+        if len(found) != 1:
+            problem = "has no line" if not found else f"has {len(found)} lines"
+            check.fail(path, f'{problem} of the form "- {label}: <description>" for label {json.dumps(label)} of output field {json.dumps(field)}, expected exactly one')
+
+
+def _parse_rollouts(check: _Checker, value: Any, agent: AgentSpec) -> tuple[Rollout, ...]:
+    items = check.array(value, "rollouts")
+    if not items:
+        check.fail("rollouts", "empty list, there is nothing to learn from")
+    rollouts: list[Rollout] = []
+    seen_ids: set[str] = set()
+    for index, item in enumerate(items):
+        rollout = _parse_rollout(check, item, f"rollouts[{index}]", agent)
+        if rollout.id in seen_ids:
+            check.fail(f"rollouts[{index}].id", f"duplicate rollout id {json.dumps(rollout.id)}")
+        seen_ids.add(rollout.id)
+        rollouts.append(rollout)
+    if all(rollout.reward is None for rollout in rollouts):
+        check.fail("rollouts", "no scored rollouts: every reward is null")
+    return tuple(rollouts)
+
+
+def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec) -> Rollout:
+    rollout = check.object(value, path, required=_ROLLOUT_KEYS, optional=_ROLLOUT_OPTIONAL_KEYS)
+    rollout_id = check.string(rollout["id"], child(path, "id"))
+    task_id = check.string(rollout["task_id"], child(path, "task_id"))
+
+    rollout_input = check.mapping(rollout["input"], child(path, "input"))
+    text_path = child(child(path, "input"), agent.input_text_field)
+    if agent.input_text_field not in rollout_input:
+        check.fail(text_path, "missing the text field named by agent.input_text_field")
+    input_text = check.string(rollout_input[agent.input_text_field], text_path, allow_empty=True)
+
+    output = rollout["output"]
+    if output is not None:
+        check.mapping(output, child(path, "output"))
+
+    expected = rollout.get("expected")
+    if expected is not None:
+        expected_path = child(path, "expected")
+        check.object(expected, expected_path, required=(), optional=agent.output_fields.keys())
+        for field, label in expected.items():
+            if label not in agent.output_fields[field]:
+                allowed = ", ".join(json.dumps(option) for option in agent.output_fields[field])
+                check.fail(child(expected_path, field), f"expected one of {allowed}, got {_describe(label)}")
+
+    reward_value = rollout["reward"]
+    reward = None if reward_value is None else check.number(reward_value, child(path, "reward"), -1, 1)
+
+    rewards_path = child(path, "rewards")
+    for index, scorer_reward in enumerate(check.array(rollout.get("rewards", []), rewards_path)):
+        item_path = f"{rewards_path}[{index}]"
+        check.object(scorer_reward, item_path, required=_SCORER_REWARD_KEYS, optional=["reason"])
+        check.string(scorer_reward["scorer"], child(item_path, "scorer"))
+        check.number(scorer_reward["value"], child(item_path, "value"), -1, 1)
+        check.optional_string(scorer_reward.get("reason"), child(item_path, "reason"))
+
+    return Rollout(
+        id=rollout_id,
+        task_id=task_id,
+        input_text=input_text,
+        output=output,
+        expected=expected,
+        reward=reward,
+        error=check.optional_string(rollout.get("error"), child(path, "error")),
+    )
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def rollout_stats(request: ProposeRequest) -> dict[str, int]:
+    rollouts = request.rollouts
+    return {
+        "rollouts": len(rollouts),
+        "scored": sum(rollout.reward is not None for rollout in rollouts),
+        "failed": sum(rollout.output is None or rollout.error is not None for rollout in rollouts),
+        "with_expected": sum(bool(rollout.expected) for rollout in rollouts),
+    }
+
+
+def build_output(request: ProposeRequest, proposal: Proposal) -> dict[str, Any]:
+    scores = [candidate.train_score for candidate in proposal.candidates if candidate.train_score is not None]
+    stats: dict[str, Any] = rollout_stats(request)
+    if proposal.note:
+        stats["note"] = proposal.note
+    return {
+        "schema_version": CONTRACT_VERSION,
+        "request_id": request.request_id,
+        "algorithm": request.algorithm,
+        "seed": request.seed,
+        "candidates": [
+            {
+                "id": f"c{index}",
+                "strategy": candidate.strategy,
+                "components": candidate.components,
+                "rationale": candidate.rationale,
+                "train_score": candidate.train_score,
+            }
+            for index, candidate in enumerate(proposal.candidates, start=1)
+        ],
+        "rounds": [{"round": 1, "best_train_score": max(scores, default=None), "candidates": len(proposal.candidates)}],
+        "stats": stats,
+    }
+
+
+def validate_output(output: Any, input_document: Any) -> None:
+    """Checks an output document against contract v1 and the input it answers; raises ContractError."""
+    request = parse_request(input_document)
+    check = _Checker("output")
+    check.object(output, "", required=_OUTPUT_KEYS)
+    if output["schema_version"] != CONTRACT_VERSION or isinstance(output["schema_version"], bool):
+        check.fail("schema_version", f"expected {CONTRACT_VERSION}, got {_describe(output['schema_version'])}")
+    for key, wanted in (("request_id", request.request_id), ("algorithm", request.algorithm), ("seed", request.seed)):
+        if output[key] != wanted or isinstance(output[key], bool):
+            check.fail(key, f"expected {_describe(wanted)} (copied from the input), got {_describe(output[key])}")
+
+    candidates = check.array(output["candidates"], "candidates")
+    if len(candidates) > request.params.num_candidates:
+        check.fail("candidates", f"expected at most params.num_candidates = {request.params.num_candidates}, got {len(candidates)}")
+    accepted: list[dict[str, str]] = [request.components]
+    for index, candidate_value in enumerate(candidates):
+        path = f"candidates[{index}]"
+        candidate = check.object(candidate_value, path, required=_CANDIDATE_KEYS)
+        if candidate["id"] != f"c{index + 1}":
+            check.fail(child(path, "id"), f'expected "c{index + 1}", got {_describe(candidate["id"])}')
+        check.string(candidate["strategy"], child(path, "strategy"))
+        check.string(candidate["rationale"], child(path, "rationale"))
+        if candidate["train_score"] is not None:
+            check.number(candidate["train_score"], child(path, "train_score"), 0, 1)
+        components = _check_candidate_components(check, candidate["components"], child(path, "components"), request)
+        if components == request.components:
+            check.fail(child(path, "components"), "identical to the input prompt")
+        if components in accepted:
+            check.fail(child(path, "components"), f"identical to candidate c{accepted.index(components)}")
+        accepted.append(components)
+
+    rounds = check.array(output["rounds"], "rounds")
+    if not rounds:
+        check.fail("rounds", "expected at least one round")
+    for index, round_value in enumerate(rounds):
+        path = f"rounds[{index}]"
+        round_entry = check.object(round_value, path, required=_ROUND_KEYS)
+        check.integer(round_entry["round"], child(path, "round"), index + 1, index + 1)
+        if round_entry["best_train_score"] is not None:
+            check.number(round_entry["best_train_score"], child(path, "best_train_score"), 0, 1)
+        check.integer(round_entry["candidates"], child(path, "candidates"), minimum=0)
+
+    stats = check.object(output["stats"], "stats", required=_STATS_KEYS, optional=["note"])
+    for key, wanted_count in rollout_stats(request).items():
+        check.integer(stats[key], child("stats", key), wanted_count, wanted_count)
+    if "note" in stats:
+        check.string(stats["note"], "stats.note")
+    elif not candidates:
+        check.fail("stats", "missing key note: it must say why there are no candidates")
+
+
+def _check_candidate_components(check: _Checker, value: Any, path: str, request: ProposeRequest) -> dict[str, str]:
+    components = check.object(value, path, required=request.components.keys())
+    for name, original in request.components.items():
+        component_path = child(path, name)
+        component = check.string(components[name], component_path, allow_empty=not original)
+        lost = text.placeholders(original) - text.placeholders(component)
+        if lost:
+            check.fail(component_path, "lost placeholder(s) " + ", ".join("{{" + name + "}}" for name in sorted(lost)))
+    if text.placeholders(components[request.agent.examples_component]):
+        check.fail(child(path, request.agent.examples_component), "the examples component must not contain placeholders")
+    for field, component_name in request.agent.label_components.items():
+        _check_label_lines(check, components[component_name], child(path, component_name), field, request.agent.output_fields[field])
+    return components
+
+
+# --- paths and messages --------------------------------------------------------------------------
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def child(path: str, key: str) -> str:
+    """The JSON path of `key` inside the object at `path`, e.g. `rollouts[3].reward`."""
+    if not _PLAIN_KEY.match(key):
+        return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+    return f"{path}.{key}" if path else key
+
+
+def _range_text(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f" >= {minimum}"
+    return ""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    shown = json.dumps(value, ensure_ascii=False)
+    return shown if len(shown) <= 60 else shown[:57] + "..."

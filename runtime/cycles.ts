@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
+import { getAgent } from "../agents/registry.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { ConflictError, NotFoundError } from "../store/errors.ts";
+import type { Store } from "../store/index.ts";
+import type { trainingCycle } from "../workflows/training-cycle.ts";
+import { type CycleInput, type CycleProgress, type CycleResult, PROGRESS_QUERY } from "../workflows/types.ts";
+
+export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
+  return {
+    batchSize: config.cycle.batchSize,
+    concurrency: config.cycle.concurrency,
+    parallelBatches: config.cycle.parallelBatches,
+    margin: config.cycle.margin,
+    optimizer: {
+      algorithm: config.optimizer.algorithm,
+      candidates: config.optimizer.candidates,
+      seed: config.optimizer.seed,
+      maxExamples: config.optimizer.maxExamples,
+      maxKeywords: config.optimizer.maxKeywords,
+      timeoutMinutes: config.optimizer.timeoutMinutes,
+    },
+    heartbeatTimeoutSeconds: 30,
+    batchTimeoutMinutes: config.cycle.collectTimeoutMinutes,
+  };
+}
+
+/** Cycle ids are workflow ids: readable in a log line and in the Temporal UI, unique per start. */
+export function newCycleId(agent: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `cy-${agent}-${stamp}-${randomBytes(2).toString("hex")}`;
+}
+
+export interface StartCycleOptions {
+  config: LoadedConfig;
+  store: Store;
+  client: Client;
+  agent: string;
+  dataset: string;
+  trigger?: string;
+  settings?: Partial<CycleInput["settings"]>;
+  cycleId?: string;
+}
+
+/**
+ * Checks what can be checked before anything is written (the agent exists, the data set exists and
+ * belongs to it, no cycle of this agent is running), then starts the workflow.
+ */
+export async function startCycle(options: StartCycleOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingCycle>> {
+  const agent = getAgent(options.agent);
+  if (!(await options.store.datasets.exists(options.dataset))) {
+    if (!agent.bundledDatasets[options.dataset]) {
+      await options.store.datasets.get(options.dataset);
+    }
+  } else {
+    const dataset = await options.store.datasets.get(options.dataset);
+    if (dataset.agent !== agent.id) throw new NotFoundError(`Dataset "${dataset.name}" belongs to agent "${dataset.agent}", not "${agent.id}".`);
+  }
+  const holder = await options.store.cycles.leaseHolder(agent.id);
+  if (holder && (await isRunning(options.client, holder))) {
+    throw new ConflictError(`Cycle ${holder} is already running for agent ${agent.id}; one cycle per agent runs at a time. Follow it with: agl cycle status ${holder}`);
+  }
+  const input: CycleInput = {
+    agent: agent.id,
+    dataset: options.dataset,
+    trigger: options.trigger ?? "manual",
+    settings: { ...cycleSettings(options.config), ...options.settings },
+  };
+  const cycleId = options.cycleId ?? newCycleId(agent.id);
+  try {
+    return await options.client.workflow.start<typeof trainingCycle>("trainingCycle", {
+      taskQueue: options.config.temporal.taskQueue,
+      workflowId: cycleId,
+      args: [input],
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`A cycle with id ${cycleId} already exists.`);
+    throw error;
+  }
+}
+
+export async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === "RUNNING";
+  } catch (error) {
+    if ((error as Error).name === "WorkflowNotFoundError") return false;
+    throw error;
+  }
+}
+
+/** Whether any worker polled the task queue recently; without one a started cycle would wait forever. */
+export async function hasPollers(client: Client, config: LoadedConfig): Promise<boolean> {
+  const response = await client.workflowService.describeTaskQueue({
+    namespace: config.temporal.namespace,
+    taskQueue: { name: config.temporal.taskQueue },
+  });
+  return (response.pollers?.length ?? 0) > 0;
+}
+
+export async function queryProgress(handle: WorkflowHandle): Promise<CycleProgress | undefined> {
+  try {
+    return await handle.query<CycleProgress>(PROGRESS_QUERY);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls the cycle's progress until it ends; returns its result or throws its failure. */
+export async function waitForCycle(handle: WorkflowHandle<typeof trainingCycle>, onProgress: (progress: CycleProgress) => void, pollMs = 500): Promise<CycleResult> {
+  const result = handle.result();
+  let finished = false;
+  result.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
+  while (!finished) {
+    const progress = await queryProgress(handle);
+    if (progress && !finished) onProgress(progress);
+    await Promise.race([sleep(pollMs), result.catch(() => undefined)]);
+  }
+  return result;
+}

@@ -1,0 +1,115 @@
+import { createHash } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import net from "node:net";
+import { join } from "node:path";
+
+/** What the process owning a data folder serves to the other agl processes on the machine. */
+export interface RuntimeInfo {
+  pid: number;
+  command: string;
+  startedAt: string;
+  ready: boolean;
+  store?: { host: string; port: number };
+  temporal?: { address: string; uiUrl: string };
+  http?: { url: string };
+  worker: boolean;
+}
+
+export type Ownership = { owned: true; handle: OwnerHandle } | { owned: false; info: RuntimeInfo };
+
+export interface OwnerHandle {
+  info: RuntimeInfo;
+  update(patch: Partial<RuntimeInfo>): void;
+  release(): Promise<void>;
+}
+
+/**
+ * One process owns a data folder. The claim is a listening unix socket: on Linux in the abstract
+ * namespace, which the kernel frees when the owner dies (even by SIGKILL), so a crashed owner never
+ * leaves a stale lock behind; elsewhere a socket file that a new claimant probes before replacing it.
+ * The socket also answers every connection with the owner's RuntimeInfo, so other processes find the
+ * owner's services through it.
+ */
+export async function claimDataFolder(dataPath: string, command: string): Promise<Ownership> {
+  await mkdir(dataPath, { recursive: true });
+  const address = ownershipAddress(dataPath);
+  const info: RuntimeInfo = { pid: process.pid, command, startedAt: new Date().toISOString(), ready: false, worker: false };
+  const server = net.createServer((socket) => {
+    socket.on("error", () => socket.destroy());
+    socket.end(`${JSON.stringify(info)}\n`);
+  });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const listened = await listen(server, address);
+    if (listened === "ok") {
+      server.unref();
+      return {
+        owned: true,
+        handle: {
+          info,
+          update(patch) {
+            Object.assign(info, patch);
+          },
+          async release() {
+            await new Promise<void>((resolve) => server.close(() => resolve()));
+            if (!address.startsWith("\0")) await rm(address, { force: true });
+          },
+        },
+      };
+    }
+    const peer = await readRuntimeInfo(address);
+    if (peer) return { owned: false, info: peer };
+    // Nobody answers: a socket file left by a dead owner (non-Linux only). Remove it and claim again.
+    if (!address.startsWith("\0")) await rm(address, { force: true });
+  }
+  throw new Error(`Could not claim the data folder ${dataPath}: another process holds ${address} but does not answer.`);
+}
+
+/** The owner's info, or undefined when no process owns the folder. */
+export async function findOwner(dataPath: string): Promise<RuntimeInfo | undefined> {
+  return readRuntimeInfo(ownershipAddress(dataPath));
+}
+
+function ownershipAddress(dataPath: string): string {
+  const canonical = realpathSync(dataPath);
+  if (process.platform === "linux") {
+    const digest = createHash("sha256").update(canonical).digest("hex").slice(0, 24);
+    return `\0agl-data-folder-${digest}`;
+  }
+  return join(canonical, "owner.sock");
+}
+
+function listen(server: net.Server, address: string): Promise<"ok" | "in-use"> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off("listening", onListening);
+      if (error.code === "EADDRINUSE") resolve("in-use");
+      else reject(error);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve("ok");
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({ path: address });
+  });
+}
+
+function readRuntimeInfo(address: string): Promise<RuntimeInfo | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ path: address });
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.on("data", (chunk) => (text += chunk));
+    socket.on("error", () => resolve(undefined));
+    socket.on("close", () => {
+      try {
+        resolve(text ? (JSON.parse(text) as RuntimeInfo) : undefined);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
+}

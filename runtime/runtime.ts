@@ -1,0 +1,144 @@
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { PGlite } from "@electric-sql/pglite";
+import { Client, Connection } from "@temporalio/client";
+import type { LoadedConfig } from "../config/load.ts";
+import { installPath } from "../config/paths.ts";
+import { connectStore, type Store } from "../store/index.ts";
+import { servePGlite } from "../store/pglite-server.ts";
+import { claimDataFolder, type OwnerHandle, type RuntimeInfo } from "./ownership.ts";
+import { type DevServer, startDevServer } from "./temporal-dev-server.ts";
+
+export interface RuntimeNeeds {
+  store?: boolean;
+  temporal?: boolean;
+  /** What this process is, for the message another agl process shows while waiting for it. */
+  command: string;
+}
+
+export interface Runtime {
+  readonly config: LoadedConfig;
+  readonly store: Store;
+  readonly temporal: { address: string; uiUrl?: string; client: Client; connection: Connection };
+  /** True when this process owns the embedded services: they stop when it exits. */
+  readonly ownsEmbedded: boolean;
+  readonly owner?: OwnerHandle;
+  /** A one-line description of where data and services are, for summaries. */
+  describe(): string;
+  close(): Promise<void>;
+}
+
+const WAIT_FOR_OWNER_MS = 60_000;
+
+/**
+ * Gives a command the store and Temporal it needs. External services (DATABASE_URL,
+ * TEMPORAL_ADDRESS) are used as they are. Otherwise the embedded ones live in the data folder: the
+ * first agl process to claim the folder opens PGlite and starts the Temporal dev server, and stops
+ * them when it exits; other processes meanwhile reach them through it.
+ */
+export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Promise<Runtime> {
+  const embeddedStore = Boolean(needs.store) && !config.database.url;
+  const embeddedTemporal = Boolean(needs.temporal) && !config.temporal.address;
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+
+  try {
+    let owner: OwnerHandle | undefined;
+    let peer: RuntimeInfo | undefined;
+    if (embeddedStore || embeddedTemporal) {
+      const deadline = Date.now() + WAIT_FOR_OWNER_MS;
+      let announced = false;
+      for (;;) {
+        const claim = await claimDataFolder(config.dataPath, needs.command);
+        if (claim.owned) {
+          owner = claim.handle;
+          closers.push(() => claim.handle.release());
+          break;
+        }
+        const serves = claim.info.ready && (!embeddedStore || claim.info.store) && (!embeddedTemporal || claim.info.temporal);
+        if (serves) {
+          peer = claim.info;
+          break;
+        }
+        if (Date.now() > deadline) {
+          throw new Error(
+            `Another agl process (pid ${claim.info.pid}: ${claim.info.command}) holds the data folder ${config.dataPath} and does not serve what this command needs. Wait for it to finish, or run \`agl up\` to serve the embedded store and Temporal to every command.`,
+          );
+        }
+        if (!announced && claim.info.ready) {
+          process.stderr.write(`Waiting for agl process ${claim.info.pid} (${claim.info.command}) to release ${config.dataPath}...\n`);
+          announced = true;
+        }
+        await sleep(250);
+      }
+    }
+
+    let storeConnection: Parameters<typeof connectStore>[0] | undefined;
+    let devServer: DevServer | undefined;
+    if (owner) {
+      if (embeddedStore) {
+        const pglite = new PGlite(join(config.dataPath, "pglite"));
+        await pglite.waitReady;
+        closers.push(() => pglite.close());
+        const server = await servePGlite(pglite, { socketDir: join(config.dataPath, "run") });
+        closers.push(() => server.close());
+        storeConnection = server.connection;
+        owner.update({ store: server.connection });
+      }
+      if (embeddedTemporal) {
+        devServer = await startDevServer({
+          cli: installPath(config.temporal.cli),
+          stateDir: join(config.dataPath, "temporal"),
+          namespace: config.temporal.namespace,
+          port: config.temporal.devServer.port,
+          uiPort: config.temporal.devServer.uiPort,
+        });
+        closers.push(() => devServer!.stop());
+        owner.update({ temporal: { address: devServer.address, uiUrl: devServer.uiUrl } });
+      }
+      owner.update({ ready: true });
+    } else if (peer) {
+      storeConnection = embeddedStore ? peer.store : undefined;
+    }
+
+    const store = needs.store ? await connectStore(config.database.url ?? storeConnection!) : undefined;
+    if (store) closers.push(() => store.close());
+
+    let temporal: Runtime["temporal"] | undefined;
+    if (needs.temporal) {
+      const address = config.temporal.address ?? devServer?.address ?? peer!.temporal!.address;
+      const uiUrl = devServer?.uiUrl ?? peer?.temporal?.uiUrl;
+      const connection = await Connection.connect({ address });
+      closers.push(() => connection.close());
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      temporal = { address, ...(uiUrl ? { uiUrl } : {}), client, connection };
+    }
+
+    return {
+      config,
+      get store(): Store {
+        if (!store) throw new Error("This command did not open the store.");
+        return store;
+      },
+      get temporal(): Runtime["temporal"] {
+        if (!temporal) throw new Error("This command did not connect to Temporal.");
+        return temporal;
+      },
+      ownsEmbedded: owner !== undefined,
+      ...(owner ? { owner } : {}),
+      describe() {
+        const storeText = config.database.url ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${join(config.dataPath, "pglite")}`;
+        const temporalText = config.temporal.address
+          ? `Temporal at ${config.temporal.address}`
+          : `Temporal dev server (SQLite in ${join(config.dataPath, "temporal")})${temporal?.uiUrl ? `, UI ${temporal.uiUrl}` : ""}`;
+        return `${storeText}; ${temporalText}`;
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,92 @@
+import { fileURLToPath } from "node:url";
+import type { LanguageModelV2 } from "@ai-sdk/provider";
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
+import { createCycleActivities } from "../activities/cycle-activities.ts";
+import { createLanguageModel } from "../agents/models/index.ts";
+import { type AgentRunner, createAgentRunner } from "../agents/runner.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { Store } from "../store/index.ts";
+
+const WORKFLOWS_PATH = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let runtimeInstalled = false;
+
+/** Bundling takes a second or two: do it once per process, however many workers it creates. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger() });
+  return bundle;
+}
+
+/** The SDK logs every worker state change at INFO; a CLI shows progress bars instead. */
+function quietLogger() {
+  return new DefaultLogger("WARN");
+}
+
+export function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: quietLogger() });
+}
+
+export interface WorkerOptions {
+  config: LoadedConfig;
+  store: Store;
+  address: string;
+  /** Overrides the configured model (tests use fakes). */
+  model?: LanguageModelV2;
+  /** A prebuilt bundle (tests bundle once per run, not once per file). */
+  workflowBundle?: { codePath: string };
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  /** Settles when the worker stops; rejects if it stopped because of an error. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts a worker polling the configured task queue; `stop()` drains it and closes its connection. */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  installQuietRuntime();
+  const connection = await NativeConnection.connect({ address: options.address });
+  let model = options.model;
+  const runners = new Map<string, AgentRunner>();
+  const activities = createCycleActivities({
+    config: options.config,
+    store: options.store,
+    runnerFor(agent) {
+      let runner = runners.get(agent.id);
+      if (!runner) {
+        model ??= createLanguageModel(options.config);
+        runner = createAgentRunner(agent, model);
+        runners.set(agent.id, runner);
+      }
+      return runner;
+    },
+  });
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: options.config.temporal.namespace,
+      taskQueue: options.config.temporal.taskQueue,
+      workflowBundle: options.workflowBundle ?? (await workflowBundle()),
+      activities,
+      // Agent runs are I/O-bound for remote models and queued for the local one; each batch bounds its own concurrency.
+      maxConcurrentActivityTaskExecutions: 64,
+    });
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  const done = worker.run().finally(() => connection.close());
+  return {
+    worker,
+    done,
+    async stop() {
+      if (worker.getState() === "RUNNING") worker.shutdown();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { Kysely, PostgresDialect } from "kysely";
+import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
+import pg from "pg";
+import * as initial from "./migrations/0001_initial.ts";
+import type { Database } from "./schema.ts";
+
+/** Ordered, named migrations; never edit one that has shipped, add a new one. */
+const migrations: Record<string, Migration> = {
+  "0001_initial": initial,
+};
+
+const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
+
+const INT8_OID = 20;
+
+/** count(*) and bigserial come back as int8; every count here fits a JS number. */
+const typeParsers: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+export type PgConnection = string | { host: string; port: number; user?: string; database?: string };
+
+export function createPool(connection: PgConnection, max = 10): pg.Pool {
+  const base = typeof connection === "string" ? { connectionString: connection } : { user: "postgres", database: "postgres", ...connection };
+  const pool = new pg.Pool({ ...base, max, types: typeParsers, idleTimeoutMillis: 10_000 });
+  // An idle client losing its connection (server restart) must not crash the process; the next query reconnects.
+  pool.on("error", () => {});
+  return pool;
+}
+
+export function createDatabase(pool: pg.Pool): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === "Error")?.migrationName;
+    throw new Error(`Database migration ${failed ?? ""} failed: ${(error as Error).message ?? String(error)}`);
+  }
+}

@@ -1,0 +1,40 @@
+import type { Kysely } from "kysely";
+import type pg from "pg";
+import { cyclesStore } from "./cycles.ts";
+import { createDatabase, createPool, migrateToLatest, type PgConnection } from "./database.ts";
+import { datasetsStore } from "./datasets.ts";
+import { resourcesStore } from "./resources.ts";
+import { rolloutsStore } from "./rollouts.ts";
+import type { Database } from "./schema.ts";
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly resources: ReturnType<typeof resourcesStore>;
+  readonly datasets: ReturnType<typeof datasetsStore>;
+  readonly rollouts: ReturnType<typeof rolloutsStore>;
+  readonly cycles: ReturnType<typeof cyclesStore>;
+  close(): Promise<void>;
+}
+
+/** Connects to PostgreSQL (or an embedded PGlite served over the wire protocol) and migrates to the latest schema. */
+export async function connectStore(connection: PgConnection, options: { poolSize?: number; onClose?: () => Promise<void> } = {}): Promise<Store> {
+  const pool: pg.Pool = createPool(connection, options.poolSize);
+  const db = createDatabase(pool);
+  try {
+    await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return {
+    db,
+    resources: resourcesStore(db),
+    datasets: datasetsStore(db),
+    rollouts: rolloutsStore(db),
+    cycles: cyclesStore(db),
+    async close() {
+      await db.destroy();
+      await options.onClose?.();
+    },
+  };
+}

@@ -1,0 +1,150 @@
+import type { ColumnType, Generated } from "kysely";
+
+/** jsonb columns: pg parses them on read; writes go through JSON.stringify (pg would turn arrays into SQL arrays). */
+type Json<T> = ColumnType<T, string, string>;
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+
+export interface PromptContent {
+  /** How `components.instructions` is rendered: `{{name}}` placeholders are replaced by the named components. */
+  engine: "placeholders";
+  components: Record<string, string>;
+}
+
+export interface ResourceVersionsTable {
+  name: string;
+  version: number;
+  content: Json<PromptContent>;
+  parent_version: number | null;
+  created_by: string;
+  created_at: CreatedAt;
+  metrics: Json<Record<string, unknown>>;
+  note: string | null;
+  /** Makes a publish from a retried activity land once. */
+  idempotency_key: string | null;
+}
+
+export interface ResourceLabelsTable {
+  name: string;
+  label: string;
+  version: number;
+  updated_at: Date;
+  updated_by: string;
+}
+
+export interface ResourceEventsTable {
+  id: Generated<number>;
+  name: string;
+  kind: "published" | "labelled" | "rolled_back";
+  label: string | null;
+  from_version: number | null;
+  to_version: number | null;
+  actor: string;
+  reason: string | null;
+  created_at: CreatedAt;
+}
+
+export interface DatasetsTable {
+  name: string;
+  /** The agent whose input schema validated the tasks. */
+  agent: string;
+  source: string;
+  task_count: number;
+  created_at: CreatedAt;
+}
+
+export type Split = "train" | "validation" | "test";
+
+export interface TasksTable {
+  dataset: string;
+  id: string;
+  position: number;
+  input: Json<Record<string, unknown>>;
+  expected: Json<Record<string, unknown>> | null;
+  split: Split;
+}
+
+export type RolloutSource = "queue" | "otlp";
+export type RolloutPhase = "collect" | "validate";
+
+export interface RolloutsTable {
+  id: string;
+  agent: string;
+  source: RolloutSource;
+  dataset: string | null;
+  task_id: string | null;
+  resource_name: string;
+  /** Null only while a cycle's candidate runs before it is published; `candidate_id` says which. */
+  resource_version: number | null;
+  candidate_id: string | null;
+  cycle_id: string | null;
+  phase: RolloutPhase | null;
+  input: Json<Record<string, unknown>>;
+  output: Json<Record<string, unknown>> | null;
+  status: "succeeded" | "failed";
+  error: string | null;
+  latency_ms: number;
+  model: string | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  trace_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface RewardsTable {
+  id: Generated<number>;
+  rollout_id: string;
+  scorer: string;
+  value: number;
+  reason: string;
+  details: Json<Record<string, unknown>>;
+  /** Distinguishes several rewards of one scorer on one rollout (e.g. two human ratings); "" for one-per-rollout scorers. */
+  dedupe_key: string;
+  created_at: CreatedAt;
+}
+
+export type CycleOutcome = "deployed" | "kept" | "skipped" | "failed" | "cancelled";
+
+export interface CyclesTable {
+  id: string;
+  agent: string;
+  dataset: string | null;
+  trigger: string;
+  phase: string;
+  progress: Json<Record<string, unknown>>;
+  metrics: Json<Record<string, unknown>>;
+  outcome: CycleOutcome | null;
+  outcome_detail: string | null;
+  incumbent_version: number | null;
+  deployed_version: number | null;
+  started_at: CreatedAt;
+  finished_at: Date | null;
+}
+
+export interface CycleCandidatesTable {
+  cycle_id: string;
+  id: string;
+  content: Json<PromptContent>;
+  strategy: string;
+  rationale: string;
+  details: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
+export interface AgentLeasesTable {
+  agent: string;
+  cycle_id: string;
+  acquired_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface Database {
+  resource_versions: ResourceVersionsTable;
+  resource_labels: ResourceLabelsTable;
+  resource_events: ResourceEventsTable;
+  datasets: DatasetsTable;
+  tasks: TasksTable;
+  rollouts: RolloutsTable;
+  rewards: RewardsTable;
+  cycles: CyclesTable;
+  cycle_candidates: CycleCandidatesTable;
+  agent_leases: AgentLeasesTable;
+}

@@ -1,0 +1,33 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LanguageModelV2 } from "@ai-sdk/provider";
+import { Client, Connection } from "@temporalio/client";
+import { inject } from "vitest";
+import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
+import { type LoadedConfig, loadConfig } from "../../config/load.ts";
+import { type RunningWorker, startWorker } from "../../runtime/worker.ts";
+import type { Store } from "../../store/index.ts";
+
+/** A configuration for one test: the shared dev server, a task queue of its own, a fresh data folder. */
+export function testConfig(overrides: Record<string, unknown> = {}): LoadedConfig {
+  return loadConfig({
+    env: {},
+    overrides: {
+      dataDir: mkdtempSync(join(tmpdir(), "agl-data-")),
+      temporal: { address: inject("temporalAddress"), taskQueue: `test-${randomBytes(4).toString("hex")}` },
+      model: { provider: "fake" },
+      ...overrides,
+    },
+  });
+}
+
+export async function connectClient(config: LoadedConfig): Promise<{ client: Client; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address: config.temporal.address! });
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+}
+
+export function startTestWorker(config: LoadedConfig, store: Store, model: LanguageModelV2 = fakeKeywordModel()): Promise<RunningWorker> {
+  return startWorker({ config, store, address: config.temporal.address!, model, workflowBundle: { codePath: inject("workflowBundlePath") } });
+}

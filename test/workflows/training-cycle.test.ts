@@ -1,0 +1,118 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { WorkflowFailedError } from "@temporalio/client";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { readDatasetFile } from "../../agents/dataset-file.ts";
+import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
+import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
+import { cycleSettings, queryProgress, startCycle } from "../../runtime/cycles.ts";
+import type { RunningWorker } from "../../runtime/worker.ts";
+import { ConflictError } from "../../store/errors.ts";
+import type { trainingCycle } from "../../workflows/training-cycle.ts";
+import { openTestStore, type TestStore } from "../support/stores.ts";
+import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
+
+/** A small slice of the bundled posts, for cycles whose fake model is made slow on purpose. */
+async function importMiniDataset(store: TestStore["store"], train = 8, validation = 4) {
+  const all = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+  const tasks = [...all.filter((t) => t.split === "train").slice(0, train), ...all.filter((t) => t.split === "validation").slice(0, validation)];
+  await store.datasets.importTasks({ name: "mini", agent: postAnalyzer.id, source: "test", tasks });
+}
+
+describe("training cycle workflow (real Temporal dev server, fake model)", () => {
+  let db: TestStore;
+  let worker: RunningWorker | undefined;
+  let temporal: Awaited<ReturnType<typeof connectClient>>;
+  beforeEach(async () => {
+    db = await openTestStore("pglite");
+  });
+  afterEach(async () => {
+    await worker?.stop();
+    worker = undefined;
+    await temporal?.close();
+    await db.close();
+  });
+
+  test("a cycle on the bundled data set publishes the better candidate as v2 and labels it production", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    worker = await startTestWorker(config, db.store);
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" });
+    const result = await handle.result();
+
+    expect(result.outcome).toBe("deployed");
+    expect(result.deployedVersion).toBe(2);
+    expect(result.best!.meanReward).toBeGreaterThanOrEqual(result.baseline!.meanReward + config.cycle.margin);
+    const production = await db.store.resources.getByLabel("post-analyzer", "production");
+    expect(production).toMatchObject({ version: 2, parentVersion: 1, createdBy: `cycle:${handle.workflowId}` });
+    expect(production.metrics).toMatchObject({ validation: { contender: result.best!.contender } });
+    const candidate = await db.store.cycles.candidate(handle.workflowId, result.best!.contender);
+    expect(production.content).toEqual(candidate.content);
+
+    const collected = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "collect" });
+    expect(collected).toHaveLength(180);
+    expect(new Set(collected.map((r) => r.taskId)).size).toBe(180);
+    expect(collected.every((r) => r.resourceVersion === 1 && r.candidateId === null && r.model === "fake/fake-keyword")).toBe(true);
+    expect(collected.every((r) => r.rewards.length === 1 && r.rewards[0]!.reason.length > 0)).toBe(true);
+
+    const validated = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" });
+    const candidates = await db.store.cycles.candidates(handle.workflowId);
+    expect(validated).toHaveLength(60 * (1 + candidates.length));
+    for (const rollout of validated) {
+      // Every rollout records the prompt it ran with: the published incumbent, or an unpublished candidate.
+      const ranIncumbent = rollout.resourceVersion === 1 && rollout.candidateId === null;
+      const ranCandidate = rollout.resourceVersion === null && rollout.candidateId !== null;
+      expect(ranIncumbent || ranCandidate).toBe(true);
+    }
+
+    const cycle = await db.store.cycles.get(handle.workflowId);
+    expect(cycle).toMatchObject({ outcome: "deployed", deployedVersion: 2, incumbentVersion: 1, phase: "done" });
+    expect(await db.store.cycles.leaseHolder("post-analyzer")).toBeUndefined();
+  });
+
+  test("the gate keeps the incumbent when no candidate beats it by the margin", async () => {
+    const config = testConfig({ cycle: { margin: 2 } });
+    temporal = await connectClient(config);
+    worker = await startTestWorker(config, db.store);
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" });
+    const result = await handle.result();
+
+    expect(result.outcome).toBe("kept");
+    expect(result.detail).toMatch(/^kept v1: baseline -?\d\.\d{3}, best candidate c\d+ -?\d\.\d{3}, margin 2$/);
+    expect(result.deployedVersion).toBeNull();
+    expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
+    expect((await db.store.resources.getByLabel("post-analyzer", "production")).version).toBe(1);
+  });
+
+  test("one cycle per agent at a time: a second start is refused, a raw second workflow ends skipped, progress is queryable", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    await importMiniDataset(db.store);
+    worker = await startTestWorker(config, db.store, fakeKeywordModel({ latencyMs: 150 }));
+    const first = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "mini", settings: { batchSize: 2, concurrency: 1, parallelBatches: 1 } });
+
+    let progress = await queryProgress(first);
+    for (let tries = 0; progress?.phase !== "collect" || progress.progress.done < 2; tries++) {
+      expect(tries).toBeLessThan(100);
+      await sleep(100);
+      progress = await queryProgress(first);
+    }
+    expect(progress).toMatchObject({ cycleId: first.workflowId, agent: "post-analyzer", phase: "collect", incumbentVersion: 1, progress: { total: 8 } });
+
+    await expect(startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "mini" })).rejects.toThrow(ConflictError);
+    // A start that skips the client's check (as a schedule's does) is refused by the workflow itself.
+    const raced = await temporal.client.workflow.execute<typeof trainingCycle>("trainingCycle", {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `${first.workflowId}-raced`,
+      args: [{ agent: "post-analyzer", dataset: "mini", trigger: "manual", settings: cycleSettings(config) }],
+    });
+    expect(raced).toMatchObject({ outcome: "skipped", detail: `cycle ${first.workflowId} is already running for post-analyzer` });
+    expect((await db.store.cycles.get(`${first.workflowId}-raced`)).outcome).toBe("skipped");
+
+    await first.cancel();
+    await expect(first.result()).rejects.toThrow(WorkflowFailedError);
+    const cancelled = await db.store.cycles.get(first.workflowId);
+    expect(cancelled.outcome).toBe("cancelled");
+    expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
+    expect(await db.store.cycles.leaseHolder("post-analyzer")).toBeUndefined();
+  });
+});

@@ -1,0 +1,73 @@
+/** Types shared by the workflows, the activities and the clients that start or query cycles. No runtime code. */
+
+export interface CycleSettings {
+  /** Tasks per agent-batch activity. */
+  batchSize: number;
+  /** Agent runs in flight inside one batch activity. */
+  concurrency: number;
+  /** Batch activities in flight at once for the cycle. */
+  parallelBatches: number;
+  /** A candidate must beat the incumbent's mean validation reward by at least this much to be deployed. */
+  margin: number;
+  optimizer: {
+    algorithm: string;
+    candidates: number;
+    seed: number;
+    maxExamples: number;
+    maxKeywords: number;
+    timeoutMinutes: number;
+  };
+  /** A batch activity that has not heartbeaten for this long is retried elsewhere (its worker is presumed dead). */
+  heartbeatTimeoutSeconds: number;
+  batchTimeoutMinutes: number;
+}
+
+export interface CycleInput {
+  agent: string;
+  dataset: string;
+  /** "manual", or "schedule:<id>" for runs started by a Temporal Schedule. */
+  trigger: string;
+  settings: CycleSettings;
+}
+
+export type CyclePhase = "starting" | "collect" | "evaluate" | "train" | "validate" | "deploy" | "done";
+
+export interface PhaseProgress {
+  done: number;
+  total: number;
+}
+
+export interface CycleProgress {
+  cycleId: string;
+  agent: string;
+  phase: CyclePhase;
+  /** Tasks finished and planned in the current phase (agent runs for collect and validate). */
+  progress: PhaseProgress;
+  incumbentVersion?: number;
+  candidates?: string[];
+}
+
+export interface ContenderScore {
+  /** "incumbent" or a candidate id. */
+  contender: string;
+  rollouts: number;
+  failed: number;
+  meanReward: number;
+  /** Fraction of expected fields answered right, per field. */
+  fieldAccuracy: Record<string, number>;
+}
+
+export interface CycleResult {
+  cycleId: string;
+  agent: string;
+  outcome: "deployed" | "kept" | "skipped";
+  detail: string;
+  incumbentVersion: number | null;
+  deployedVersion: number | null;
+  baseline?: ContenderScore;
+  best?: ContenderScore;
+  collect?: { rollouts: number; failed: number; meanReward: number };
+}
+
+/** Query name for a running cycle's progress; `agl cycle status` and the CLI's progress bar use it. */
+export const PROGRESS_QUERY = "progress";
