@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { installPath } from "../config/paths.ts";
 import {
   contractViolations,
+  OPTIMIZER_CONTRACT_VERSION,
   type OptimizerRequest,
   type OptimizerResponse,
   optimizerRequestSchema,
@@ -53,7 +54,12 @@ export interface RunOptimizerOptions {
  * versioned contract, on the way in and on the way out.
  */
 export async function runOptimizer(options: RunOptimizerOptions): Promise<OptimizerResponse> {
-  const request = optimizerRequestSchema.parse(options.request);
+  const parsedRequest = optimizerRequestSchema.safeParse(options.request);
+  if (!parsedRequest.success) {
+    const issues = parsedRequest.error.issues.map((issue) => `${issue.path.join(".") || "request"}: ${issue.message}`);
+    throw new OptimizerError("contract", `The optimizer request breaks contract v${OPTIMIZER_CONTRACT_VERSION} before it was sent: ${issues.slice(0, 5).join("; ")}`);
+  }
+  const request = parsedRequest.data;
   await mkdir(options.workDir, { recursive: true });
   const base = join(options.workDir, fileNameFor(request.request_id));
   const inputFile = `${base}.request.json`;

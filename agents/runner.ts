@@ -56,6 +56,8 @@ export function createAgentRunner(definition: AgentDefinition, model: LanguageMo
         requestContext,
         ...(signal ? { abortSignal: signal } : {}),
       });
+      // Mastra ends an aborted run without throwing; a cancelled run is not the agent's failure and must not be recorded as one.
+      signal?.throwIfAborted();
       if (result.error) return failed(errorText(result.error));
       const parsed = definition.outputSchema.safeParse(result.object);
       if (!parsed.success) return failed(`output does not match the agent's schema: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
@@ -75,6 +77,9 @@ export function createAgentRunner(definition: AgentDefinition, model: LanguageMo
   };
 }
 
+/** Mastra's structured-output errors keep the model's raw answer aside; quoting it shows what went wrong. */
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  const answer = (error as { details?: { value?: unknown } } | null)?.details?.value;
+  return typeof answer === "string" ? `${message} (the model answered ${JSON.stringify(answer.slice(0, 200))})` : message;
 }

@@ -189,18 +189,37 @@ function describeIssues(error: z.ZodError, raw: unknown, sources: Map<string, So
   const lines = error.issues.map((issue) => {
     if (issue.code === "unrecognized_keys") {
       const parent = issue.path.join(".");
+      const known = `known settings${parent ? ` in ${parent}` : ""}: ${knownSettings(issue.path).join(", ")}`;
       return issue.keys
         .map((key) => {
           const path = parent ? `${parent}.${key}` : key;
-          return `  ${path}: unknown setting (from ${describeSource(sources.get(path))})`;
+          const value = getPath(raw, [...issue.path, key]);
+          return `  ${path} = ${JSON.stringify(value)} (from ${describeSource(sourceOf(sources, path))}): unknown setting; ${known}`;
         })
         .join("\n");
     }
     const path = issue.path.join(".");
     const value = getPath(raw, issue.path);
-    return `  ${path} = ${JSON.stringify(value)} (from ${describeSource(sources.get(path))}): ${issue.message}`;
+    return `  ${path} = ${JSON.stringify(value)} (from ${describeSource(sourceOf(sources, path))}): ${issue.message}`;
   });
   return `Invalid configuration:\n${lines.join("\n")}`;
+}
+
+/** Where a setting came from; an unknown section is flattened to its leaves, so any leaf under it answers. */
+function sourceOf(sources: Map<string, Source>, path: string): Source | undefined {
+  return sources.get(path) ?? [...sources].find(([key]) => key.startsWith(`${path}.`))?.[1];
+}
+
+/** The setting names the schema accepts in the object at `path`, for "did you mean" help on a typo. */
+function knownSettings(path: readonly PropertyKey[]): string[] {
+  type Node = { _zod: { def: { innerType?: Node; shape?: Record<string, Node> } } };
+  const unwrap = (node: Node | undefined) => {
+    while (node?._zod.def.innerType) node = node._zod.def.innerType;
+    return node;
+  };
+  let node = unwrap(configSchema as unknown as Node);
+  for (const key of path) node = unwrap(node?._zod.def.shape?.[String(key)]);
+  return Object.keys(node?._zod.def.shape ?? {});
 }
 
 function checkCombinations(config: Config, sources: Map<string, Source>): void {

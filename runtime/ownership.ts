@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
@@ -67,6 +67,8 @@ export async function claimDataFolder(dataPath: string, command: string): Promis
 
 /** The owner's info, or undefined when no process owns the folder. */
 export async function findOwner(dataPath: string): Promise<RuntimeInfo | undefined> {
+  // A folder that does not exist yet has no owner (its address needs the real path, which it lacks).
+  if (!existsSync(dataPath)) return undefined;
   return readRuntimeInfo(ownershipAddress(dataPath));
 }
 

@@ -49,8 +49,9 @@ export function localLlamaModel(options: LocalModelOptions): LanguageModelV2 {
           temperature: callOptions.temperature ?? options.temperature,
           ...(callOptions.abortSignal ? { signal: callOptions.abortSignal } : {}),
         });
-        const used = sequence.tokenMeter.diff(before);
-        return { text, inputTokens: used.usedInputTokens, outputTokens: used.usedOutputTokens };
+        const outputTokens = sequence.tokenMeter.diff(before).usedOutputTokens;
+        // The whole prompt, as a hosted API counts it, not only the part the prefix cache had to evaluate.
+        return { text, inputTokens: Math.max(0, sequence.contextTokens.length - outputTokens), outputTokens };
       } finally {
         session.dispose({ disposeSequence: false });
       }
@@ -98,8 +99,37 @@ function grammarFor(runtime: LoadedModel, schema: Record<string, unknown>): Prom
   const key = JSON.stringify(rest);
   let grammar = runtime.grammars.get(key);
   if (!grammar) {
-    grammar = runtime.llama.createGrammarForJsonSchema(rest as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+    const compact = compactEnumObjectGrammar(rest);
+    grammar = compact
+      ? runtime.llama.createGrammar({ grammar: compact })
+      : runtime.llama.createGrammarForJsonSchema(rest as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
     runtime.grammars.set(key, grammar);
   }
   return grammar;
+}
+
+/**
+ * For an object whose properties are all required string enums (a classifier's answer), a GBNF
+ * grammar that fixes the whole layout, so the model only spends tokens on the choices: about a fifth
+ * faster than the general JSON-schema grammar, which also lets it emit whitespace and newlines.
+ */
+export function compactEnumObjectGrammar(schema: Record<string, unknown>): string | undefined {
+  const properties = schema.properties as Record<string, { enum?: unknown[] }> | undefined;
+  const required = new Set((schema.required as string[] | undefined) ?? []);
+  if (schema.type !== "object" || !properties) return undefined;
+  const entries = Object.entries(properties);
+  if (entries.length === 0) return undefined;
+  const rules: string[] = [];
+  const parts: string[] = [];
+  for (const [index, [name, property]] of entries.entries()) {
+    const values = property.enum;
+    if (!required.has(name) || !Array.isArray(values) || values.length === 0 || !values.every((value) => typeof value === "string")) return undefined;
+    parts.push(gbnfLiteral(`${index === 0 ? "{" : ","}${JSON.stringify(name)}:`), `v${index}`);
+    rules.push(`v${index} ::= ${values.map((value) => gbnfLiteral(JSON.stringify(value))).join(" | ")}`);
+  }
+  return [`root ::= ${parts.join(" ")} "}"`, ...rules].join("\n");
+}
+
+function gbnfLiteral(text: string): string {
+  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }

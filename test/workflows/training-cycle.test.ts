@@ -1,22 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { WorkflowFailedError } from "@temporalio/client";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { readDatasetFile } from "../../agents/dataset-file.ts";
 import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
-import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { cycleSettings, queryProgress, startCycle } from "../../runtime/cycles.ts";
 import type { RunningWorker } from "../../runtime/worker.ts";
 import { ConflictError } from "../../store/errors.ts";
 import type { trainingCycle } from "../../workflows/training-cycle.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
+import { importSubset } from "../support/datasets.ts";
 import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
-
-/** A small slice of the bundled posts, for cycles whose fake model is made slow on purpose. */
-async function importMiniDataset(store: TestStore["store"], train = 8, validation = 4) {
-  const all = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
-  const tasks = [...all.filter((t) => t.split === "train").slice(0, train), ...all.filter((t) => t.split === "validation").slice(0, validation)];
-  await store.datasets.importTasks({ name: "mini", agent: postAnalyzer.id, source: "test", tasks });
-}
 
 describe("training cycle workflow (real Temporal dev server, fake model)", () => {
   let db: TestStore;
@@ -86,7 +78,7 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
   test("one cycle per agent at a time: a second start is refused, a raw second workflow ends skipped, progress is queryable", async () => {
     const config = testConfig();
     temporal = await connectClient(config);
-    await importMiniDataset(db.store);
+    await importSubset(db.store, "mini", 8, 4);
     worker = await startTestWorker(config, db.store, fakeKeywordModel({ latencyMs: 150 }));
     const first = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "mini", settings: { batchSize: 2, concurrency: 1, parallelBatches: 1 } });
 

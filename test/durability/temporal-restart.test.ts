@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Client, Connection } from "@temporalio/client";
+import { expect, test } from "vitest";
+import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
+import { installPath } from "../../config/paths.ts";
+import { startCycle } from "../../runtime/cycles.ts";
+import { freePort, startDevServer } from "../../runtime/temporal-dev-server.ts";
+import { startTestWorker, testConfig } from "../support/temporal.ts";
+import { importSubset } from "../support/datasets.ts";
+import { openTestStore } from "../support/stores.ts";
+
+test("killing the Temporal server mid-collect: restarted on its SQLite file, the cycle resumes and finishes exactly once", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "agl-temporal-state-"));
+  const ports = { port: await freePort(), uiPort: await freePort() };
+  const serverOptions = { cli: installPath(".venv/bin/temporal"), stateDir, namespace: "default", ...ports };
+  let server = await startDevServer(serverOptions);
+  const db = await openTestStore("pglite");
+  const config = testConfig({ temporal: { address: server.address, taskQueue: "restart" } });
+  const { train, validation } = await importSubset(db.store, "restart", 32, 8);
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const worker = await startTestWorker(config, db.store, fakeKeywordModel({ latencyMs: 40 }));
+  try {
+    const handle = await startCycle({
+      config,
+      store: db.store,
+      client,
+      agent: "post-analyzer",
+      dataset: "restart",
+      settings: { batchSize: 4, concurrency: 1, parallelBatches: 2, heartbeatTimeoutSeconds: 3 },
+    });
+    const collected = () => db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "collect" });
+    for (let tries = 0; (await collected()).length < 6; tries++) {
+      expect(tries, "collect never started").toBeLessThan(300);
+      await sleep(50);
+    }
+    process.kill(server.pid, "SIGKILL");
+    await server.stop();
+    await sleep(1_000);
+    server = await startDevServer(serverOptions);
+
+    const result = await handle.result();
+    const collect = await collected();
+    expect(collect).toHaveLength(train.length);
+    expect(new Set(collect.map((r) => r.taskId))).toEqual(new Set(train));
+    const candidates = await db.store.cycles.candidates(handle.workflowId);
+    expect(await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" })).toHaveLength(validation.length * (1 + candidates.length));
+    expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual(result.outcome === "deployed" ? [1, 2] : [1]);
+    expect((await db.store.cycles.get(handle.workflowId)).outcome).toBe(result.outcome);
+  } finally {
+    await worker.stop();
+    await connection.close();
+    await db.close();
+    await server.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}, 120_000);
