@@ -1,11 +1,13 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { describeModel } from "../agents/models/index.ts";
+import { getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { findOwner } from "../runtime/ownership.ts";
 import { hasPollers, isRunning, queryProgress, startCycle, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import { startWorker } from "../runtime/worker.ts";
+import type { RunningWorker } from "../runtime/worker.ts";
 import type { Cycle } from "../store/cycles.ts";
+import { ConflictError } from "../store/errors.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { formatDuration, formatTime, percent, printJson, ProgressBar, table } from "./output.ts";
@@ -22,6 +24,8 @@ export function registerCycleCommands(program: Command): void {
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent: string; dataset: string; wait?: boolean; json?: boolean }, command: Command) => {
       const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      // An unknown agent is rejected before anything starts: no data folder, no embedded services, no worker.
+      getAgent(options.agent);
       await withRuntime(config, { store: true, temporal: true, command: `agl cycle start --agent ${options.agent}` }, (runtime) =>
         startAndMaybeWait(runtime, options),
       );
@@ -79,7 +83,7 @@ export function registerCycleCommands(program: Command): void {
       const config = configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl cycle cancel" }, async (runtime) => {
         await runtime.store.cycles.get(id);
-        if (!(await isRunning(runtime.temporal.client, id))) throw new Error(`Cycle ${id} is not running.`);
+        if (!(await isRunning(runtime.temporal.client, id))) throw new ConflictError(`Cycle ${id} is not running.`);
         await runtime.temporal.client.workflow.getHandle(id).cancel();
         console.log(`Cancellation requested for ${id}.`);
       });
@@ -95,7 +99,12 @@ async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dat
   if (needsLocalWorker && !wait) {
     process.stderr.write(`No worker polls task queue "${config.temporal.taskQueue}"; the cycle will start when one runs (agl worker). Use --wait to run one here.\n`);
   }
-  const worker = needsLocalWorker && wait ? await startWorker({ config, store: runtime.store, address: runtime.temporal.address }) : undefined;
+  let worker: RunningWorker | undefined;
+  if (needsLocalWorker && wait) {
+    // Loaded on demand: the worker pulls in the Temporal worker SDK and Mastra (~0.8 s), which the other commands never need.
+    const { startWorker } = await import("../runtime/worker.ts");
+    worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
+  }
   try {
     const handle = await startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset });
     if (!wait) {

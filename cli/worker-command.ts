@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { describeModel } from "../agents/models/index.ts";
-import { startWorker } from "../runtime/worker.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 
 export function registerWorkerCommand(program: Command): void {
@@ -10,6 +9,8 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const config = configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl worker" }, async (runtime) => {
+        // Loaded on demand, so that the other commands start without the worker SDK and Mastra.
+        const { startWorker } = await import("../runtime/worker.ts");
         const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
         runtime.owner?.update({ worker: true });
         process.stderr.write(
