@@ -86,12 +86,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     }
   }
 
+  const envProblems: string[] = [];
   for (const variable of environmentVariables) {
     const text = env[variable.env];
     if (text === undefined || text === "") continue;
-    setPath(raw, variable.path, parseEnvValue(variable.env, variable.path, variable.type, text));
-    sources.set(variable.path, { kind: "env", name: variable.env });
+    try {
+      setPath(raw, variable.path, parseEnvValue(variable.env, variable.path, variable.type, text));
+      sources.set(variable.path, { kind: "env", name: variable.env });
+    } catch (error) {
+      envProblems.push((error as Error).message.replace(/^Invalid configuration: /, "  "));
+    }
   }
+  if (envProblems.length > 0) throw new ConfigError(`Invalid configuration:\n${envProblems.join("\n")}`);
 
   for (const [path, value] of leaves(options.overrides ?? {})) {
     setPath(raw, path, value);

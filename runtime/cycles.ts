@@ -70,11 +70,14 @@ export async function startCycle(options: StartCycleOptions): Promise<WorkflowHa
   };
   const cycleId = options.cycleId ?? newCycleId(agent.id);
   try {
-    return await options.client.workflow.start<typeof trainingCycle>("trainingCycle", {
+    const handle = await options.client.workflow.start<typeof trainingCycle>("trainingCycle", {
       taskQueue: options.config.temporal.taskQueue,
       workflowId: cycleId,
       args: [input],
     });
+    // Listed (and cancellable) from now on, even before a worker picks it up.
+    await options.store.cycles.create({ id: cycleId, agent: agent.id, dataset: options.dataset, trigger: input.trigger });
+    return handle;
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`A cycle with id ${cycleId} already exists.`);
     throw error;
@@ -90,8 +93,8 @@ export async function isRunning(client: Client, workflowId: string): Promise<boo
   }
 }
 
-/** Whether any worker polled the task queue recently; without one a started cycle would wait forever. */
-export async function hasPollers(client: Client, config: LoadedConfig): Promise<boolean> {
+/** Temporal lists a worker's pollers for minutes after the worker is gone, but an empty list proves there is none. */
+export async function listsPollers(client: Client, config: LoadedConfig): Promise<boolean> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: config.temporal.namespace,
     taskQueue: { name: config.temporal.taskQueue },
@@ -99,12 +102,30 @@ export async function hasPollers(client: Client, config: LoadedConfig): Promise<
   return (response.pollers?.length ?? 0) > 0;
 }
 
-export async function queryProgress(handle: WorkflowHandle): Promise<CycleProgress | undefined> {
-  try {
-    return await handle.query<CycleProgress>(PROGRESS_QUERY);
-  } catch {
-    return undefined;
+/**
+ * Whether a worker starts the workflow within the grace period. Asking the task queue for pollers is
+ * not enough: Temporal keeps listing a worker's pollers for minutes after the worker is gone.
+ */
+export async function pickedUpWithin(handle: WorkflowHandle, graceMs: number): Promise<boolean> {
+  const deadline = Date.now() + graceMs;
+  for (;;) {
+    const { raw } = await handle.describe();
+    const pending = raw.pendingWorkflowTask;
+    if (Number(raw.workflowExecutionInfo?.historyLength ?? 0) > 2 || (pending && pending.startedTime)) return true;
+    if (raw.workflowExecutionInfo?.status !== undefined && raw.workflowExecutionInfo.status !== 1) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
   }
+}
+
+/**
+ * The running cycle's progress, or undefined when nobody can answer: a query waits for a worker, and
+ * without one it would wait for a minute, so it is cut short.
+ */
+export async function queryProgress(handle: WorkflowHandle, timeoutMs = 2_000): Promise<CycleProgress | undefined> {
+  const answer = handle.query<CycleProgress>(PROGRESS_QUERY).catch(() => undefined);
+  const timer = sleep(timeoutMs, undefined, { ref: false });
+  return Promise.race([answer, timer]);
 }
 
 /** Polls the cycle's progress until it ends; returns its result or throws its failure. */

@@ -5,8 +5,8 @@ import { Client, Connection } from "@temporalio/client";
 import type { LoadedConfig } from "../config/load.ts";
 import { installPath } from "../config/paths.ts";
 import { connectStore, type Store } from "../store/index.ts";
-import { servePGlite } from "../store/pglite-server.ts";
-import { claimDataFolder, type OwnerHandle, type RuntimeInfo } from "./ownership.ts";
+import { type PGliteServer, servePGlite } from "../store/pglite-server.ts";
+import { claimDataFolder, findOwner, type OwnerHandle, type RuntimeInfo } from "./ownership.ts";
 import { type DevServer, startDevServer } from "./temporal-dev-server.ts";
 
 export interface RuntimeNeeds {
@@ -23,12 +23,15 @@ export interface Runtime {
   /** True when this process owns the embedded services: they stop when it exits. */
   readonly ownsEmbedded: boolean;
   readonly owner?: OwnerHandle;
+  /** The agl process owning the embedded services this process joined, if any. */
+  readonly peer?: RuntimeInfo;
   /** A one-line description of where data and services are, for summaries. */
   describe(): string;
   close(): Promise<void>;
 }
 
 const WAIT_FOR_OWNER_MS = 60_000;
+const PEER_DRAIN_MS = 10_000;
 
 /**
  * Gives a command the store and Temporal it needs. External services (DATABASE_URL,
@@ -37,6 +40,21 @@ const WAIT_FOR_OWNER_MS = 60_000;
  * them when it exits; other processes meanwhile reach them through it.
  */
 export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Promise<Runtime> {
+  const deadline = Date.now() + WAIT_FOR_OWNER_MS;
+  for (;;) {
+    try {
+      return await openRuntimeOnce(config, needs, deadline);
+    } catch (error) {
+      // The owner we joined stopped while we connected: claim the folder again, or join its successor.
+      if (error instanceof OwnerGoneError && Date.now() < deadline) continue;
+      throw error instanceof OwnerGoneError ? error.cause : error;
+    }
+  }
+}
+
+class OwnerGoneError extends Error {}
+
+async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadline: number): Promise<Runtime> {
   const embeddedStore = Boolean(needs.store) && !config.database.url;
   const embeddedTemporal = Boolean(needs.temporal) && !config.temporal.address;
   const closers: (() => Promise<void>)[] = [];
@@ -48,7 +66,6 @@ export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Pr
     let owner: OwnerHandle | undefined;
     let peer: RuntimeInfo | undefined;
     if (embeddedStore || embeddedTemporal) {
-      const deadline = Date.now() + WAIT_FOR_OWNER_MS;
       let announced = false;
       for (;;) {
         const claim = await claimDataFolder(config.dataPath, needs.command);
@@ -78,14 +95,18 @@ export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Pr
     let storeConnection: Parameters<typeof connectStore>[0] | undefined;
     let devServer: DevServer | undefined;
     if (owner) {
+      const ownerHandle = owner;
       if (embeddedStore) {
         const pglite = new PGlite(join(config.dataPath, "pglite"));
         await pglite.waitReady;
         closers.push(() => pglite.close());
         const server = await servePGlite(pglite, { socketDir: join(config.dataPath, "run") });
-        closers.push(() => server.close());
+        closers.push(async () => {
+          await drainPeers(server);
+          await server.close();
+        });
         storeConnection = server.connection;
-        owner.update({ store: server.connection });
+        ownerHandle.update({ store: server.connection });
       }
       if (embeddedTemporal) {
         devServer = await startDevServer({
@@ -96,21 +117,30 @@ export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Pr
           uiPort: config.temporal.devServer.uiPort,
         });
         closers.push(() => devServer!.stop());
-        owner.update({ temporal: { address: devServer.address, uiUrl: devServer.uiUrl } });
+        ownerHandle.update({ temporal: { address: devServer.address, uiUrl: devServer.uiUrl } });
       }
-      owner.update({ ready: true });
+      ownerHandle.update({ ready: true });
+      // First thing on close: newcomers wait for the next owner instead of joining one that is stopping.
+      closers.push(async () => ownerHandle.update({ ready: false }));
     } else if (peer) {
       storeConnection = embeddedStore ? peer.store : undefined;
     }
 
-    const store = needs.store ? await connectStore(config.database.url ?? storeConnection!) : undefined;
+    const joined = peer;
+    const ownerStillServes = async (error: unknown): Promise<never> => {
+      const current = joined ? await findOwner(config.dataPath) : undefined;
+      if (joined && (current?.pid !== joined.pid || !current.ready)) throw new OwnerGoneError("owner gone", { cause: error });
+      throw error;
+    };
+
+    const store = needs.store ? await connectStore(config.database.url ?? storeConnection!).catch(ownerStillServes) : undefined;
     if (store) closers.push(() => store.close());
 
     let temporal: Runtime["temporal"] | undefined;
     if (needs.temporal) {
       const address = config.temporal.address ?? devServer?.address ?? peer!.temporal!.address;
       const uiUrl = devServer?.uiUrl ?? peer?.temporal?.uiUrl;
-      const connection = await Connection.connect({ address });
+      const connection = await Connection.connect({ address }).catch(ownerStillServes);
       closers.push(() => connection.close());
       const client = new Client({ connection, namespace: config.temporal.namespace });
       temporal = { address, ...(uiUrl ? { uiUrl } : {}), client, connection };
@@ -128,6 +158,7 @@ export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Pr
       },
       ownsEmbedded: owner !== undefined,
       ...(owner ? { owner } : {}),
+      ...(peer ? { peer } : {}),
       describe() {
         const storeText = config.database.url ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${join(config.dataPath, "pglite")}`;
         const temporalText = config.temporal.address
@@ -141,4 +172,13 @@ export async function openRuntime(config: LoadedConfig, needs: RuntimeNeeds): Pr
     await close();
     throw error;
   }
+}
+
+/**
+ * Other agl processes may be in the middle of a command on our PGlite: give them a moment to finish
+ * before the database goes away (a long-lived peer such as `agl worker` loses it after the grace period).
+ */
+async function drainPeers(server: PGliteServer): Promise<void> {
+  const deadline = Date.now() + PEER_DRAIN_MS;
+  while (server.stats().connections > 0 && Date.now() < deadline) await sleep(100);
 }

@@ -26,7 +26,8 @@ function quietLogger() {
 export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: quietLogger() });
+  // Native (Rust core) logs go through the same logger, to stderr: stdout carries only --json output.
+  Runtime.install({ logger: quietLogger(), telemetryOptions: { logging: { filter: { core: "WARN", other: "ERROR" }, forward: {} } } });
 }
 
 export interface WorkerOptions {

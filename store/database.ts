@@ -38,6 +38,6 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((result) => result.status === "Error")?.migrationName;
-    throw new Error(`Database migration ${failed ?? ""} failed: ${(error as Error).message ?? String(error)}`);
+    throw new Error(`Database migration${failed ? ` ${failed}` : "s"} failed: ${(error as Error).message ?? String(error)}`);
   }
 }

@@ -156,4 +156,18 @@ describe("agl in embedded mode (PGlite + its own Temporal dev server in the data
     expect(devServers()).toEqual([]);
     expect(readdirSync(join(dataDir, "temporal"))).not.toContain("server.pid");
   });
+
+  test("short commands started at the same moment all succeed: whoever owns the folder lets the others finish before closing", { timeout: 120_000 }, async () => {
+    expect(firstCycleId, "needs the data folder of the first test").toBeDefined();
+    for (let round = 0; round < 3; round++) {
+      const runs = await Promise.all(
+        [["cycle", "list", "--json"], ["prompts", "list", "post-analyzer", "--json"], ["dataset", "list", "--json"]].map((args) => agl(args, { env, cwd: home })),
+      );
+      for (const run of runs) {
+        expect(run.stderr).not.toContain("error:");
+        expect(run.exitCode).toBe(0);
+        expect(Array.isArray(json(run))).toBe(true);
+      }
+    }
+  });
 });
