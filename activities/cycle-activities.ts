@@ -11,7 +11,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import { getScorer } from "../scorers/registry.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
-import type { Rollout } from "../store/rollouts.ts";
+import type { NewRollout, Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
@@ -160,37 +160,37 @@ export function createCycleActivities(deps: ActivityDependencies) {
     const run = deps.runnerFor(agent);
     let done = existing.size;
     let failed = 0;
+    const writer = batchedWriter((rollouts: NewRollout[]) => store.rollouts.insertMany(rollouts), Math.max(4, input.concurrency));
     const beat = () => context.heartbeat({ done, total: input.taskIds.length });
     const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
     try {
       await forEachConcurrently(todo, input.concurrency, context.cancellationSignal, async (task) => {
         const result = await run(task.input, prompt.content, context.cancellationSignal);
-        await store.rollouts.insertMany([
-          {
-            id: idFor(task.id),
-            agent: agent.id,
-            source: "queue",
-            dataset: input.dataset,
-            taskId: task.id,
-            resourceName: agent.prompt.resource,
-            resourceVersion: prompt.version,
-            candidateId: prompt.candidateId,
-            cycleId: input.cycleId,
-            phase: input.phase,
-            input: task.input,
-            output: result.output,
-            status: result.status,
-            error: result.error,
-            latencyMs: result.latencyMs,
-            model: result.model,
-            inputTokens: result.inputTokens,
-            outputTokens: result.outputTokens,
-            traceId: null,
-          },
-        ]);
+        await writer.add({
+          id: idFor(task.id),
+          agent: agent.id,
+          source: "queue",
+          dataset: input.dataset,
+          taskId: task.id,
+          resourceName: agent.prompt.resource,
+          resourceVersion: prompt.version,
+          candidateId: prompt.candidateId,
+          cycleId: input.cycleId,
+          phase: input.phase,
+          input: task.input,
+          output: result.output,
+          status: result.status,
+          error: result.error,
+          latencyMs: result.latencyMs,
+          model: result.model,
+          inputTokens: result.inputTokens,
+          outputTokens: result.outputTokens,
+          traceId: null,
+        });
         done++;
         if (result.status === "failed") failed++;
       });
+      await writer.flush();
     } finally {
       clearInterval(timer);
     }
@@ -376,6 +376,33 @@ function summarize(contender: string, rollouts: Rollout[]): ContenderScore {
     failed: rollouts.filter((rollout) => rollout.status === "failed").length,
     meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward.value, 0) / rewards.length : 0,
     fieldAccuracy: Object.fromEntries([...fieldTotals].map(([field, totals]) => [field, totals.right / totals.total])),
+  };
+}
+
+/**
+ * Groups rows into multi-row inserts: one statement per `size` rollouts (or per `maxDelayMs`) instead
+ * of one per rollout. A worker dying between flushes loses only unflushed rollouts, which the retry
+ * runs again because they are not stored.
+ */
+function batchedWriter<T>(write: (rows: T[]) => Promise<unknown>, size: number, maxDelayMs = 200) {
+  let pending: T[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<unknown> = Promise.resolve();
+  const flush = async () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const rows = pending;
+    pending = [];
+    writing = writing.then(() => (rows.length > 0 ? write(rows) : undefined));
+    await writing;
+  };
+  return {
+    async add(row: T) {
+      pending.push(row);
+      if (pending.length >= size) await flush();
+      else timer ??= setTimeout(() => void flush().catch(() => undefined), maxDelayMs);
+    },
+    flush,
   };
 }
 

@@ -1,0 +1,140 @@
+// Benchmark: how close a training cycle gets to its ideal wall time.
+// 200 train + 100 validation tasks, a fake model answering in a fixed 50 ms, 16 agent runs in flight.
+// Ideal = model time / concurrency + the optimizer's own time; what is above that is ours
+// (Temporal round trips, Mastra, the store, scoring, and the CPU all of them share).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa, type ResultPromise } from "execa";
+import { readDatasetFile } from "../agents/dataset-file.ts";
+import { postAnalyzer } from "../agents/post-analyzer/index.ts";
+import { loadConfig } from "../config/load.ts";
+import { startCycle } from "../runtime/cycles.ts";
+import { openRuntime } from "../runtime/runtime.ts";
+import { startWorker } from "../runtime/worker.ts";
+import type { Task } from "../store/datasets.ts";
+
+const TRAIN = 200;
+const VALIDATION = 100;
+const MODEL_LATENCY_MS = 50;
+const CONCURRENCY = 16;
+const AGL = fileURLToPath(new URL("../bin/agl.js", import.meta.url));
+const NODE = process.execPath;
+
+export interface CycleBenchOptions {
+  batchSize: number;
+  parallelBatches: number;
+  /** 0: the worker runs inside the benchmark process; n: n `agl worker` processes share the cycle. */
+  workerProcesses: number;
+  databaseUrl?: string;
+}
+
+export interface CycleBenchResult {
+  store: string;
+  layout: string;
+  workers: string;
+  wallMs: number;
+  modelCalls: number;
+  optimizerMs: number;
+  idealMs: number;
+  ratio: number;
+  rolloutsPerSecond: number;
+  outcome: string;
+}
+
+/** 300 tasks cut from the bundled posts (repeated under new ids: the benchmark needs volume, not variety). */
+async function benchTasks(): Promise<Task[]> {
+  const posts = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+  return Array.from({ length: TRAIN + VALIDATION }, (_, index) => ({
+    ...posts[index % posts.length]!,
+    id: `bench-${String(index + 1).padStart(3, "0")}`,
+    split: index < TRAIN ? ("train" as const) : ("validation" as const),
+  }));
+}
+
+export async function benchCycleThroughput(options: CycleBenchOptions): Promise<CycleBenchResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), "agl-bench-"));
+  const env = {
+    AGL_DATA_DIR: dataDir,
+    AGL_MODEL: "fake",
+    AGL_MODEL_LATENCY_MS: String(MODEL_LATENCY_MS),
+    AGL_TASK_QUEUE: "bench",
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+  };
+  const config = loadConfig({ env });
+  // The benchmark process owns the embedded store and Temporal server, exactly as `agl up` would.
+  const runtime = await openRuntime(config, { store: true, temporal: true, command: "npm run bench" });
+  const children: ResultPromise[] = [];
+  let inProcess: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    if (options.databaseUrl) await runtime.store.db.deleteFrom("datasets").where("name", "=", "bench").execute();
+    await runtime.store.datasets.importTasks({ name: "bench", agent: postAnalyzer.id, source: "bench", tasks: await benchTasks(), replace: true });
+    if (options.workerProcesses === 0) {
+      const { fakeKeywordModel } = await import("../agents/models/fake-keyword.ts");
+      inProcess = await startWorker({ config, store: runtime.store, address: runtime.temporal.address, model: fakeKeywordModel({ latencyMs: MODEL_LATENCY_MS }) });
+    } else {
+      // They find this process's store and Temporal server through the shared data folder.
+      for (let index = 0; index < options.workerProcesses; index++) children.push((await spawnWorker(env)).child);
+    }
+    const concurrency = CONCURRENCY / options.parallelBatches;
+    const started = performance.now();
+    const handle = await startCycle({
+      config,
+      store: runtime.store,
+      client: runtime.temporal.client,
+      agent: postAnalyzer.id,
+      dataset: "bench",
+      settings: { batchSize: options.batchSize, parallelBatches: options.parallelBatches, concurrency },
+    });
+    const result = await handle.result();
+    const wallMs = performance.now() - started;
+    const optimizerMs = await activityMs(handle, "proposeCandidates");
+    const candidates = (await runtime.store.cycles.candidates(handle.workflowId)).length;
+    const modelCalls = TRAIN + VALIDATION * (1 + candidates);
+    const idealMs = (modelCalls * MODEL_LATENCY_MS) / CONCURRENCY + optimizerMs;
+    return {
+      store: options.databaseUrl ? "PostgreSQL" : "PGlite (embedded)",
+      layout: `${options.parallelBatches} batches x ${concurrency} runs, ${options.batchSize} tasks/batch`,
+      workers: options.workerProcesses === 0 ? "1 (in process)" : `${options.workerProcesses} agl worker processes`,
+      wallMs,
+      modelCalls,
+      optimizerMs,
+      idealMs,
+      ratio: wallMs / idealMs,
+      rolloutsPerSecond: modelCalls / (wallMs / 1000),
+      outcome: result.detail,
+    };
+  } finally {
+    await inProcess?.stop();
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.allSettled(children);
+    await runtime.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** An `agl worker` process, as a user would start one; resolves once it polls (wrapped: an execa child is a thenable of its exit). */
+async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
+  const child = execa(NODE, [AGL, "worker"], { env, reject: false, stdout: "ignore", stderr: "pipe" });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (chunk: Buffer) => chunk.toString().includes("Worker polling") && resolve());
+    void child.then((result) => reject(new Error(`agl worker exited: ${result.stderr}`)));
+  });
+  return { child };
+}
+
+/** Wall time of an activity from the workflow history: first scheduled to completed, retries included. */
+async function activityMs(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }, name: string): Promise<number> {
+  type Event = {
+    eventId?: { toString(): string } | null;
+    eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
+    activityTaskCompletedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
+  };
+  const events = ((await handle.fetchHistory()).events ?? []) as Event[];
+  const millis = (event: Event) => Number(event.eventTime?.seconds?.toString() ?? 0) * 1000 + (event.eventTime?.nanos ?? 0) / 1e6;
+  const scheduled = events.find((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === name);
+  const completed = events.find((event) => event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduled?.eventId?.toString());
+  return scheduled && completed ? millis(completed) - millis(scheduled) : 0;
+}
