@@ -18,8 +18,8 @@ const runs: CycleBenchOptions[] = [
 ];
 
 console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
-console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s"]));
-console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
+console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
 for (const run of runs) {
   const result = await benchCycleThroughput(run);
   console.log(
@@ -33,6 +33,7 @@ for (const run of runs) {
       `${(result.idealMs / 1000).toFixed(2)} s`,
       result.ratio.toFixed(2),
       result.rolloutsPerSecond.toFixed(0),
+      result.outcome,
     ]),
   );
 }
