@@ -5,6 +5,7 @@ import { installSignalHandlers } from "./context.ts";
 import { registerCycleCommands } from "./cycle-commands.ts";
 import { registerDatasetCommands } from "./dataset-commands.ts";
 import { registerPromptCommands } from "./prompts-commands.ts";
+import { registerUpCommand } from "./up-command.ts";
 import { registerWorkerCommand } from "./worker-command.ts";
 
 /** Exit codes: 0 success, 1 the operation failed, 2 the request was invalid (usage, config, unknown name, conflict). */
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerPromptCommands(program);
   registerDatasetCommands(program);
   registerWorkerCommand(program);
+  registerUpCommand(program);
   return program;
 }
 

@@ -27,6 +27,8 @@ export interface Runtime {
   readonly peer?: RuntimeInfo;
   /** A one-line description of where data and services are, for summaries. */
   describe(): string;
+  /** Runs `closer` first when the runtime closes (workers, servers built on top of it). */
+  defer(closer: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -58,9 +60,12 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
   const embeddedStore = Boolean(needs.store) && !config.database.url;
   const embeddedTemporal = Boolean(needs.temporal) && !config.temporal.address;
   const closers: (() => Promise<void>)[] = [];
-  const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch(() => undefined);
-  };
+  let closing: Promise<void> | undefined;
+  // Once, whoever asks first (the command finishing, or Ctrl-C while it runs): last opened, first closed.
+  const close = () =>
+    (closing ??= (async () => {
+      for (const closer of [...closers].reverse()) await closer().catch(() => undefined);
+    })());
 
   try {
     let owner: OwnerHandle | undefined;
@@ -165,6 +170,9 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
           ? `Temporal at ${config.temporal.address}`
           : `Temporal dev server (SQLite in ${join(config.dataPath, "temporal")})${temporal?.uiUrl ? `, UI ${temporal.uiUrl}` : ""}`;
         return `${storeText}; ${temporalText}`;
+      },
+      defer(closer) {
+        closers.push(closer);
       },
       close,
     };

@@ -1,15 +1,13 @@
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Kysely, PostgresDialect } from "kysely";
-import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
+import { FileMigrationProvider, Migrator } from "kysely/migration";
 import pg from "pg";
-import * as initial from "./migrations/0001_initial.ts";
 import type { Database } from "./schema.ts";
 
-/** Ordered, named migrations; never edit one that has shipped, add a new one. */
-const migrations: Record<string, Migration> = {
-  "0001_initial": initial,
-};
-
-const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
+/** Ordered by file name (NNNN_what.ts); never edit one that has shipped, add a new one. */
+const migrationProvider = new FileMigrationProvider({ fs, path, migrationFolder: fileURLToPath(new URL("./migrations", import.meta.url)) });
 
 const INT8_OID = 20;
 

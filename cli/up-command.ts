@@ -1,0 +1,34 @@
+import type { Command } from "commander";
+import { describeModel } from "../agents/models/index.ts";
+import { createServerApp, startHttpServer } from "../server/app.ts";
+import { serverRoutes } from "../server/routes.ts";
+import { ConflictError } from "../store/errors.ts";
+import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command("up")
+    .description("serve everything until stopped: the HTTP API, a worker, and (embedded) PGlite and the Temporal dev server")
+    .action(async (_options: unknown, command: Command) => {
+      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      await withRuntime(config, { store: true, temporal: true, command: "agl up" }, async (runtime) => {
+        if (runtime.peer?.http) throw new ConflictError(`agl up already runs (pid ${runtime.peer.pid}) at ${runtime.peer.http.url}.`);
+        const { startWorker } = await import("../runtime/worker.ts");
+        const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
+        runtime.defer(() => worker.stop());
+        const http = await startHttpServer(createServerApp({ config, store: runtime.store }, serverRoutes), { host: config.server.host, port: config.server.port });
+        runtime.defer(() => http.close());
+        runtime.owner?.update({ worker: true, http: { url: http.url } });
+        process.stderr.write(
+          [
+            `agl up: ${http.url}`,
+            `  worker   task queue "${config.temporal.taskQueue}", model ${describeModel(config)}`,
+            `  data     ${runtime.describe()}`,
+            "Press Ctrl-C to stop.",
+            "",
+          ].join("\n"),
+        );
+        await worker.done;
+      });
+    });
+}
