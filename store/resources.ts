@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
-import { ConflictError, NotFoundError } from "./errors.ts";
-import type { Database, PromptContent, ResourceVersionsTable } from "./schema.ts";
+import { ConflictError, InvalidInputError, NotFoundError } from "./errors.ts";
+import type { Database, PromptContent, ResourceEventsTable, ResourceVersionsTable } from "./schema.ts";
 
 export interface ResourceVersion {
   name: string;
@@ -53,39 +53,60 @@ export interface MoveLabelInput {
   expectedVersion?: number | null;
   actor: string;
   reason?: string;
+  /** Default: `rolled_back` when `production` moves to an older version, `labelled` otherwise. */
   kind?: "labelled" | "rolled_back";
+  idempotencyKey?: string;
 }
+
+export interface RollbackInput {
+  name: string;
+  /** Default `production`. */
+  label?: string;
+  /** Must be older than the version the label points at now. */
+  toVersion: number;
+  /** Compare-and-set: the version the caller saw the label at; default, whatever it points at when the transaction reads it. */
+  expectedVersion?: number;
+  actor: string;
+  reason?: string;
+  /** A rollback retried with the same key returns the move the first attempt made instead of failing. */
+  idempotencyKey?: string;
+}
+
+/** What a label move did: the audit event it wrote and the version the label points at now. */
+export interface LabelMoved {
+  event: ResourceEvent;
+  resource: ResourceVersion;
+}
+
+export const PRODUCTION = "production";
+
+/** What a label may be called: short, URL- and shell-safe. */
+export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export const LABEL_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
 export function resourcesStore(db: Kysely<Database>) {
   async function getVersion(name: string, version: number): Promise<ResourceVersion> {
-    const row = await db.selectFrom("resource_versions").selectAll().where("name", "=", name).where("version", "=", version).executeTakeFirst();
-    if (!row) {
-      const latest = await latestVersion(db, name);
-      throw new NotFoundError(
-        latest === null ? `Resource "${name}" does not exist.` : `Resource "${name}" has no version ${version} (versions 1-${latest} exist).`,
-      );
-    }
-    return toVersion(row, await labelsOf(db, name, version));
+    const row = await withLabels(db).where("v.name", "=", name).where("v.version", "=", version).executeTakeFirst();
+    if (!row) throw await missingVersion(db, name, version);
+    return toVersion(row, row.labels);
   }
 
+  /** One round trip: agents poll this (GET /v1/resources/:name) far more often than anything else. */
   async function getByLabel(name: string, label: string): Promise<ResourceVersion> {
-    const row = await db.selectFrom("resource_labels").select("version").where("name", "=", name).where("label", "=", label).executeTakeFirst();
-    if (!row) {
-      const labels = await db.selectFrom("resource_labels").select("label").where("name", "=", name).execute();
-      throw new NotFoundError(
-        labels.length === 0
-          ? `Resource "${name}" does not exist or has no labels.`
-          : `Resource "${name}" has no label "${label}" (labels: ${labels.map((l) => l.label).join(", ")}).`,
-      );
-    }
-    return getVersion(name, row.version);
+    const row = await withLabels(db)
+      .innerJoin("resource_labels as target", (join) => join.onRef("target.name", "=", "v.name").onRef("target.version", "=", "v.version"))
+      .where("target.name", "=", name)
+      .where("target.label", "=", label)
+      .executeTakeFirst();
+    if (!row) throw await missingLabel(db, name, label);
+    return toVersion(row, row.labels);
   }
 
   async function findByIdempotencyKey(key: string): Promise<ResourceVersion | undefined> {
-    const row = await db.selectFrom("resource_versions").selectAll().where("idempotency_key", "=", key).executeTakeFirst();
-    return row ? toVersion(row, await labelsOf(db, row.name, row.version)) : undefined;
+    const row = await withLabels(db).where("v.idempotency_key", "=", key).executeTakeFirst();
+    return row ? toVersion(row, row.labels) : undefined;
   }
 
   async function listVersions(name: string): Promise<ResourceVersion[]> {
@@ -156,60 +177,68 @@ export function resourcesStore(db: Kysely<Database>) {
     return getVersion(input.name, version);
   }
 
-  async function moveLabel(input: MoveLabelInput): Promise<ResourceVersion> {
-    await db.transaction().execute((trx) => moveLabelIn(trx, input));
-    return getVersion(input.name, input.toVersion);
+  /** Moves (or creates) a label, compare-and-set when `expectedVersion` is given, and audits the move. */
+  async function moveLabel(input: MoveLabelInput): Promise<LabelMoved> {
+    const event = await db.transaction().execute((trx) => moveLabelIn(trx, input));
+    return { event, resource: await getVersion(input.name, input.toVersion) };
   }
 
+  /**
+   * Moves a label (default `production`) back to an earlier version, audited as `rolled_back`. A store
+   * operation on purpose: it needs no Temporal, so a rollback works while everything else is down.
+   */
+  async function rollback(input: RollbackInput): Promise<LabelMoved> {
+    const label = input.label ?? PRODUCTION;
+    const event = await db.transaction().execute(async (trx) => {
+      if (!(await versionExists(trx, input.name, input.toVersion))) throw await missingVersion(trx, input.name, input.toVersion);
+      const current = await labelVersionForUpdate(trx, input.name, label);
+      // Checked under the label's lock: a concurrent retry with the same key waits, then finds the first attempt's event.
+      const earlier = input.idempotencyKey ? await eventByIdempotencyKey(trx, input.idempotencyKey) : undefined;
+      if (earlier) return earlier;
+      if (current === null) throw await missingLabel(trx, input.name, label);
+      if (input.expectedVersion !== undefined && input.expectedVersion !== current) throw labelConflict(input.name, label, current, input.expectedVersion);
+      if (input.toVersion >= current) {
+        throw new InvalidInputError(
+          `A rollback moves "${label}" of "${input.name}" to an earlier version: it points at version ${current}, and version ${input.toVersion} is not earlier. To move it forward, promote instead (agl prompts promote). Nothing was changed.`,
+        );
+      }
+      return moveLabelIn(trx, {
+        name: input.name,
+        label,
+        toVersion: input.toVersion,
+        expectedVersion: current,
+        actor: input.actor,
+        kind: "rolled_back",
+        ...(input.reason ? { reason: input.reason } : {}),
+        ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+      });
+    });
+    return { event, resource: await getVersion(input.name, event.toVersion!) };
+  }
+
+  /** The audit trail, newest first. */
   async function events(name: string, limit = 200): Promise<ResourceEvent[]> {
     const rows = await db.selectFrom("resource_events").selectAll().where("name", "=", name).orderBy("id", "desc").limit(limit).execute();
-    return rows.map((row) => ({
-      id: row.id,
-      name: row.name,
-      kind: row.kind,
-      label: row.label,
-      fromVersion: row.from_version,
-      toVersion: row.to_version,
-      actor: row.actor,
-      reason: row.reason,
-      createdAt: row.created_at,
-    }));
+    if (rows.length === 0) throw await missingVersion(db, name, 1);
+    return rows.map(toEvent);
   }
 
-  return { getVersion, getByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, events };
+  return { getVersion, getByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
 }
 
-async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<void> {
-  const target = await trx
-    .selectFrom("resource_versions")
-    .select("version")
-    .where("name", "=", input.name)
-    .where("version", "=", input.toVersion)
-    .executeTakeFirst();
-  if (!target) throw new NotFoundError(`Resource "${input.name}" has no version ${input.toVersion}.`);
-
-  const current = await trx
-    .selectFrom("resource_labels")
-    .select("version")
-    .where("name", "=", input.name)
-    .where("label", "=", input.label)
-    .forUpdate()
-    .executeTakeFirst();
-  const currentVersion = current?.version ?? null;
+async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<ResourceEvent> {
+  if (!(await versionExists(trx, input.name, input.toVersion))) throw await missingVersion(trx, input.name, input.toVersion);
+  const currentVersion = await labelVersionForUpdate(trx, input.name, input.label);
   if (input.expectedVersion !== undefined && input.expectedVersion !== currentVersion) {
-    throw new ConflictError(
-      `Label "${input.label}" of "${input.name}" points at ${currentVersion === null ? "nothing" : `version ${currentVersion}`}, not ${
-        input.expectedVersion === null ? "nothing" : `version ${input.expectedVersion}`
-      } as expected: someone moved it first. Nothing was changed.`,
-    );
+    throw labelConflict(input.name, input.label, currentVersion, input.expectedVersion);
   }
-  if (current) {
+  if (currentVersion !== null) {
     const updated = await trx
       .updateTable("resource_labels")
       .set({ version: input.toVersion, updated_at: new Date(), updated_by: input.actor })
       .where("name", "=", input.name)
       .where("label", "=", input.label)
-      .where("version", "=", current.version)
+      .where("version", "=", currentVersion)
       .executeTakeFirst();
     if (updated.numUpdatedRows !== 1n) throw new ConflictError(`Label "${input.label}" of "${input.name}" changed while moving it. Nothing was changed.`);
   } else {
@@ -220,18 +249,67 @@ async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): P
       .executeTakeFirst();
     if (inserted.numInsertedOrUpdatedRows !== 1n) throw new ConflictError(`Label "${input.label}" of "${input.name}" was created by someone else first. Nothing was changed.`);
   }
-  await trx
+  const movesProductionBack = input.label === PRODUCTION && currentVersion !== null && input.toVersion < currentVersion;
+  const event = await trx
     .insertInto("resource_events")
     .values({
       name: input.name,
-      kind: input.kind ?? "labelled",
+      kind: input.kind ?? (movesProductionBack ? "rolled_back" : "labelled"),
       label: input.label,
       from_version: currentVersion,
       to_version: input.toVersion,
       actor: input.actor,
       reason: input.reason ?? null,
+      idempotency_key: input.idempotencyKey ?? null,
     })
-    .execute();
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toEvent(event);
+}
+
+async function eventByIdempotencyKey(db: Db, key: string): Promise<ResourceEvent | undefined> {
+  const row = await db.selectFrom("resource_events").selectAll().where("idempotency_key", "=", key).executeTakeFirst();
+  return row ? toEvent(row) : undefined;
+}
+
+async function versionExists(db: Db, name: string, version: number): Promise<boolean> {
+  const row = await db.selectFrom("resource_versions").select("version").where("name", "=", name).where("version", "=", version).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Locks the label's row until the transaction ends, so a concurrent move waits and then sees the new version. */
+async function labelVersionForUpdate(trx: Transaction<Database>, name: string, label: string): Promise<number | null> {
+  const row = await trx.selectFrom("resource_labels").select("version").where("name", "=", name).where("label", "=", label).forUpdate().executeTakeFirst();
+  return row?.version ?? null;
+}
+
+async function missingVersion(db: Db, name: string, version: number): Promise<NotFoundError> {
+  const latest = await latestVersion(db, name);
+  return new NotFoundError(latest === null ? `Resource "${name}" does not exist.` : `Resource "${name}" has no version ${version} (versions 1-${latest} exist).`);
+}
+
+async function missingLabel(db: Db, name: string, label: string): Promise<NotFoundError> {
+  const labels = await db.selectFrom("resource_labels").select("label").where("name", "=", name).orderBy("label").execute();
+  return new NotFoundError(
+    labels.length === 0
+      ? `Resource "${name}" does not exist or has no labels.`
+      : `Resource "${name}" has no label "${label}" (labels: ${labels.map((l) => l.label).join(", ")}).`,
+  );
+}
+
+function labelConflict(name: string, label: string, currentVersion: number | null, expectedVersion: number | null): ConflictError {
+  const describe = (version: number | null) => (version === null ? "nothing" : `version ${version}`);
+  return new ConflictError(
+    `Label "${label}" of "${name}" points at ${describe(currentVersion)}, not ${describe(expectedVersion)} as expected: someone moved it first. Nothing was changed.`,
+  );
+}
+
+/** A version's row with every label pointing at it, sorted. */
+function withLabels(db: Db) {
+  return db
+    .selectFrom("resource_versions as v")
+    .selectAll("v")
+    .select(sql<string[]>`coalesce((SELECT array_agg(l.label ORDER BY l.label) FROM resource_labels l WHERE l.name = v.name AND l.version = v.version), '{}')`.as("labels"));
 }
 
 async function latestVersion(db: Db, name: string): Promise<number | null> {
@@ -239,9 +317,18 @@ async function latestVersion(db: Db, name: string): Promise<number | null> {
   return row?.latest ?? null;
 }
 
-async function labelsOf(db: Db, name: string, version: number): Promise<string[]> {
-  const rows = await db.selectFrom("resource_labels").select("label").where("name", "=", name).where("version", "=", version).orderBy("label").execute();
-  return rows.map((row) => row.label);
+function toEvent(row: Selectable<ResourceEventsTable>): ResourceEvent {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    label: row.label,
+    fromVersion: row.from_version,
+    toVersion: row.to_version,
+    actor: row.actor,
+    reason: row.reason,
+    createdAt: row.created_at,
+  };
 }
 
 function toVersion(row: Selectable<ResourceVersionsTable>, labels: string[]): ResourceVersion {
@@ -255,5 +342,37 @@ function toVersion(row: Selectable<ResourceVersionsTable>, labels: string[]): Re
     metrics: row.metrics,
     note: row.note,
     labels,
+  };
+}
+
+/** The documented JSON form of a version, shared by `agl prompts … --json` and the HTTP API (README: "JSON output"). */
+export function versionJson(version: ResourceVersion) {
+  return {
+    name: version.name,
+    version: version.version,
+    labels: version.labels,
+    parentVersion: version.parentVersion,
+    createdBy: version.createdBy,
+    createdAt: version.createdAt.toISOString(),
+    note: version.note,
+    metrics: version.metrics,
+    content: version.content,
+  };
+}
+
+export type ResourceVersionJson = ReturnType<typeof versionJson>;
+
+/** The documented JSON form of an audit event (`agl prompts history --json`, `GET …/history`). */
+export function eventJson(event: ResourceEvent) {
+  return {
+    id: event.id,
+    name: event.name,
+    kind: event.kind,
+    label: event.label,
+    fromVersion: event.fromVersion,
+    toVersion: event.toVersion,
+    actor: event.actor,
+    reason: event.reason,
+    createdAt: event.createdAt.toISOString(),
   };
 }

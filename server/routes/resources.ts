@@ -1,0 +1,175 @@
+import { createHash } from "node:crypto";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import { diffPromptContent } from "../../agents/prompt-diff.ts";
+import { ROOT_COMPONENT, renderPrompt } from "../../agents/prompt-template.ts";
+import { agentForResource, validatePromptContent } from "../../agents/prompt-validation.ts";
+import { eventJson, LABEL_PATTERN, LABEL_RULE, PRODUCTION, type ResourceVersion, versionJson } from "../../store/resources.ts";
+import type { RouteModule } from "../app.ts";
+import { HttpError } from "../http-errors.ts";
+
+/** Request bodies of the resource routes: one prompt version is at most 48,000 characters, so this fits any valid one. */
+export const RESOURCE_BODY_LIMIT_BYTES = 64 * 1024;
+
+const versionNumber = z.coerce.number({ error: "must be a positive whole number" }).int("must be a positive whole number").min(1, "must be a positive whole number");
+const labelName = z.string().regex(LABEL_PATTERN, `must be ${LABEL_RULE}`);
+const actorName = z.string().trim().min(1).max(200);
+const reasonText = z.string().max(2_000);
+
+const labelMoveBody = z
+  .object({
+    version: z.number().int().min(1),
+    /** Compare-and-set on the label's current version; `null`: the label must not exist yet. */
+    expectedVersion: z.number().int().min(1).nullable().optional(),
+    reason: reasonText.optional(),
+    actor: actorName.optional(),
+    rollback: z.boolean().optional(),
+  })
+  .strict()
+  .refine((body) => !(body.rollback && body.expectedVersion === null), { message: "a rollback needs an existing label: expectedVersion cannot be null", path: ["expectedVersion"] });
+
+const publishBody = z
+  .object({
+    content: z.unknown(),
+    parentVersion: z.number().int().min(1).nullable().optional(),
+    note: z.string().max(2_000).optional(),
+    reason: reasonText.optional(),
+    actor: actorName.optional(),
+    metrics: z.record(z.string(), z.unknown()).optional(),
+    labels: z.array(z.object({ label: labelName, expectedVersion: z.number().int().min(1).nullable() }).strict()).max(10).optional(),
+  })
+  .strict();
+
+/** Who a change made through the API is recorded as when the body names nobody. */
+const API_ACTOR = "api";
+
+/**
+ * The resources API (README: "HTTP API"): read a prompt by label or version with a strong ETag, list,
+ * history, diff, move labels (compare-and-set) and publish (validated). Agents poll it through
+ * client/prompt-client.ts; the dashboard reads it too.
+ */
+export const resourceRoutes: RouteModule = (app, { store }) => {
+  const resources = store.resources;
+  const limitBody = bodyLimit({
+    maxSize: RESOURCE_BODY_LIMIT_BYTES,
+    onError: (context) =>
+      context.json({ error: { code: "payload_too_large", message: `The request body is over ${RESOURCE_BODY_LIMIT_BYTES} bytes. Nothing was written.` } }, 413),
+  });
+
+  app.get("/v1/resources/:name", async (context) => {
+    const label = parse(labelName, context.req.query("label") ?? PRODUCTION, "query parameter label");
+    return sendVersion(context, await resources.getByLabel(context.req.param("name"), label));
+  });
+
+  app.get("/v1/resources/:name/versions/:version", async (context) => {
+    const version = parse(versionNumber, context.req.param("version"), "version");
+    return sendVersion(context, await resources.getVersion(context.req.param("name"), version));
+  });
+
+  app.get("/v1/resources/:name/versions", async (context) => {
+    const name = context.req.param("name");
+    const versions = await resources.listVersions(name);
+    if (versions.length === 0) throw new HttpError(404, "not_found", `Resource "${name}" does not exist.`);
+    return context.json({ name, versions: versions.map(versionJson) });
+  });
+
+  app.get("/v1/resources/:name/history", async (context) => {
+    const name = context.req.param("name");
+    const limit = parse(versionNumber.max(1_000, "must be at most 1000"), context.req.query("limit") ?? "200", "query parameter limit");
+    const events = await resources.events(name, limit);
+    return context.json({ name, events: events.map(eventJson) });
+  });
+
+  app.get("/v1/resources/:name/diff", async (context) => {
+    const name = context.req.param("name");
+    const from = parse(versionNumber, context.req.query("from") ?? "", "query parameter from");
+    const to = parse(versionNumber, context.req.query("to") ?? "", "query parameter to");
+    const [before, after] = await Promise.all([resources.getVersion(name, from), resources.getVersion(name, to)]);
+    return context.json({ name, from, to, components: diffPromptContent(before.content, after.content) });
+  });
+
+  app.post("/v1/resources/:name/labels/:label", limitBody, async (context) => {
+    const name = context.req.param("name");
+    const label = parse(labelName, context.req.param("label"), "label");
+    const body = await readJson(context, labelMoveBody);
+    const actor = body.actor ?? API_ACTOR;
+    const reason = body.reason ? { reason: body.reason } : {};
+    const moved = body.rollback
+      ? await resources.rollback({ name, label, toVersion: body.version, actor, ...reason, ...(body.expectedVersion ? { expectedVersion: body.expectedVersion } : {}) })
+      : await resources.moveLabel({ name, label, toVersion: body.version, actor, ...reason, ...(body.expectedVersion !== undefined ? { expectedVersion: body.expectedVersion } : {}) });
+    return context.json({ event: eventJson(moved.event), resource: versionJson(moved.resource) });
+  });
+
+  app.post("/v1/resources/:name/versions", limitBody, async (context) => {
+    const name = context.req.param("name");
+    const agent = agentForResource(name);
+    const body = await readJson(context, publishBody);
+    const content = validatePromptContent(agent, body.content);
+    if (body.parentVersion) await resources.getVersion(name, body.parentVersion);
+    const actor = body.actor ?? API_ACTOR;
+    const published = await resources.publish({
+      name,
+      content,
+      parentVersion: body.parentVersion ?? null,
+      createdBy: actor,
+      ...(body.metrics ? { metrics: body.metrics } : {}),
+      ...(body.note ? { note: body.note } : {}),
+      ...(body.reason ? { reason: body.reason } : {}),
+      ...(body.labels ? { labels: body.labels } : {}),
+    });
+    context.header("Location", `/v1/resources/${encodeURIComponent(name)}/versions/${published.version}`);
+    context.header("ETag", etagOf(published));
+    return context.json(withRendered(published), 201);
+  });
+};
+
+/** Strong: it changes exactly when what a client caches (name, version, content) changes. Labels are not part of it. */
+export function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">): string {
+  const digest = createHash("sha256").update(`${version.name}\u0000${version.version}\u0000${JSON.stringify(version.content)}`).digest("base64url");
+  return `"${digest.slice(0, 32)}"`;
+}
+
+function sendVersion(context: Context, version: ResourceVersion): Response {
+  const etag = etagOf(version);
+  // no-cache: shared caches may keep it but must ask again (If-None-Match), so a rollback reaches clients at once.
+  context.header("ETag", etag);
+  context.header("Cache-Control", "no-cache");
+  if (ifNoneMatch(context.req.header("if-none-match"), etag)) return context.body(null, 304);
+  return context.json(withRendered(version));
+}
+
+function withRendered(version: ResourceVersion) {
+  const rendered = version.content.components[ROOT_COMPONENT] !== undefined ? { rendered: renderPrompt(version.content) } : {};
+  return { ...versionJson(version), ...rendered };
+}
+
+/** RFC 9110: If-None-Match compares weakly and may list several tags or `*`. */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(",").some((tag) => {
+    const candidate = tag.trim();
+    return candidate === "*" || candidate.replace(/^W\//, "") === etag;
+  });
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new HttpError(400, "invalid_input", `${what} ${parsed.error.issues[0]?.message ?? "is invalid"}, got ${JSON.stringify(value)}.`);
+  return parsed.data;
+}
+
+export async function readJson<T>(context: Context, schema: z.ZodType<T>): Promise<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await context.req.text());
+  } catch (error) {
+    throw new HttpError(400, "malformed_json", `The request body is not valid JSON (${(error as Error).message}). Nothing was written.`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`);
+    throw new HttpError(400, "invalid_input", `Invalid request body: ${problems.join("; ")}. Nothing was written.`);
+  }
+  return parsed.data;
+}
