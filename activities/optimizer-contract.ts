@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { placeholdersOf } from "../agents/prompt-template.ts";
+import type { AgentDefinition } from "../agents/types.ts";
 
 /** Version of the JSON files exchanged with the Python optimizer; both sides refuse any other. */
-export const OPTIMIZER_CONTRACT_VERSION = 1;
+export const OPTIMIZER_CONTRACT_VERSION = 2;
 
 const label = z.string().min(1);
 
@@ -13,11 +14,15 @@ export const optimizerRolloutSchema = z
     input: z.record(z.string(), z.unknown()),
     output: z.record(z.string(), z.unknown()).nullable(),
     expected: z.record(z.string(), z.unknown()).nullable(),
+    /** Which prompt produced it: "incumbent" or a candidate id. */
+    prompt_id: z.string().min(1),
     reward: z.number().min(-1).max(1).nullable(),
     rewards: z.array(z.object({ scorer: z.string(), value: z.number().min(-1).max(1), reason: z.string() }).strict()),
     error: z.string().nullable(),
   })
   .strict();
+
+const components = z.record(z.string(), z.string());
 
 export const optimizerRequestSchema = z
   .object({
@@ -26,6 +31,8 @@ export const optimizerRequestSchema = z
     request_id: z.string().min(1),
     algorithm: z.string().min(1),
     seed: z.number().int(),
+    /** One call is one round of a search whose beam the workflow keeps. */
+    round: z.number().int().positive(),
     params: z.record(z.string(), z.number()),
     agent: z
       .object({
@@ -40,10 +47,17 @@ export const optimizerRequestSchema = z
       .object({
         version: z.number().int().positive(),
         engine: z.literal("placeholders"),
-        components: z.record(z.string(), z.string()),
+        components,
       })
       .strict(),
+    /** The beam members to improve this round (round 1: the incumbent). */
+    parents: z.array(z.object({ id: z.string().min(1), components }).strict()).min(1),
     rollouts: z.array(optimizerRolloutSchema),
+    /** An OpenAI-compatible endpoint for algorithms that call a model; null for LLM-free ones. */
+    llm: z
+      .object({ base_url: z.url(), model: z.string().min(1), api_key: z.string().nullable(), timeout_s: z.number().positive() })
+      .strict()
+      .nullable(),
   })
   .strict();
 
@@ -53,12 +67,14 @@ export const optimizerResponseSchema = z
     request_id: z.string().min(1),
     algorithm: z.string().min(1),
     seed: z.number().int(),
+    round: z.number().int().positive(),
     candidates: z.array(
       z
         .object({
-          id: z.string().regex(/^c\d+$/, "expected c1, c2, ..."),
+          id: z.string().regex(/^r\d+c\d+$/, "expected r<round>c<n>"),
+          parent: z.string().min(1),
           strategy: z.string().min(1),
-          components: z.record(z.string(), z.string()),
+          components,
           rationale: z.string().min(1),
           train_score: z.number().nullable(),
         })
@@ -70,6 +86,17 @@ export const optimizerResponseSchema = z
   .strict();
 
 export type OptimizerRequest = z.infer<typeof optimizerRequestSchema>;
+
+/** What the optimizer needs to know of an agent: its input field, its labels and which components describe them. */
+export function agentSpecFor(agent: AgentDefinition): OptimizerRequest["agent"] {
+  return {
+    name: agent.id,
+    input_text_field: agent.inputTextField,
+    output_fields: Object.fromEntries(Object.entries(agent.labels).map(([field, labels]) => [field, [...labels]])),
+    label_components: agent.prompt.labelComponents,
+    examples_component: agent.prompt.examplesComponent,
+  };
+}
 export type OptimizerResponse = z.infer<typeof optimizerResponseSchema>;
 
 /**
@@ -79,12 +106,18 @@ export type OptimizerResponse = z.infer<typeof optimizerResponseSchema>;
 export function contractViolations(request: OptimizerRequest, response: OptimizerResponse): string[] {
   const problems: string[] = [];
   if (response.request_id !== request.request_id) problems.push(`request_id is "${response.request_id}", expected "${request.request_id}"`);
+  if (response.round !== request.round) problems.push(`round is ${response.round}, expected ${request.round}`);
+  const parents = new Map(request.parents.map((parent) => [parent.id, parent.components]));
   const componentNames = Object.keys(request.prompt.components).sort();
   const seen = new Set<string>();
   const ids = new Set<string>();
   response.candidates.forEach((candidate, index) => {
     const where = `candidates[${index}] (${candidate.id})`;
     if (ids.has(candidate.id)) problems.push(`${where}: duplicate id`);
+    if (!candidate.id.startsWith(`r${request.round}c`)) problems.push(`${where}: id does not belong to round ${request.round}`);
+    const parent = parents.get(candidate.parent);
+    if (!parent) problems.push(`${where}: parent "${candidate.parent}" is not one of this round's parents`);
+    else if (JSON.stringify(sortedComponents(parent)) === JSON.stringify(sortedComponents(candidate.components))) problems.push(`${where}: identical to its parent`);
     ids.add(candidate.id);
     const names = Object.keys(candidate.components).sort();
     if (JSON.stringify(names) !== JSON.stringify(componentNames)) problems.push(`${where}: components are [${names.join(", ")}], expected [${componentNames.join(", ")}]`);
@@ -102,4 +135,8 @@ export function contractViolations(request: OptimizerRequest, response: Optimize
     seen.add(key);
   });
   return problems;
+}
+
+function sortedComponents(components: Record<string, string>): [string, string][] {
+  return Object.entries(components).sort(([a], [b]) => a.localeCompare(b));
 }

@@ -1,7 +1,8 @@
 """Command line: `python -m agl_optimizer propose --input IN.json --output OUT.json`.
 
 Exit codes: 0 success; 2 bad input (one `error: ...` line on stderr, no output written);
-1 unexpected crash (traceback), which the caller treats as retryable.
+1 a crash, which the caller treats as retryable: a traceback, or one `error: LLM request failed: ...`
+line when the LLM endpoint failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agl_optimizer import __version__, llm_free
+from agl_optimizer import __version__, apo, llm_free
 from agl_optimizer.contract import (
     CONTRACT_VERSION,
     SUPPORTED_ALGORITHMS,
@@ -26,11 +27,17 @@ from agl_optimizer.contract import (
     parse_request,
     validate_output,
 )
+from agl_optimizer.llm_client import LlmError
 
+EXIT_CRASH = 1
 EXIT_BAD_INPUT = 2
 
 Algorithm = Callable[[ProposeRequest, Callable[[str], None]], Proposal]
-ALGORITHMS: dict[str, tuple[Algorithm, int]] = {"llm-free": (llm_free.propose, llm_free.PROGRESS_STEPS)}
+StepCount = Callable[[ProposeRequest], int]
+ALGORITHMS: dict[str, tuple[Algorithm, StepCount]] = {
+    "llm-free": (llm_free.propose, llm_free.progress_steps),
+    "apo": (apo.propose, apo.progress_steps),
+}
 
 
 class ProgressReporter:
@@ -53,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agl_optimizer", description="Proposes better prompt components from scored rollouts.")
     parser.add_argument("--version", action="version", version=f"agl-optimizer {__version__} contract {CONTRACT_VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
-    propose = commands.add_parser("propose", help="read a contract v1 request and write candidate prompts")
+    propose = commands.add_parser("propose", help="read a contract v2 request and write candidate prompts")
     propose.add_argument("--input", required=True, type=Path, help="request JSON file")
     propose.add_argument("--output", required=True, type=Path, help="where to write the result JSON (atomically)")
     commands.add_parser("describe", help="print the contract version and the supported algorithms as JSON")
@@ -78,10 +85,15 @@ def run_propose(input_path: Path, output_path: Path) -> int:
 
     algorithm, algorithm_steps = ALGORITHMS[request.algorithm]
     # One step for reading the input, one for writing the output, the rest reported by the algorithm.
-    progress = ProgressReporter(total=algorithm_steps + 2)
-    progress.report(f"started {request.algorithm} for {request.request_id}")
-    progress.step(f"read {len(request.rollouts)} rollouts from {input_path}")
-    proposal = algorithm(request, progress.step)
+    progress = ProgressReporter(total=algorithm_steps(request) + 2)
+    progress.report(f"started {request.algorithm} round {request.round} for {request.request_id}")
+    progress.step(f"read {len(request.rollouts)} rollouts and {len(request.parents)} parents from {input_path}")
+    try:
+        proposal = algorithm(request, progress.step)
+    except LlmError as problem:
+        # The endpoint failing is not bad input: exit as a crash so that the activity retries.
+        print(f"error: LLM request failed: {problem}", file=sys.stderr)
+        return EXIT_CRASH
 
     output = build_output(request, proposal)
     # An output that breaks the contract is a bug here, not bad input: it propagates as a crash.

@@ -1,9 +1,13 @@
-"""Contract v1 between the TypeScript training loop and this optimizer.
+"""Contract v2 between the TypeScript training loop and this optimizer.
 
 This is the only module that knows the JSON shape of the input and the output: it turns the input
 document into typed objects (rejecting anything out of contract with the JSON path of the first
 problem) and turns the algorithm's result back into an output document that is validated before
 anyone writes it.
+
+One call is one round of a search whose beam the workflow keeps: the request names the parents (the
+beam members to improve), the rollouts say which parent produced them, and the response holds their
+children, `r<round>c<n>`, for the workflow to score.
 """
 
 from __future__ import annotations
@@ -11,33 +15,52 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from agl_optimizer import text
 
-CONTRACT_VERSION = 1
-SUPPORTED_ALGORITHMS: tuple[str, ...] = ("llm-free",)
+CONTRACT_VERSION = 2
 PROMPT_ENGINE = "placeholders"
+INCUMBENT_ID = "incumbent"
 
-# name -> (default, minimum, maximum)
-PARAM_RANGES: dict[str, tuple[int, int, int]] = {
-    "num_candidates": (3, 1, 10),
-    "max_examples": (6, 0, 20),
-    "max_keywords": (6, 0, 20),
+# algorithm -> param name -> (default, minimum, maximum)
+PARAM_RANGES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "llm-free": {
+        "num_candidates": (3, 1, 10),
+        "max_examples": (6, 0, 20),
+        "max_keywords": (6, 0, 20),
+    },
+    "apo": {
+        "branch_factor": (2, 1, 8),
+        "minibatch_size": (4, 1, 20),
+        "max_tokens": (256, 16, 2048),
+    },
 }
+SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(PARAM_RANGES)
+# The param that caps each parent's children.
+CHILDREN_PARAM = {"llm-free": "num_candidates", "apo": "branch_factor"}
+ALGORITHMS_NEEDING_LLM = frozenset({"apo"})
+MAX_LLM_TIMEOUT_S = 3600
 
-_INPUT_KEYS = ("schema_version", "command", "request_id", "algorithm", "seed", "params", "agent", "prompt", "rollouts")
+_INPUT_KEYS = ("schema_version", "command", "request_id", "algorithm", "seed", "round", "agent", "prompt", "parents", "rollouts")
+_INPUT_OPTIONAL_KEYS = ("params", "llm")
 _AGENT_KEYS = ("name", "input_text_field", "output_fields", "label_components", "examples_component")
 _PROMPT_KEYS = ("version", "engine", "components")
-_ROLLOUT_KEYS = ("id", "task_id", "input", "output", "reward")
+_PARENT_KEYS = ("id", "components")
+_ROLLOUT_KEYS = ("id", "task_id", "prompt_id", "input", "output", "reward")
 _ROLLOUT_OPTIONAL_KEYS = ("expected", "rewards", "error")
 _SCORER_REWARD_KEYS = ("scorer", "value")
-_OUTPUT_KEYS = ("schema_version", "request_id", "algorithm", "seed", "candidates", "rounds", "stats")
-_CANDIDATE_KEYS = ("id", "strategy", "components", "rationale", "train_score")
+_LLM_KEYS = ("base_url", "model")
+_LLM_OPTIONAL_KEYS = ("api_key", "timeout_s")
+_OUTPUT_KEYS = ("schema_version", "request_id", "algorithm", "seed", "round", "candidates", "rounds", "stats")
+_CANDIDATE_KEYS = ("id", "parent", "strategy", "components", "rationale", "train_score")
 _ROUND_KEYS = ("round", "best_train_score", "candidates")
-_STATS_KEYS = ("rollouts", "scored", "failed", "with_expected")
+_STATS_KEYS = ("rollouts", "scored", "failed", "with_expected", "llm_calls", "rejected_edits")
+_CANDIDATE_ID = re.compile(r"r([1-9][0-9]*)c([1-9][0-9]*)\Z")
+DEFAULT_LLM_TIMEOUT_S = 120.0
 
 
 class BadInput(Exception):
@@ -45,20 +68,13 @@ class BadInput(Exception):
 
 
 class ContractError(BadInput):
-    """A document breaks contract v1 at `path` (a JSON path such as `rollouts[3].reward`)."""
+    """A document breaks contract v2 at `path` (a JSON path such as `rollouts[3].reward`)."""
 
     def __init__(self, document: str, path: str, problem: str) -> None:
         self.document = document
         self.path = path
         self.problem = problem
         super().__init__(f"{document} {path}: {problem}" if path else f"{document}: {problem}")
-
-
-@dataclass(frozen=True)
-class Params:
-    num_candidates: int
-    max_examples: int
-    max_keywords: int
 
 
 @dataclass(frozen=True)
@@ -71,14 +87,30 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class Parent:
+    id: str
+    components: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Rollout:
     id: str
-    task_id: str
+    task_id: str | None
+    prompt_id: str
     input_text: str
     output: dict[str, Any] | None
     expected: dict[str, str] | None
     reward: float | None
+    reasons: tuple[str, ...]  # the scorers' explanations of the reward, in order
     error: str | None
+
+
+@dataclass(frozen=True)
+class LlmEndpoint:
+    base_url: str
+    model: str
+    api_key: str | None
+    timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -86,14 +118,21 @@ class ProposeRequest:
     request_id: str
     algorithm: str
     seed: int
-    params: Params
+    round: int
+    params: Mapping[str, int]  # every param of the algorithm, defaults filled in
     agent: AgentSpec
-    components: dict[str, str]
+    components: dict[str, str]  # the incumbent (production) prompt
+    parents: tuple[Parent, ...]
     rollouts: tuple[Rollout, ...]
+    llm: LlmEndpoint | None
+
+    def rollouts_of(self, parent: Parent) -> tuple[Rollout, ...]:
+        return tuple(rollout for rollout in self.rollouts if rollout.prompt_id == parent.id)
 
 
 @dataclass(frozen=True)
 class Candidate:
+    parent: str
     strategy: str
     components: dict[str, str]
     rationale: str
@@ -104,6 +143,8 @@ class Candidate:
 class Proposal:
     candidates: tuple[Candidate, ...]
     note: str | None
+    llm_calls: int = 0
+    rejected_edits: int = 0
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -190,17 +231,17 @@ class _Checker:
 
 
 def parse_request(document: Any) -> ProposeRequest:
-    """Validates an input document against contract v1; raises ContractError at the first problem."""
+    """Validates an input document against contract v2; raises ContractError at the first problem."""
     check = _Checker("input")
     if not isinstance(document, dict):
         check.fail("", f"expected an object, got {_describe(document)}")
-    # The version is checked first so that a newer document is reported as such, not as unknown keys.
+    # The version is checked first so that another version is reported as such, not as unknown keys.
     if "schema_version" not in document:
         check.fail("schema_version", "missing required key")
     version = document["schema_version"]
     if version != CONTRACT_VERSION or isinstance(version, bool):
         check.fail("schema_version", f"unsupported schema version {_describe(version)}, this optimizer speaks {CONTRACT_VERSION}")
-    check.object(document, "", required=[key for key in _INPUT_KEYS if key != "params"], optional=["params"])
+    check.object(document, "", required=_INPUT_KEYS, optional=_INPUT_OPTIONAL_KEYS)
     if document["command"] != "propose":
         check.fail("command", f'expected "propose", got {_describe(document["command"])}')
     algorithm = check.string(document["algorithm"], "algorithm")
@@ -209,28 +250,56 @@ def parse_request(document: Any) -> ProposeRequest:
         check.fail("algorithm", f"unsupported algorithm {json.dumps(algorithm)} (supported: {supported})")
     request_id = check.string(document["request_id"], "request_id")
     seed = check.integer(document["seed"], "seed")
-    params = _parse_params(check, document.get("params", {}))
+    search_round = check.integer(document["round"], "round", minimum=1)
+    params = _parse_params(check, document.get("params", {}), algorithm)
+    llm = _parse_llm(check, document.get("llm"), algorithm)
     components = _parse_prompt(check, document["prompt"])
     agent = _parse_agent(check, document["agent"], components)
-    rollouts = _parse_rollouts(check, document["rollouts"], agent)
+    parents = _parse_parents(check, document["parents"], components, agent, search_round)
+    rollouts = _parse_rollouts(check, document["rollouts"], agent, parents, search_round)
     return ProposeRequest(
         request_id=request_id,
         algorithm=algorithm,
         seed=seed,
+        round=search_round,
         params=params,
         agent=agent,
         components=components,
+        parents=parents,
         rollouts=rollouts,
+        llm=llm,
     )
 
 
-def _parse_params(check: _Checker, value: Any) -> Params:
-    params = check.object(value, "params", required=(), optional=PARAM_RANGES.keys())
-    chosen = {
+def _parse_params(check: _Checker, value: Any, algorithm: str) -> dict[str, int]:
+    ranges = PARAM_RANGES[algorithm]
+    params = check.object(value, "params", required=(), optional=ranges.keys())
+    return {
         name: check.integer(params.get(name, default), child("params", name), minimum, maximum)
-        for name, (default, minimum, maximum) in PARAM_RANGES.items()
+        for name, (default, minimum, maximum) in ranges.items()
     }
-    return Params(**chosen)
+
+
+def _parse_llm(check: _Checker, value: Any, algorithm: str) -> LlmEndpoint | None:
+    if value is None:
+        if algorithm in ALGORITHMS_NEEDING_LLM:
+            check.fail("llm", f"algorithm {json.dumps(algorithm)} calls an LLM: give an OpenAI-compatible endpoint, got null")
+        return None
+    llm = check.object(value, "llm", required=_LLM_KEYS, optional=_LLM_OPTIONAL_KEYS)
+    base_url = check.string(llm["base_url"], "llm.base_url")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        check.fail("llm.base_url", f"expected an http:// or https:// URL with a host, got {_describe(base_url)}")
+    timeout_s = check.number(llm.get("timeout_s", DEFAULT_LLM_TIMEOUT_S), "llm.timeout_s", 0, MAX_LLM_TIMEOUT_S)
+    if timeout_s == 0:
+        check.fail("llm.timeout_s", "expected a number of seconds above 0")
+    api_key = llm.get("api_key")
+    return LlmEndpoint(
+        base_url=base_url.rstrip("/"),
+        model=check.string(llm["model"], "llm.model"),
+        api_key=None if api_key is None else check.string(api_key, "llm.api_key"),
+        timeout_s=timeout_s,
+    )
 
 
 def _parse_prompt(check: _Checker, value: Any) -> dict[str, str]:
@@ -307,27 +376,69 @@ def _check_label_lines(check: _Checker, component: str, path: str, field: str, l
             check.fail(path, f'{problem} of the form "- {label}: <description>" for label {json.dumps(label)} of output field {json.dumps(field)}, expected exactly one')
 
 
-def _parse_rollouts(check: _Checker, value: Any, agent: AgentSpec) -> tuple[Rollout, ...]:
+def _check_prompt_id(check: _Checker, value: Any, path: str, search_round: int) -> str:
+    """`incumbent`, or the id `r<k>c<n>` of a candidate proposed in an earlier round k."""
+    prompt_id = check.string(value, path)
+    if prompt_id == INCUMBENT_ID:
+        return prompt_id
+    match = _CANDIDATE_ID.match(prompt_id)
+    if not match:
+        check.fail(path, f'expected "{INCUMBENT_ID}" or a candidate id such as "r1c2", got {_describe(prompt_id)}')
+    if int(match.group(1)) >= search_round:
+        check.fail(path, f"{json.dumps(prompt_id)} is a candidate of round {match.group(1)}, but this is round {search_round}: only earlier rounds' candidates can have run")
+    return prompt_id
+
+
+def _parse_parents(
+    check: _Checker, value: Any, incumbent: dict[str, str], agent: AgentSpec, search_round: int
+) -> tuple[Parent, ...]:
+    items = check.array(value, "parents")
+    if not items:
+        check.fail("parents", "empty list: give at least the incumbent to improve")
+    parents: list[Parent] = []
+    for index, item in enumerate(items):
+        path = f"parents[{index}]"
+        parent = check.object(item, path, required=_PARENT_KEYS)
+        parent_id = _check_prompt_id(check, parent["id"], child(path, "id"), search_round)
+        if any(earlier.id == parent_id for earlier in parents):
+            check.fail(child(path, "id"), f"duplicate parent id {json.dumps(parent_id)}")
+        components = _check_candidate_components(check, parent["components"], child(path, "components"), incumbent, agent)
+        if parent_id == INCUMBENT_ID and components != incumbent:
+            check.fail(child(path, "components"), 'the parent "incumbent" must have exactly the components of prompt.components')
+        parents.append(Parent(parent_id, dict(components)))
+    return tuple(parents)
+
+
+def _parse_rollouts(
+    check: _Checker, value: Any, agent: AgentSpec, parents: tuple[Parent, ...], search_round: int
+) -> tuple[Rollout, ...]:
     items = check.array(value, "rollouts")
     if not items:
         check.fail("rollouts", "empty list, there is nothing to learn from")
     rollouts: list[Rollout] = []
     seen_ids: set[str] = set()
     for index, item in enumerate(items):
-        rollout = _parse_rollout(check, item, f"rollouts[{index}]", agent)
+        rollout = _parse_rollout(check, item, f"rollouts[{index}]", agent, search_round)
         if rollout.id in seen_ids:
             check.fail(f"rollouts[{index}].id", f"duplicate rollout id {json.dumps(rollout.id)}")
         seen_ids.add(rollout.id)
         rollouts.append(rollout)
-    if all(rollout.reward is None for rollout in rollouts):
-        check.fail("rollouts", "no scored rollouts: every reward is null")
+    for index, parent in enumerate(parents):
+        own = [rollout for rollout in rollouts if rollout.prompt_id == parent.id]
+        if not own:
+            check.fail(f"parents[{index}]", f"no rollout has prompt_id {json.dumps(parent.id)}: a parent is improved from its own runs")
+        if all(rollout.reward is None for rollout in own):
+            check.fail(f"parents[{index}]", f"no scored rollouts: every reward of the {len(own)} rollouts with prompt_id {json.dumps(parent.id)} is null")
     return tuple(rollouts)
 
 
-def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec) -> Rollout:
+def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec, search_round: int) -> Rollout:
     rollout = check.object(value, path, required=_ROLLOUT_KEYS, optional=_ROLLOUT_OPTIONAL_KEYS)
     rollout_id = check.string(rollout["id"], child(path, "id"))
-    task_id = check.string(rollout["task_id"], child(path, "task_id"))
+    task_id = rollout["task_id"]
+    if task_id is not None:
+        check.string(task_id, child(path, "task_id"))
+    prompt_id = _check_prompt_id(check, rollout["prompt_id"], child(path, "prompt_id"), search_round)
 
     rollout_input = check.mapping(rollout["input"], child(path, "input"))
     text_path = child(child(path, "input"), agent.input_text_field)
@@ -352,20 +463,25 @@ def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec) -> 
     reward = None if reward_value is None else check.number(reward_value, child(path, "reward"), -1, 1)
 
     rewards_path = child(path, "rewards")
+    reasons: list[str] = []
     for index, scorer_reward in enumerate(check.array(rollout.get("rewards", []), rewards_path)):
         item_path = f"{rewards_path}[{index}]"
         check.object(scorer_reward, item_path, required=_SCORER_REWARD_KEYS, optional=["reason"])
         check.string(scorer_reward["scorer"], child(item_path, "scorer"))
         check.number(scorer_reward["value"], child(item_path, "value"), -1, 1)
-        check.optional_string(scorer_reward.get("reason"), child(item_path, "reason"))
+        reason = check.optional_string(scorer_reward.get("reason"), child(item_path, "reason"))
+        if reason:
+            reasons.append(reason)
 
     return Rollout(
         id=rollout_id,
         task_id=task_id,
+        prompt_id=prompt_id,
         input_text=input_text,
         output=output,
         expected=expected,
         reward=reward,
+        reasons=tuple(reasons),
         error=check.optional_string(rollout.get("error"), child(path, "error")),
     )
 
@@ -385,7 +501,11 @@ def rollout_stats(request: ProposeRequest) -> dict[str, int]:
 
 def build_output(request: ProposeRequest, proposal: Proposal) -> dict[str, Any]:
     scores = [candidate.train_score for candidate in proposal.candidates if candidate.train_score is not None]
-    stats: dict[str, Any] = rollout_stats(request)
+    stats: dict[str, Any] = {
+        **rollout_stats(request),
+        "llm_calls": proposal.llm_calls,
+        "rejected_edits": proposal.rejected_edits,
+    }
     if proposal.note:
         stats["note"] = proposal.note
     return {
@@ -393,9 +513,11 @@ def build_output(request: ProposeRequest, proposal: Proposal) -> dict[str, Any]:
         "request_id": request.request_id,
         "algorithm": request.algorithm,
         "seed": request.seed,
+        "round": request.round,
         "candidates": [
             {
-                "id": f"c{index}",
+                "id": candidate_id(request.round, index),
+                "parent": candidate.parent,
                 "strategy": candidate.strategy,
                 "components": candidate.components,
                 "rationale": candidate.rationale,
@@ -403,74 +525,92 @@ def build_output(request: ProposeRequest, proposal: Proposal) -> dict[str, Any]:
             }
             for index, candidate in enumerate(proposal.candidates, start=1)
         ],
-        "rounds": [{"round": 1, "best_train_score": max(scores, default=None), "candidates": len(proposal.candidates)}],
+        "rounds": [{"round": request.round, "best_train_score": max(scores, default=None), "candidates": len(proposal.candidates)}],
         "stats": stats,
     }
 
 
+def candidate_id(search_round: int, number: int) -> str:
+    return f"r{search_round}c{number}"
+
+
 def validate_output(output: Any, input_document: Any) -> None:
-    """Checks an output document against contract v1 and the input it answers; raises ContractError."""
+    """Checks an output document against contract v2 and the input it answers; raises ContractError."""
     request = parse_request(input_document)
     check = _Checker("output")
     check.object(output, "", required=_OUTPUT_KEYS)
     if output["schema_version"] != CONTRACT_VERSION or isinstance(output["schema_version"], bool):
         check.fail("schema_version", f"expected {CONTRACT_VERSION}, got {_describe(output['schema_version'])}")
-    for key, wanted in (("request_id", request.request_id), ("algorithm", request.algorithm), ("seed", request.seed)):
+    copied = (("request_id", request.request_id), ("algorithm", request.algorithm), ("seed", request.seed), ("round", request.round))
+    for key, wanted in copied:
         if output[key] != wanted or isinstance(output[key], bool):
             check.fail(key, f"expected {_describe(wanted)} (copied from the input), got {_describe(output[key])}")
 
     candidates = check.array(output["candidates"], "candidates")
-    if len(candidates) > request.params.num_candidates:
-        check.fail("candidates", f"expected at most params.num_candidates = {request.params.num_candidates}, got {len(candidates)}")
-    accepted: list[dict[str, str]] = [request.components]
+    children_param = CHILDREN_PARAM[request.algorithm]
+    per_parent_limit = request.params[children_param]
+    children: dict[str, int] = {parent.id: 0 for parent in request.parents}
+    # A child must be new: not the incumbent, not any parent, not an earlier sibling.
+    known: list[tuple[str, dict[str, str]]] = [(INCUMBENT_ID, request.components)]
+    known += [(parent.id, parent.components) for parent in request.parents if parent.id != INCUMBENT_ID]
     for index, candidate_value in enumerate(candidates):
         path = f"candidates[{index}]"
         candidate = check.object(candidate_value, path, required=_CANDIDATE_KEYS)
-        if candidate["id"] != f"c{index + 1}":
-            check.fail(child(path, "id"), f'expected "c{index + 1}", got {_describe(candidate["id"])}')
+        wanted_id = candidate_id(request.round, index + 1)
+        if candidate["id"] != wanted_id:
+            check.fail(child(path, "id"), f"expected {json.dumps(wanted_id)}, got {_describe(candidate['id'])}")
+        parent_id = candidate["parent"]
+        if parent_id not in children:
+            check.fail(child(path, "parent"), f"expected the id of one of the request's parents, got {_describe(parent_id)}")
+        children[parent_id] += 1
+        if children[parent_id] > per_parent_limit:
+            check.fail(child(path, "parent"), f"more than params.{children_param} = {per_parent_limit} children of {json.dumps(parent_id)}")
         check.string(candidate["strategy"], child(path, "strategy"))
         check.string(candidate["rationale"], child(path, "rationale"))
         if candidate["train_score"] is not None:
             check.number(candidate["train_score"], child(path, "train_score"), 0, 1)
-        components = _check_candidate_components(check, candidate["components"], child(path, "components"), request)
-        if components == request.components:
-            check.fail(child(path, "components"), "identical to the input prompt")
-        if components in accepted:
-            check.fail(child(path, "components"), f"identical to candidate c{accepted.index(components)}")
-        accepted.append(components)
+        components = _check_candidate_components(check, candidate["components"], child(path, "components"), request.components, request.agent)
+        for known_id, known_components in known:
+            if components == known_components:
+                check.fail(child(path, "components"), f"identical to {json.dumps(known_id)}")
+        known.append((wanted_id, components))
 
     rounds = check.array(output["rounds"], "rounds")
-    if not rounds:
-        check.fail("rounds", "expected at least one round")
-    for index, round_value in enumerate(rounds):
-        path = f"rounds[{index}]"
-        round_entry = check.object(round_value, path, required=_ROUND_KEYS)
-        check.integer(round_entry["round"], child(path, "round"), index + 1, index + 1)
-        if round_entry["best_train_score"] is not None:
-            check.number(round_entry["best_train_score"], child(path, "best_train_score"), 0, 1)
-        check.integer(round_entry["candidates"], child(path, "candidates"), minimum=0)
+    if len(rounds) != 1:
+        check.fail("rounds", f"expected exactly one entry, for round {request.round}, got {len(rounds)}")
+    round_entry = check.object(rounds[0], "rounds[0]", required=_ROUND_KEYS)
+    check.integer(round_entry["round"], "rounds[0].round", request.round, request.round)
+    if round_entry["best_train_score"] is not None:
+        check.number(round_entry["best_train_score"], "rounds[0].best_train_score", 0, 1)
+    check.integer(round_entry["candidates"], "rounds[0].candidates", len(candidates), len(candidates))
 
     stats = check.object(output["stats"], "stats", required=_STATS_KEYS, optional=["note"])
     for key, wanted_count in rollout_stats(request).items():
         check.integer(stats[key], child("stats", key), wanted_count, wanted_count)
+    most_calls = 0 if request.algorithm not in ALGORITHMS_NEEDING_LLM else None
+    check.integer(stats["llm_calls"], "stats.llm_calls", 0, most_calls)
+    check.integer(stats["rejected_edits"], "stats.rejected_edits", minimum=0)
     if "note" in stats:
         check.string(stats["note"], "stats.note")
     elif not candidates:
         check.fail("stats", "missing key note: it must say why there are no candidates")
 
 
-def _check_candidate_components(check: _Checker, value: Any, path: str, request: ProposeRequest) -> dict[str, str]:
-    components = check.object(value, path, required=request.components.keys())
-    for name, original in request.components.items():
+def _check_candidate_components(
+    check: _Checker, value: Any, path: str, incumbent: Mapping[str, str], agent: AgentSpec
+) -> dict[str, str]:
+    """A prompt derived from the incumbent: same component names, placeholders and label lines."""
+    components = check.object(value, path, required=incumbent.keys())
+    for name, original in incumbent.items():
         component_path = child(path, name)
         component = check.string(components[name], component_path, allow_empty=not original)
         lost = text.placeholders(original) - text.placeholders(component)
         if lost:
             check.fail(component_path, "lost placeholder(s) " + ", ".join("{{" + name + "}}" for name in sorted(lost)))
-    if text.placeholders(components[request.agent.examples_component]):
-        check.fail(child(path, request.agent.examples_component), "the examples component must not contain placeholders")
-    for field, component_name in request.agent.label_components.items():
-        _check_label_lines(check, components[component_name], child(path, component_name), field, request.agent.output_fields[field])
+    if text.placeholders(components[agent.examples_component]):
+        check.fail(child(path, agent.examples_component), "the examples component must not contain placeholders")
+    for field, component_name in agent.label_components.items():
+        _check_label_lines(check, components[component_name], child(path, component_name), field, agent.output_fields[field])
     return components
 
 

@@ -1,11 +1,19 @@
-"""The "llm-free" algorithm: proposes prompt edits learned from scored rollouts without calling a model.
+"""The "llm-free" algorithm: children of each parent prompt, learned from scored rollouts without a model.
 
-One round learns two kinds of edits and combines them into candidates:
-- demonstrations: the examples component shows top-reward runs, chosen to cover many label combinations;
-- sharpened label descriptions: each `- <label>: <description>` line ends with `; e.g. <keywords>`, the
-  keywords being words that set that label's posts apart, weighted towards posts the agent got wrong.
-Each candidate gets a cheap keyword-overlap proxy score on the training rollouts.
-Deterministic: every random choice comes from `random.Random(seed)` and everything iterated is ordered.
+A child varies its parent along two axes, alone and combined, so that the workflow's dev scores can
+tell which edit helps:
+- label descriptions: each `- <label>: <description>` line ends with `; e.g. <keywords>`, words that set
+  that label's posts apart in the ground truth, weighted towards posts the parent got wrong; labels
+  the parent still confuses get more words, and alternatives get fewer;
+- demonstrations: the examples component shows a seeded sample of top-reward, label-covering posts;
+  a parent that already shows examples gets them repaired: an example is dropped when it shares words
+  with a post the parent got wrong and carries the wrong answer the parent gave, and training posts
+  like the ones it got wrong are added with the labels it missed.
+Words and posts come from the training evidence (the incumbent's rollouts); a candidate parent's own
+rollouts only steer (see training_evidence). Each child gets the keyword-overlap proxy score on its
+parent's rollouts.
+Deterministic: every random choice comes from a `random.Random` seeded by (seed, round, parent id), and
+everything iterated is ordered.
 """
 
 from __future__ import annotations
@@ -13,24 +21,33 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from agl_optimizer import text
-from agl_optimizer.contract import Candidate, Proposal, ProposeRequest, Rollout
+from agl_optimizer.contract import INCUMBENT_ID, AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout
+from agl_optimizer.proxy import keyword_overlap_accuracy
 
-PROGRESS_STEPS = 4
 MIN_KEYWORD_POSTS = 2
-# A post the agent got wrong counts this many times when learning keywords: those are the posts the
-# current descriptions fail to explain.
+# A post the parent got wrong counts this many times when learning keywords: those are the posts its
+# descriptions fail to explain.
 MISCLASSIFIED_WEIGHT = 2.0
 LOG_ODDS_SMOOTHING = 0.5
+MAX_KEYWORDS = 20
+# Labels the parent confuses get this many times the keyword budget.
+CONFUSED_KEYWORD_FACTOR = 2
+# Shared words that make an example "about" a post, for the repair of misleading examples.
+MIN_SHARED_WORDS = 2
 MAX_ALTERNATIVES = 10
 
 # field -> label -> keywords, most distinctive first
 Keywords = dict[str, dict[str, tuple[str, ...]]]
 Progress = Callable[[str], None]
+
+_EXAMPLES_HEADER = "Examples:\n"
+_EXAMPLE_BLOCK = re.compile(r"Post: (?P<post>[^\n]*)\nAnswer: (?P<answer>\{[^\n]*\})\Z")
 
 
 @dataclass(frozen=True)
@@ -48,75 +65,104 @@ class Demonstration:
 
 @dataclass(frozen=True)
 class LearnedKeywords:
-    keywords: Keywords
+    ranked: Keywords  # up to MAX_KEYWORDS per label, to be cut to a budget
+    confused: frozenset[tuple[str, str]]  # (field, label) the parent answered wrongly at least once
     posts: int  # distinct posts with ground truth for a field that has label descriptions
-    misclassified: int  # of those, posts the agent got wrong on such a field at least once
+    misclassified: int  # of those, posts the parent got wrong on such a field (weighted up)
     problem: str | None  # why no keyword was learned
 
 
 @dataclass(frozen=True)
-class Edit:
-    keywords: Keywords
-    demonstrations: tuple[Demonstration, ...]  # empty: leave the examples component alone
+class ExamplesEdit:
+    name: str
+    demonstrations: tuple[Demonstration, ...]
+    dropped: tuple[Demonstration, ...] = ()  # misleading examples a repair removed
+    added: tuple[Demonstration, ...] = ()  # corrections a repair added
 
 
 @dataclass(frozen=True)
+class KeywordsEdit:
+    name: str
+    keywords: Keywords
+
+
+@dataclass
 class Draft:
     strategy: str
     components: dict[str, str]
-    applied_keywords: Keywords  # only the label lines this draft actually changed
-    shown_demonstrations: tuple[Demonstration, ...]  # empty when the examples component is unchanged
+    applied_keywords: Keywords  # only the label lines this draft changed
+    examples: ExamplesEdit | None  # None when the examples component is unchanged
 
 
-@dataclass(frozen=True)
-class _LabelledPost:
-    label: str
-    tokens: frozenset[str]
-    weight: float
+@dataclass
+class ParentPlan:
+    """What the algorithm learned for one parent: everything its children are built from."""
+
+    parent: Parent
+    own: tuple[Rollout, ...]
+    learned: LearnedKeywords
+    drafts: list[Draft] = field(default_factory=list)
+
+
+def progress_steps(request: ProposeRequest) -> int:
+    return len(request.parents) + 1
 
 
 def propose(request: ProposeRequest, progress: Progress) -> Proposal:
-    """Runs one round and reports PROGRESS_STEPS progress steps."""
+    """Proposes up to params.num_candidates children per parent; reports progress_steps(request) steps."""
     params = request.params
-    rng = random.Random(request.seed)
-
-    pool, pool_problem = demonstration_pool(request)
-    if params.max_examples == 0:
+    evidence = training_evidence(request)
+    pool, pool_problem = demonstration_pool(evidence, request.agent)
+    if params["max_examples"] == 0:
         pool_problem = "params.max_examples is 0"
-    primary = select_demonstrations(pool, params.max_examples, rng, avoid=frozenset())
-    progress(f"selected {len(primary)} demonstrations from {len(pool)} top-reward posts")
 
-    learned = learn_keywords(request, params.max_keywords)
-    keyword_count = sum(len(words) for by_label in learned.keywords.values() for words in by_label.values())
-    progress(f"learned {keyword_count} keywords from {learned.posts} posts with ground truth")
+    # Any child equal to the incumbent, a parent or an earlier child would waste a dev evaluation.
+    seen: list[dict[str, str]] = [request.components, *(parent.components for parent in request.parents)]
+    plans: list[ParentPlan] = []
+    for parent in request.parents:
+        rng = random.Random(f"{request.seed}/{request.round}/{parent.id}")
+        own = request.rollouts_of(parent)
+        plan = ParentPlan(parent, own, learn_keywords(request.agent, evidence, own, parent.components))
+        plan.drafts = draft_children(request, plan, evidence, pool, rng, seen)
+        plans.append(plan)
+        progress(f"{parent.id}: {len(plan.drafts)} children from {len(own)} rollouts and {len(pool)} demonstrable posts")
 
-    drafts = draft_candidates(request, learned.keywords, pool, primary, rng)
-    progress(f"built {len(drafts)} distinct candidates")
-
-    post_tokens = {rollout.input_text: text.token_set(rollout.input_text) for rollout in request.rollouts}
-    incumbent_score = keyword_overlap_accuracy(request, request.components, post_tokens)
     candidates = []
-    for draft in drafts:
-        score = keyword_overlap_accuracy(request, draft.components, post_tokens)
-        candidates.append(
-            Candidate(
-                strategy=draft.strategy,
-                components=draft.components,
-                rationale=_rationale(draft, learned, score, incumbent_score),
-                train_score=score,
+    for plan in plans:
+        parent_score = keyword_overlap_accuracy(request.agent, plan.parent.components, plan.own)
+        for draft in plan.drafts:
+            score = keyword_overlap_accuracy(request.agent, draft.components, plan.own)
+            candidates.append(
+                Candidate(
+                    parent=plan.parent.id,
+                    strategy=draft.strategy,
+                    components=draft.components,
+                    rationale=_rationale(draft, plan, score, parent_score),
+                    train_score=score,
+                )
             )
-        )
-    progress("scored candidates with the keyword-overlap proxy")
-    return Proposal(tuple(candidates), _note(drafts, params.num_candidates, learned, pool_problem))
+    progress("scored the children with the keyword-overlap proxy on their parents' rollouts")
+    keywords_problem = "params.max_keywords is 0" if params["max_keywords"] == 0 else None
+    return Proposal(tuple(candidates), _note(plans, params["num_candidates"], keywords_problem, pool_problem))
+
+
+def training_evidence(request: ProposeRequest) -> tuple[Rollout, ...]:
+    """The rollouts whose posts and ground truth may go into a prompt: the incumbent's, else all of them.
+
+    A candidate's own rollouts are the runs the workflow scores it by; they say where a parent goes wrong
+    (which labels it confuses, which examples mislead it), but copying their posts or words into its
+    children would let the children fit the very tasks they are then judged on.
+    """
+    return tuple(rollout for rollout in request.rollouts if rollout.prompt_id == INCUMBENT_ID) or request.rollouts
 
 
 # --- demonstrations ------------------------------------------------------------------------------
 
 
-def demonstration_pool(request: ProposeRequest) -> tuple[list[Demonstration], str | None]:
+def demonstration_pool(rollouts: Sequence[Rollout], agent: AgentSpec) -> tuple[list[Demonstration], str | None]:
     """Distinct posts of the top-reward runs with a complete answer, and why the pool is empty if it is."""
     scored = sorted(
-        (rollout for rollout in request.rollouts if rollout.reward is not None and rollout.output is not None),
+        (rollout for rollout in rollouts if rollout.reward is not None and rollout.output is not None),
         key=lambda rollout: rollout.id,
     )
     if not scored:
@@ -130,49 +176,53 @@ def demonstration_pool(request: ProposeRequest) -> tuple[list[Demonstration], st
     for rollout in scored:
         if rollout.reward is None or rollout.reward < threshold or rollout.reward <= 0:
             continue
-        answer = _answer(rollout, request.agent.output_fields)
-        if answer is None:
-            continue
-        demonstration = Demonstration(text.one_line(rollout.input_text), answer)
-        # A post that looks like a placeholder would be substituted by the prompt engine.
-        usable = demonstration.post and not text.placeholders(demonstration.render())
-        if usable and demonstration.post not in pool:
-            pool[demonstration.post] = demonstration
+        answer = _answer(rollout, agent.output_fields)
+        if answer is not None:
+            demonstration = _demonstration(rollout.input_text, answer)
+            if demonstration and demonstration.post not in pool:
+                pool[demonstration.post] = demonstration
     if not pool:
         return [], "no top-reward run has a complete answer to demonstrate"
     return list(pool.values()), None
 
 
+def _demonstration(post: str, answer: tuple[tuple[str, str], ...]) -> Demonstration | None:
+    demonstration = Demonstration(text.one_line(post), answer)
+    # A post that looks like a placeholder would be substituted by the prompt engine.
+    if not demonstration.post or text.placeholders(demonstration.render()):
+        return None
+    return demonstration
+
+
 def _answer(rollout: Rollout, output_fields: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], ...] | None:
     """The ground truth when complete, else the run's own output if it is complete, valid and not known wrong."""
     expected = rollout.expected or {}
-    if all(field in expected for field in output_fields):
-        return tuple((field, expected[field]) for field in output_fields)
+    if all(name in expected for name in output_fields):
+        return tuple((name, expected[name]) for name in output_fields)
     output = rollout.output or {}
     answer = []
-    for field, labels in output_fields.items():
-        label = output.get(field)
-        if not isinstance(label, str) or label not in labels or expected.get(field, label) != label:
+    for name, labels in output_fields.items():
+        label = output.get(name)
+        if not isinstance(label, str) or label not in labels or expected.get(name, label) != label:
             return None
-        answer.append((field, label))
+        answer.append((name, label))
     return tuple(answer)
 
 
 def select_demonstrations(
     pool: Sequence[Demonstration], limit: int, rng: random.Random, avoid: frozenset[str]
 ) -> tuple[Demonstration, ...]:
-    """Greedy: unused label combinations first, then new labels, then posts not in `avoid`, then shorter posts."""
+    """Greedy: unused label combinations first, then new labels, then posts not in `avoid`, then the seeded draw."""
     tiebreak = {demonstration.post: rng.random() for demonstration in pool}
     chosen: list[Demonstration] = []
     covered: set[tuple[str, str]] = set()
     combination_uses: Counter[tuple[str, ...]] = Counter()
 
-    def preference(demonstration: Demonstration) -> tuple[int, int, bool, int, float]:
+    def preference(demonstration: Demonstration) -> tuple[int, int, bool, float]:
         return (
             combination_uses[demonstration.labels],
             -len(set(demonstration.answer) - covered),
             demonstration.post in avoid,
-            len(demonstration.post),
             tiebreak[demonstration.post],
         )
 
@@ -187,71 +237,154 @@ def select_demonstrations(
 
 
 def render_examples(demonstrations: Sequence[Demonstration]) -> str:
-    return "Examples:\n" + "\n\n".join(demonstration.render() for demonstration in demonstrations)
+    return _EXAMPLES_HEADER + "\n\n".join(demonstration.render() for demonstration in demonstrations)
+
+
+def parse_examples(component: str, agent: AgentSpec) -> tuple[Demonstration, ...] | None:
+    """The demonstrations of an examples component this algorithm wrote; None for any other text."""
+    if not component.startswith(_EXAMPLES_HEADER):
+        return None
+    demonstrations = []
+    for block in component.removeprefix(_EXAMPLES_HEADER).split("\n\n"):
+        match = _EXAMPLE_BLOCK.match(block)
+        if not match:
+            return None
+        try:
+            answer = json.loads(match.group("answer"))
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(answer, dict) or list(answer) != list(agent.output_fields):
+            return None
+        demonstrations.append(Demonstration(match.group("post"), tuple((name, str(answer[name])) for name in answer)))
+    return tuple(demonstrations)
+
+
+def repair_examples(
+    shown: Sequence[Demonstration],
+    own: Sequence[Rollout],
+    evidence: Sequence[Rollout],
+    agent: AgentSpec,
+    limit: int,
+    rng: random.Random,
+) -> ExamplesEdit | None:
+    """Drops examples that pulled the parent towards its wrong answers and adds corrections.
+
+    A correction is a post of the training evidence, with its ground truth, that shares words with a
+    post the parent got wrong and carries the label the parent missed there. None when the parent's
+    rollouts give no reason to change its examples.
+    """
+    wrong = [
+        (rollout, text.token_set(rollout.input_text))
+        for rollout in sorted(own, key=lambda rollout: rollout.id)
+        if rollout.expected and any((rollout.output or {}).get(name) != label for name, label in rollout.expected.items())
+    ]
+    if not wrong:
+        return None
+
+    def missed(rollout: Rollout) -> set[tuple[str, str]]:
+        return {(name, label) for name, label in (rollout.expected or {}).items() if (rollout.output or {}).get(name) != label}
+
+    def misleading(demonstration: Demonstration) -> bool:
+        tokens = text.token_set(demonstration.post)
+        return any(
+            len(tokens & wrong_tokens) >= MIN_SHARED_WORDS
+            and any((rollout.output or {}).get(name) == label for name, label in demonstration.answer if (name, label) not in (rollout.expected or {}).items())
+            for rollout, wrong_tokens in wrong
+        )
+
+    def relevance(demonstration: Demonstration) -> int:
+        tokens = text.token_set(demonstration.post)
+        return max(
+            (len(tokens & wrong_tokens) for rollout, wrong_tokens in wrong if missed(rollout) & set(demonstration.answer)),
+            default=0,
+        )
+
+    dropped = tuple(demonstration for demonstration in shown if misleading(demonstration))
+    kept = [demonstration for demonstration in shown if demonstration not in dropped][:limit]
+    kept_posts = {demonstration.post for demonstration in kept}
+    corrections: dict[str, tuple[int, float, Demonstration]] = {}
+    for rollout in sorted(evidence, key=lambda rollout: rollout.id):
+        expected = rollout.expected or {}
+        if not all(name in expected for name in agent.output_fields):
+            continue
+        demonstration = _demonstration(rollout.input_text, tuple((name, expected[name]) for name in agent.output_fields))
+        if demonstration and demonstration.post not in kept_posts and demonstration.post not in corrections:
+            shared = relevance(demonstration)
+            if shared >= MIN_SHARED_WORDS:
+                corrections[demonstration.post] = (-shared, rng.random(), demonstration)
+    added = tuple(demonstration for _, _, demonstration in sorted(corrections.values())[: limit - len(kept)])
+    if not dropped and not added:
+        return None
+    return ExamplesEdit("examples-repaired", (*kept, *added), dropped, added)
 
 
 # --- label descriptions --------------------------------------------------------------------------
 
 
-def learn_keywords(request: ProposeRequest, limit: int) -> LearnedKeywords:
-    agent = request.agent
-    if limit == 0:
-        return LearnedKeywords({}, 0, 0, "params.max_keywords is 0")
+def learn_keywords(
+    agent: AgentSpec, rollouts: Sequence[Rollout], own: Sequence[Rollout], components: Mapping[str, str]
+) -> LearnedKeywords:
+    """Ranks words per label from every rollout's ground truth, weighting up the posts the parent got wrong."""
     if not agent.label_components:
-        return LearnedKeywords({}, 0, 0, "agent.label_components is empty, there are no label descriptions to sharpen")
+        return LearnedKeywords({}, frozenset(), 0, 0, "agent.label_components is empty, there are no label descriptions to sharpen")
     with_truth = [
         rollout
-        for rollout in request.rollouts
-        if rollout.expected and any(field in rollout.expected for field in agent.label_components)
+        for rollout in rollouts
+        if rollout.expected and any(name in rollout.expected for name in agent.label_components)
     ]
     if not with_truth:
-        return LearnedKeywords({}, 0, 0, "no rollout has an expected value for a field with label descriptions")
+        return LearnedKeywords({}, frozenset(), 0, 0, "no rollout has an expected value for a field with label descriptions")
 
-    keywords: Keywords = {}
-    for field, component_name in agent.label_components.items():
-        lines = text.label_lines(request.components[component_name], agent.output_fields[field])
-        field_keywords = _field_keywords(request.rollouts, field, lines, limit)
+    ranked: Keywords = {}
+    confused: set[tuple[str, str]] = set()
+    misclassified: set[str] = set()
+    evidence_posts = {rollout.input_text for rollout in with_truth}
+    for name, component_name in agent.label_components.items():
+        lines = text.label_lines(components[component_name], agent.output_fields[name])
+        wrong_share = _wrong_share(own, name)
+        confused.update((name, label) for (_, label), share in wrong_share.items() if share > 0)
+        misclassified.update(post for (post, _), share in wrong_share.items() if share > 0 and post in evidence_posts)
+        field_keywords = _field_keywords(with_truth, name, lines, wrong_share)
         if field_keywords:
-            keywords[field] = field_keywords
-    misclassified = {
-        rollout.input_text
-        for rollout in with_truth
-        if any(_is_wrong(rollout, field) for field in agent.label_components if field in (rollout.expected or {}))
-    }
+            ranked[name] = field_keywords
     problem = None
-    if not keywords:
+    if not ranked:
         problem = (
             f"no word is distinctive of a label in at least {MIN_KEYWORD_POSTS} posts"
             " without already being in its description"
         )
-    return LearnedKeywords(keywords, len({rollout.input_text for rollout in with_truth}), len(misclassified), problem)
+    posts = len({rollout.input_text for rollout in with_truth})
+    return LearnedKeywords(ranked, frozenset(confused), posts, len(misclassified), problem)
 
 
-def _is_wrong(rollout: Rollout, field: str) -> bool:
-    expected = rollout.expected or {}
-    return rollout.output is None or rollout.output.get(field) != expected[field]
+def _wrong_share(own: Sequence[Rollout], name: str) -> dict[tuple[str, str], float]:
+    """(post, true label) -> the fraction of the parent's runs on that post that got field `name` wrong."""
+    runs: Counter[tuple[str, str]] = Counter()
+    wrong: Counter[tuple[str, str]] = Counter()
+    for rollout in own:
+        if rollout.expected and name in rollout.expected:
+            key = (rollout.input_text, rollout.expected[name])
+            runs[key] += 1
+            wrong[key] += rollout.output is None or rollout.output.get(name) != rollout.expected[name]
+    return {key: wrong[key] / runs[key] for key in runs}
+
+
+@dataclass(frozen=True)
+class _LabelledPost:
+    label: str
+    tokens: frozenset[str]
+    weight: float
 
 
 def _field_keywords(
-    rollouts: Sequence[Rollout], field: str, lines: Mapping[str, str], limit: int
+    rollouts: Sequence[Rollout], name: str, lines: Mapping[str, str], wrong_share: Mapping[tuple[str, str], float]
 ) -> dict[str, tuple[str, ...]]:
     """Per label, the tokens with the highest smoothed log-odds of appearing in its posts versus the others."""
-    runs: Counter[tuple[str, str]] = Counter()
-    wrong_runs: Counter[tuple[str, str]] = Counter()
-    for rollout in rollouts:
-        if rollout.expected and field in rollout.expected:
-            post_and_label = (rollout.input_text, rollout.expected[field])
-            runs[post_and_label] += 1
-            wrong_runs[post_and_label] += _is_wrong(rollout, field)
+    distinct = sorted({(rollout.input_text, rollout.expected[name]) for rollout in rollouts if rollout.expected and name in rollout.expected})
     posts = [
-        _LabelledPost(
-            label=label,
-            tokens=text.token_set(post_text),
-            weight=1 + (MISCLASSIFIED_WEIGHT - 1) * wrong_runs[(post_text, label)] / runs[(post_text, label)],
-        )
-        for post_text, label in sorted(runs)
+        _LabelledPost(label, text.token_set(post), 1 + (MISCLASSIFIED_WEIGHT - 1) * wrong_share.get((post, label), 0.0))
+        for post, label in distinct
     ]
-
     keywords: dict[str, tuple[str, ...]] = {}
     for label, line in lines.items():
         inside = [post for post in posts if post.label == label]
@@ -278,8 +411,8 @@ def _field_keywords(
             if score > 0:
                 ranked.append((-score, -post_counts[token], token))
         ranked.sort()
-        if ranked[:limit]:
-            keywords[label] = tuple(token for _, _, token in ranked[:limit])
+        if ranked:
+            keywords[label] = tuple(token for _, _, token in ranked[:MAX_KEYWORDS])
     return keywords
 
 
@@ -287,115 +420,105 @@ def _log_odds(with_token: float, total: float) -> float:
     return math.log((with_token + LOG_ODDS_SMOOTHING) / (total - with_token + LOG_ODDS_SMOOTHING))
 
 
-# --- candidates ----------------------------------------------------------------------------------
+def keyword_budget(learned: LearnedKeywords, default: int, confused: int | None = None) -> Keywords:
+    """The ranked keywords cut to `default` per label, or to `confused` for the labels the parent confuses."""
+    return {
+        name: {
+            label: words[: confused if confused is not None and (name, label) in learned.confused else default]
+            for label, words in by_label.items()
+        }
+        for name, by_label in learned.ranked.items()
+    }
 
 
-def apply_edit(request: ProposeRequest, edit: Edit) -> tuple[dict[str, str], Keywords]:
+# --- children ------------------------------------------------------------------------------------
+
+
+def apply_edit(
+    agent: AgentSpec, components: Mapping[str, str], keywords: KeywordsEdit | None, examples: ExamplesEdit | None
+) -> tuple[dict[str, str], Keywords]:
     """The edited components, and the keywords of the label lines that actually changed."""
-    agent = request.agent
-    components = dict(request.components)
+    edited = dict(components)
     applied: Keywords = {}
-    for field, keywords_by_label in edit.keywords.items():
-        name = agent.label_components[field]
-        before = text.label_lines(components[name], keywords_by_label.keys())
-        components[name] = text.with_keywords(components[name], keywords_by_label)
-        after = text.label_lines(components[name], keywords_by_label.keys())
+    for name, keywords_by_label in (keywords.keywords if keywords else {}).items():
+        component_name = agent.label_components[name]
+        before = text.label_lines(edited[component_name], keywords_by_label.keys())
+        edited[component_name] = text.with_keywords(edited[component_name], keywords_by_label)
+        after = text.label_lines(edited[component_name], keywords_by_label.keys())
         changed = {label: words for label, words in keywords_by_label.items() if before[label] != after[label]}
         if changed:
-            applied[field] = changed
-    if edit.demonstrations:
-        components[agent.examples_component] = render_examples(edit.demonstrations)
-    return components, applied
+            applied[name] = changed
+    if examples is not None:
+        edited[agent.examples_component] = render_examples(examples.demonstrations)
+    return edited, applied
 
 
-def draft_candidates(
+def draft_children(
     request: ProposeRequest,
-    keywords: Keywords,
+    plan: ParentPlan,
+    evidence: Sequence[Rollout],
     pool: Sequence[Demonstration],
-    primary: tuple[Demonstration, ...],
     rng: random.Random,
+    seen: list[dict[str, str]],
 ) -> list[Draft]:
-    """Distinct edits in strategy order: combined, descriptions, examples, then alternatives."""
+    """Edits of the parent, most promising first: refined keywords and examples, each alone, then alternatives.
+
+    A draft whose components are in `seen` is skipped; every draft taken is added to `seen`.
+    """
     params = request.params
-    examples_component = request.agent.examples_component
+    agent = request.agent
+    parent = plan.parent
+    limit = params["num_candidates"]
+    max_keywords = params["max_keywords"]
+    max_examples = params["max_examples"]
     drafts: list[Draft] = []
 
-    def consider(edit: Edit, required_strategy: str | None, suffix: str = "") -> None:
-        components, applied = apply_edit(request, edit)
-        examples_changed = components[examples_component] != request.components[examples_component]
-        changed = "+".join(
-            part for part, did_change in (("descriptions", bool(applied)), ("examples", examples_changed)) if did_change
-        )
-        if not changed or (required_strategy is not None and changed != required_strategy):
+    def consider(keywords: KeywordsEdit | None, examples: ExamplesEdit | None) -> None:
+        if len(drafts) >= limit:
             return
-        if any(components == draft.components for draft in drafts):
-            return
-        shown = edit.demonstrations if examples_changed else ()
-        drafts.append(Draft(changed + suffix, components, applied, shown))
+        components, applied = apply_edit(agent, parent.components, keywords, examples)
+        examples_changed = components[agent.examples_component] != parent.components[agent.examples_component]
+        parts = [keywords.name] if keywords and applied else []
+        parts += [examples.name] if examples and examples_changed else []
+        if parts and components not in seen:
+            seen.append(components)
+            drafts.append(Draft("+".join(parts), components, applied, examples if examples_changed else None))
 
-    for strategy, edit in (
-        ("descriptions+examples", Edit(keywords, primary)),
-        ("descriptions", Edit(keywords, ())),
-        ("examples", Edit({}, primary)),
-    ):
-        if len(drafts) < params.num_candidates:
-            consider(edit, strategy)
+    learned = plan.learned
+    keywords = KeywordsEdit("keywords", keyword_budget(learned, max_keywords)) if max_keywords else None
+    confused_budget = min(MAX_KEYWORDS, max_keywords * CONFUSED_KEYWORD_FACTOR)
+    sharpened = KeywordsEdit("keywords-confused", keyword_budget(learned, max_keywords, confused_budget)) if max_keywords else None
+    fewer = KeywordsEdit("keywords-fewer", keyword_budget(learned, max(1, max_keywords // 2))) if max_keywords else None
 
-    shown_posts = {demonstration.post for demonstration in primary}
+    shown = parse_examples(parent.components[agent.examples_component], agent)
+    sample = ExamplesEdit("examples", select_demonstrations(pool, max_examples, rng, avoid=frozenset())) if max_examples and pool else None
+    repaired = repair_examples(shown, plan.own, evidence, agent, max_examples, rng) if shown and max_examples else None
+    refined_examples = repaired or sample
+
+    consider(sharpened, refined_examples)
+    consider(sharpened, None)
+    consider(None, refined_examples)
+    consider(keywords, sample)
+    consider(keywords, None)
+    consider(None, sample)
+
+    shown_posts = {demonstration.post for demonstration in (refined_examples.demonstrations if refined_examples else ())}
     for alternative in range(1, MAX_ALTERNATIVES + 1):
-        if len(drafts) >= params.num_candidates:
+        if len(drafts) >= limit or not max_examples or not pool:
             break
-        sample = select_demonstrations(pool, params.max_examples, rng, avoid=frozenset(shown_posts))
-        shown_posts.update(demonstration.post for demonstration in sample)
-        fewer_keywords = _truncated(keywords, max(1, params.max_keywords // (alternative + 1)))
-        consider(Edit(fewer_keywords, sample), None, f"/alt{alternative}")
+        # Alternatives alternate between fewer examples with fewer keywords and a full other sample.
+        size = max(1, max_examples // 2) if alternative % 2 else max_examples
+        alternative_sample = select_demonstrations(pool, size, rng, avoid=frozenset(shown_posts))
+        shown_posts.update(demonstration.post for demonstration in alternative_sample)
+        consider(fewer if alternative % 2 else keywords, ExamplesEdit(f"examples-alt{alternative}", alternative_sample))
     return drafts
-
-
-def _truncated(keywords: Keywords, limit: int) -> Keywords:
-    return {field: {label: words[:limit] for label, words in by_label.items()} for field, by_label in keywords.items()}
-
-
-# --- proxy score ---------------------------------------------------------------------------------
-
-
-def keyword_overlap_accuracy(
-    request: ProposeRequest, components: Mapping[str, str], post_tokens: Mapping[str, frozenset[str]]
-) -> float | None:
-    """Fraction of expected field values a keyword-overlap classifier gets right; None without ground truth.
-
-    For a field with label descriptions, the prediction is the label whose line shares the most words
-    with the post; on a tie, or for fields without descriptions, it is what the agent actually answered.
-    """
-    agent = request.agent
-    line_tokens = {
-        field: {
-            label: text.token_set(line)
-            for label, line in text.label_lines(components[name], agent.output_fields[field]).items()
-        }
-        for field, name in agent.label_components.items()
-    }
-    right = 0
-    total = 0
-    for rollout in request.rollouts:
-        answered = rollout.output or {}
-        for field, truth in (rollout.expected or {}).items():
-            prediction = answered.get(field)
-            if field in line_tokens:
-                overlaps = {label: len(post_tokens[rollout.input_text] & tokens) for label, tokens in line_tokens[field].items()}
-                best = max(overlaps.values())
-                winners = [label for label, overlap in overlaps.items() if overlap == best]
-                if len(winners) == 1:
-                    prediction = winners[0]
-            right += prediction == truth
-            total += 1
-    return round(right / total, 4) if total else None
 
 
 # --- explanations --------------------------------------------------------------------------------
 
 
-def _rationale(draft: Draft, learned: LearnedKeywords, score: float | None, incumbent_score: float | None) -> str:
+def _rationale(draft: Draft, plan: ParentPlan, score: float | None, parent_score: float | None) -> str:
+    learned = plan.learned
     clauses = []
     if draft.applied_keywords:
         listed = "; ".join(
@@ -403,34 +526,45 @@ def _rationale(draft: Draft, learned: LearnedKeywords, score: float | None, incu
             for by_label in draft.applied_keywords.values()
             for label, words in by_label.items()
         )
+        weighted = f", {learned.misclassified} that {plan.parent.id} got wrong weighted up" if learned.misclassified else ""
+        confused = ", ".join(sorted(label for _, label in learned.confused))
         clauses.append(
-            f"Label descriptions now end with words that set each label's posts apart in {learned.posts} posts"
-            f" with ground truth ({learned.misclassified} misclassified by the current prompt, weighted up): {listed}"
+            f"Label descriptions of {plan.parent.id} now end with words that set each label's posts apart in"
+            f" {learned.posts} training posts with ground truth{weighted}: {listed}"
+            + (f" (more words for the labels {plan.parent.id} missed: {confused})" if confused and draft.strategy.startswith("keywords-confused") else "")
         )
-    if draft.shown_demonstrations:
-        combinations = list(dict.fromkeys("/".join(demonstration.labels) for demonstration in draft.shown_demonstrations))
+    if draft.examples:
+        combinations = list(dict.fromkeys("/".join(demonstration.labels) for demonstration in draft.examples.demonstrations))
         clauses.append(
-            f"The examples now show {len(draft.shown_demonstrations)} top-reward runs covering"
+            f"The examples now show {len(draft.examples.demonstrations)} posts covering"
             f" {len(combinations)} label combinations ({', '.join(combinations)})"
         )
-    if score is not None and incumbent_score is not None:
-        clauses.append(f"Keyword-overlap proxy on the training rollouts: {score:.2f} (current prompt {incumbent_score:.2f})")
+        if draft.examples.dropped:
+            clauses.append(f"Dropped {len(draft.examples.dropped)} examples that share words with posts {plan.parent.id} got wrong and carry its wrong answer")
+        if draft.examples.added:
+            clauses.append(f"Added {len(draft.examples.added)} posts like those {plan.parent.id} got wrong, with the labels it missed")
+    if score is not None and parent_score is not None:
+        clauses.append(f"Keyword-overlap proxy on {plan.parent.id}'s rollouts: {score:.2f} ({plan.parent.id} {parent_score:.2f})")
     return " ".join(f"{clause}." for clause in clauses)
 
 
-def _note(drafts: Sequence[Draft], wanted: int, learned: LearnedKeywords, pool_problem: str | None) -> str | None:
-    if len(drafts) >= wanted:
-        return None
-    reasons = []
-    if learned.problem:
-        reasons.append(learned.problem)
-    elif not any(draft.applied_keywords for draft in drafts):
-        reasons.append("the learned keywords are already in the label descriptions")
-    if pool_problem:
-        reasons.append(pool_problem)
-    elif not any(draft.shown_demonstrations for draft in drafts):
-        reasons.append("the chosen examples are already in the prompt")
-    if not reasons:
-        reasons.append("too few top-reward posts and keywords for more distinct alternatives")
-    summary = "nothing to learn" if not drafts else f"only {len(drafts)} distinct candidates of {wanted} requested"
-    return f"{summary}: {'; '.join(reasons)}"
+def _note(plans: Iterable[ParentPlan], wanted: int, keywords_problem: str | None, pool_problem: str | None) -> str | None:
+    notes = []
+    for plan in plans:
+        if len(plan.drafts) >= wanted:
+            continue
+        reasons = []
+        keywords_reason = keywords_problem or plan.learned.problem
+        if keywords_reason:
+            reasons.append(keywords_reason)
+        elif not any(draft.applied_keywords for draft in plan.drafts):
+            reasons.append("the learned keywords are already in the label descriptions")
+        if pool_problem:
+            reasons.append(pool_problem)
+        elif not any(draft.examples for draft in plan.drafts):
+            reasons.append("the chosen examples are already in the prompt")
+        if not reasons:
+            reasons.append("too few top-reward posts and keywords for more distinct alternatives")
+        summary = "nothing to learn" if not plan.drafts else f"only {len(plan.drafts)} distinct children of {wanted} requested"
+        notes.append(f"{plan.parent.id}: {summary}: {'; '.join(reasons)}")
+    return " | ".join(notes) or None

@@ -78,3 +78,56 @@ def with_keywords(component: str, keywords_by_label: Mapping[str, Sequence[str]]
             line = lines[found[0]]
             lines[found[0]] = f"{without_keyword_suffix(line)}{KEYWORD_SUFFIX_PREFIX}{', '.join(keywords)}"
     return "\n".join(lines)
+
+
+def description_of(line: str) -> str:
+    """The text after `- <label>:` on a label line, without our keyword suffix."""
+    return without_keyword_suffix(line.split(":", 1)[1]).strip()
+
+
+def with_description(component: str, label: str, description: str) -> str:
+    """Replaces the description on the line of `label`, keeping its `- <label>:` head and any keyword suffix."""
+    lines = component.split("\n")
+    index = label_line_indexes(component, [label])[label][0]
+    line = lines[index]
+    head, rest = line.split(":", 1)
+    suffix = _KEYWORD_SUFFIX.search(rest)
+    lines[index] = f"{head}: {description}{suffix.group(0) if suffix else ''}"
+    return "\n".join(lines)
+
+
+def unreferenced_components(components: Mapping[str, str]) -> list[str]:
+    """Components no other component places with `{{name}}`: the roots a prompt is rendered from."""
+    referenced = {name for component in components.values() for name in placeholders(component)}
+    return [name for name in components if name not in referenced]
+
+
+def render(components: Mapping[str, str]) -> str:
+    """The system prompt as the agent sees it: the root with each placeholder replaced, one level deep.
+
+    Falls back to listing every component under its name when there is no single root.
+    """
+    roots = unreferenced_components(components)
+    if len(roots) != 1:
+        return "\n\n".join(f"[{name}]\n{component}" for name, component in components.items())
+    rendered = _PLACEHOLDER.sub(lambda match: components.get(match.group(1), ""), components[roots[0]])
+    return re.sub(r"\n{3,}", "\n\n", rendered).strip()
+
+
+RULE_PREFIX = "Learned rule: "
+
+
+def learned_rules(component: str) -> list[str]:
+    return [line.removeprefix(RULE_PREFIX) for line in component.split("\n") if line.startswith(RULE_PREFIX)]
+
+
+def with_rule(component: str, rule: str, keep: int) -> str:
+    """Appends `Learned rule: <rule>` as the last line, keeping only the newest `keep` such lines."""
+    lines = component.rstrip("\n").split("\n")
+    rule_indexes = [index for index, line in enumerate(lines) if line.startswith(RULE_PREFIX)]
+    for index in reversed(rule_indexes[: max(0, len(rule_indexes) - keep + 1)]):
+        del lines[index]
+    if not rule_indexes and lines != [""]:
+        lines.append("")
+    lines.append(f"{RULE_PREFIX}{rule}")
+    return "\n".join(lines)

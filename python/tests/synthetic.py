@@ -69,28 +69,39 @@ POSTS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
-def build_input(seed: int = 42, **params: int) -> dict[str, Any]:
-    rollouts = []
-    for index, (post, category, sentiment, answered_category, answered_sentiment) in enumerate(POSTS, start=1):
-        right = (answered_category == category) + (answered_sentiment == sentiment)
-        rollouts.append(
-            {
-                "id": f"ro-{index:03d}",
-                "task_id": f"p{index:03d}",
-                "input": {"content": post},
-                "output": {"category": answered_category, "sentiment": answered_sentiment},
-                "expected": {"category": category, "sentiment": sentiment},
-                "reward": right / 2,
-                "rewards": [{"scorer": "ground-truth", "value": right / 2, "reason": f"{right} of 2 fields right"}],
-                "error": None,
-            }
-        )
+def scored_rollout(rollout_id: str, task_id: str, prompt_id: str, post: tuple[str, str, str, str, str]) -> dict[str, Any]:
+    """A run of `prompt_id` on a POSTS-shaped entry, rewarded by the share of fields it got right."""
+    content, category, sentiment, answered_category, answered_sentiment = post
+    right = (answered_category == category) + (answered_sentiment == sentiment)
     return {
-        "schema_version": 1,
+        "id": rollout_id,
+        "task_id": task_id,
+        "prompt_id": prompt_id,
+        "input": {"content": content},
+        "output": {"category": answered_category, "sentiment": answered_sentiment},
+        "expected": {"category": category, "sentiment": sentiment},
+        "reward": right / 2,
+        "rewards": [{"scorer": "ground-truth", "value": right / 2, "reason": f"{right} of 2 fields right"}],
+        "error": None,
+    }
+
+
+def build_input(seed: int = 42, **params: int) -> dict[str, Any]:
+    """Round 1 of llm-free: the incumbent is the only parent, and every rollout ran it."""
+    rollouts = [scored_rollout(f"ro-{index:03d}", f"p{index:03d}", "incumbent", post) for index, post in enumerate(POSTS, start=1)]
+    components = {
+        "instructions": INSTRUCTIONS,
+        "categories": CATEGORIES,
+        "sentiments": SENTIMENTS,
+        "examples": "",
+    }
+    return {
+        "schema_version": 2,
         "command": "propose",
-        "request_id": "cy-post-analyzer-20261125-abcd/train/1",
+        "request_id": "cy-post-analyzer-20261125-abcd/round/1",
         "algorithm": "llm-free",
         "seed": seed,
+        "round": 1,
         "params": {"num_candidates": 3, "max_examples": 6, "max_keywords": 6, **params},
         "agent": {
             "name": "post-analyzer",
@@ -102,18 +113,39 @@ def build_input(seed: int = 42, **params: int) -> dict[str, Any]:
             "label_components": {"category": "categories", "sentiment": "sentiments"},
             "examples_component": "examples",
         },
-        "prompt": {
-            "version": 1,
-            "engine": "placeholders",
-            "components": {
-                "instructions": INSTRUCTIONS,
-                "categories": CATEGORIES,
-                "sentiments": SENTIMENTS,
-                "examples": "",
-            },
-        },
+        "prompt": {"version": 1, "engine": "placeholders", "components": components},
+        "parents": [{"id": "incumbent", "components": copy.deepcopy(components)}],
         "rollouts": rollouts,
+        "llm": None,
     }
+
+
+def build_apo_input(base_url: str, seed: int = 42, **params: int) -> dict[str, Any]:
+    """Round 1 of apo against an OpenAI-compatible endpoint at `base_url`."""
+    document = build_input(seed)
+    document["algorithm"] = "apo"
+    document["params"] = {"branch_factor": 2, "minibatch_size": 4, "max_tokens": 256, **params}
+    document["llm"] = {"base_url": base_url, "model": "fake-critic", "api_key": "sk-test", "timeout_s": 10}
+    return document
+
+
+def next_round(document: dict[str, Any], output: dict[str, Any], parent_ids: list[str]) -> dict[str, Any]:
+    """The next round's request as the workflow builds it: the chosen children become the parents, and
+    their runs are the parents' original runs re-scored as if the children answered the same way, except
+    that posts the first incumbent got wrong on sentiment are still wrong."""
+    document = copy.deepcopy(document)
+    chosen = [candidate for candidate in output["candidates"] if candidate["id"] in parent_ids]
+    document["round"] = output["round"] + 1
+    document["request_id"] = document["request_id"].rsplit("/", 1)[0] + f"/{document['round']}"
+    document["parents"] = [{"id": candidate["id"], "components": candidate["components"]} for candidate in chosen]
+    incumbent_runs = [rollout for rollout in document["rollouts"] if rollout["prompt_id"] == "incumbent"]
+    for candidate in chosen:
+        for rollout in incumbent_runs:
+            run = copy.deepcopy(rollout)
+            run["id"] = f"{candidate['id']}-{rollout['id']}"
+            run["prompt_id"] = candidate["id"]
+            document["rollouts"].append(run)
+    return document
 
 
 def with_malformed_rollouts(document: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +155,7 @@ def with_malformed_rollouts(document: dict[str, Any]) -> dict[str, Any]:
         {
             "id": "ro-failed",
             "task_id": "p041",
+            "prompt_id": "incumbent",
             "input": {"content": "Kubernetes deploy timed out twice today"},
             "output": None,
             "expected": {"category": "technology", "sentiment": "negative"},
@@ -133,6 +166,7 @@ def with_malformed_rollouts(document: dict[str, Any]) -> dict[str, Any]:
         {
             "id": "ro-partial",
             "task_id": "p042",
+            "prompt_id": "incumbent",
             "input": {"content": "Investors loved the seed pitch"},
             "output": {"category": "startups", "sentiment": "positive"},
             "expected": {"category": "startups"},
@@ -142,7 +176,8 @@ def with_malformed_rollouts(document: dict[str, Any]) -> dict[str, Any]:
         },
         {
             "id": "ro-judged",
-            "task_id": "p043",
+            "task_id": None,
+            "prompt_id": "incumbent",
             "input": {"content": "Short post"},
             "output": {"category": "general", "sentiment": "neutral", "reasoning": "nothing specific"},
             "expected": None,

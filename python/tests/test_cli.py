@@ -10,7 +10,7 @@ import pytest
 
 from agl_optimizer import __main__ as cli
 from agl_optimizer.contract import SUPPORTED_ALGORITHMS, validate_output
-from synthetic import build_input, with_malformed_rollouts
+from synthetic import build_apo_input, build_input, with_malformed_rollouts
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_may_differ(tmp_path: P
 
 BAD_INPUTS: list[tuple[str, Any, str]] = [
     ("not JSON", "{this is not json", "error: input "),
-    ("wrong schema_version", {**build_input(), "schema_version": 2}, "error: input schema_version: unsupported schema version 2"),
+    ("contract v1", {**build_input(), "schema_version": 1}, "error: input schema_version: unsupported schema version 1"),
     ("unknown algorithm", {**build_input(), "algorithm": "gepa"}, 'error: input algorithm: unsupported algorithm "gepa"'),
     ("unknown top-level key", {**build_input(), "notes": "hi"}, 'error: input: unknown key "notes"'),
     (
@@ -82,9 +82,15 @@ BAD_INPUTS: list[tuple[str, Any, str]] = [
     (
         "no scored rollouts",
         {**build_input(), "rollouts": [{**build_input()["rollouts"][0], "reward": None}]},
-        "error: input rollouts: no scored rollouts",
+        'error: input parents[0]: no scored rollouts: every reward of the 1 rollouts with prompt_id "incumbent" is null',
     ),
     ("empty rollouts", {**build_input(), "rollouts": []}, "error: input rollouts: empty list"),
+    ("apo without llm", {**build_input(), "algorithm": "apo", "params": {}}, 'error: input llm: algorithm "apo" calls an LLM'),
+    (
+        "apo with an unreachable URL scheme",
+        {**build_apo_input("ftp://127.0.0.1/v1")},
+        'error: input llm.base_url: expected an http:// or https:// URL with a host, got "ftp://127.0.0.1/v1"',
+    ),
 ]
 
 
@@ -114,13 +120,13 @@ def test_unexpected_failure_exits_1_and_writes_nothing(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == "agl-optimizer 0.1.0 contract 1"
+    assert result.stdout.strip() == "agl-optimizer 0.2.0 contract 2"
 
 
 def test_describe() -> None:
     result = run_cli("describe")
     assert result.returncode == 0
-    assert json.loads(result.stdout) == {"contract": 1, "algorithms": ["llm-free"]}
+    assert json.loads(result.stdout) == {"contract": 2, "algorithms": ["llm-free", "apo"]}
 
 
 @pytest.mark.parametrize("args", [["optimize"], ["propose", "--input", "in.json"], []], ids=["unknown command", "missing --output", "no command"])

@@ -10,12 +10,13 @@ from agl_optimizer import llm_free
 from agl_optimizer.contract import (
     BadInput,
     ContractError,
+    LlmEndpoint,
     build_output,
     load_json,
     parse_request,
     validate_output,
 )
-from synthetic import build_input, with_malformed_rollouts
+from synthetic import build_apo_input, build_input, next_round, with_malformed_rollouts
 
 Mutation = Callable[[dict[str, Any]], object]
 
@@ -49,16 +50,59 @@ def _duplicate_first_rollout_id(document: dict[str, Any]) -> None:
     document["rollouts"][1]["id"] = document["rollouts"][0]["id"]
 
 
+def _second_parent(rollout_prompt_id: str | None) -> Mutation:
+    """Round 2 with a second parent r1c1 (label lines sharpened) whose runs are the given prompt's."""
+
+    def mutate(document: dict[str, Any]) -> None:
+        document["round"] = 2
+        components = copy.deepcopy(document["prompt"]["components"])
+        components["categories"] = components["categories"].replace("AI and programming", "AI and programming; e.g. rust")
+        document["parents"].append({"id": "r1c1", "components": components})
+        if rollout_prompt_id is not None:
+            for rollout in document["rollouts"][:5]:
+                rollout["prompt_id"] = rollout_prompt_id
+
+    return mutate
+
+
+def _unscore_second_parent(document: dict[str, Any]) -> None:
+    _second_parent("r1c1")(document)
+    for rollout in document["rollouts"][:5]:
+        rollout["reward"] = None
+
+
+def _apo_without_llm(document: dict[str, Any]) -> None:
+    document["algorithm"] = "apo"
+    document["params"] = {}
+
+
 BAD_INPUTS: list[tuple[str, Mutation, str]] = [
-    ("wrong schema_version", _set(["schema_version"], 2), "input schema_version: unsupported schema version 2"),
+    ("contract v1", _set(["schema_version"], 1), "input schema_version: unsupported schema version 1, this optimizer speaks 2"),
     ("boolean schema_version", _set(["schema_version"], True), "input schema_version: unsupported schema version true"),
     ("missing schema_version", _delete(["schema_version"]), "input schema_version: missing required key"),
     ("unknown top-level key", _set(["extra"], 1), 'input: unknown key "extra"'),
     ("wrong command", _set(["command"], "evaluate"), 'input command: expected "propose", got "evaluate"'),
-    ("unknown algorithm", _set(["algorithm"], "gepa"), 'input algorithm: unsupported algorithm "gepa" (supported: "llm-free")'),
+    ("unknown algorithm", _set(["algorithm"], "gepa"), 'input algorithm: unsupported algorithm "gepa" (supported: "llm-free", "apo")'),
     ("float seed", _set(["seed"], 4.2), "input seed: expected an integer, got 4.2"),
+    ("round 0", _set(["round"], 0), "input round: expected an integer >= 1, got 0"),
+    ("missing round", _delete(["round"]), "input round: missing required key"),
     ("unknown param", _set(["params", "temperature"], 1), 'input params: unknown key "temperature"'),
+    ("param of another algorithm", _set(["params", "branch_factor"], 2), 'input params: unknown key "branch_factor"'),
     ("param out of range", _set(["params", "num_candidates"], 11), "input params.num_candidates: expected an integer in [1, 10], got 11"),
+    ("apo without llm", _apo_without_llm, 'input llm: algorithm "apo" calls an LLM: give an OpenAI-compatible endpoint, got null'),
+    ("llm with a file URL", _set(["llm"], {"base_url": "file:///etc/passwd", "model": "m"}), 'input llm.base_url: expected an http:// or https:// URL with a host, got "file:///etc/passwd"'),
+    ("llm without host", _set(["llm"], {"base_url": "http://", "model": "m"}), "input llm.base_url: expected an http:// or https:// URL with a host"),
+    ("llm timeout 0", _set(["llm"], {"base_url": "http://127.0.0.1:1/v1", "model": "m", "timeout_s": 0}), "input llm.timeout_s: expected a number of seconds above 0"),
+    ("llm unknown key", _set(["llm"], {"base_url": "http://127.0.0.1:1/v1", "model": "m", "temperature": 1}), 'input llm: unknown key "temperature"'),
+    ("no parents", _set(["parents"], []), "input parents: empty list: give at least the incumbent to improve"),
+    ("incumbent parent differs from the prompt", _set(["parents", 0, "components", "examples"], "Examples:"), 'input parents[0].components: the parent "incumbent" must have exactly the components of prompt.components'),
+    ("parent of this round", _set(["parents", 0, "id"], "r1c1"), 'input parents[0].id: "r1c1" is a candidate of round 1, but this is round 1'),
+    ("parent id not an id", _set(["parents", 0, "id"], "best"), 'input parents[0].id: expected "incumbent" or a candidate id such as "r1c2", got "best"'),
+    ("parent lost a placeholder", _set(["parents", 0, "components", "instructions"], "no placeholders"), "input parents[0].components.instructions: lost placeholder(s) {{categories}}, {{examples}}, {{sentiments}}"),
+    ("parent without its own rollouts", _second_parent(None), 'input parents[1]: no rollout has prompt_id "r1c1"'),
+    ("parent without scored rollouts", _unscore_second_parent, 'input parents[1]: no scored rollouts: every reward of the 5 rollouts with prompt_id "r1c1" is null'),
+    ("rollout of a prompt from this round", _set(["rollouts", 4, "prompt_id"], "r1c2"), 'input rollouts[4].prompt_id: "r1c2" is a candidate of round 1, but this is round 1'),
+    ("rollout without prompt_id", _delete(["rollouts", 4, "prompt_id"]), "input rollouts[4].prompt_id: missing required key"),
     ("wrong engine", _set(["prompt", "engine"], "jinja"), 'input prompt.engine: expected "placeholders", got "jinja"'),
     ("non-string component", _set(["prompt", "components", "examples"], 3), "input prompt.components.examples: expected a string, got 3"),
     ("empty label list", _set(["agent", "output_fields", "sentiment"], []), "input agent.output_fields.sentiment: expected a non-empty list of labels"),
@@ -79,7 +123,7 @@ BAD_INPUTS: list[tuple[str, Mutation, str]] = [
     ("unknown rollout key", _set(["rollouts", 5, "trace"], {}), 'input rollouts[5]: unknown key "trace"'),
     ("duplicate rollout id", _duplicate_first_rollout_id, 'input rollouts[1].id: duplicate rollout id "ro-001"'),
     ("empty rollouts", _set(["rollouts"], []), "input rollouts: empty list"),
-    ("no scored rollouts", _unscore_all, "input rollouts: no scored rollouts"),
+    ("no scored rollouts", _unscore_all, 'input parents[0]: no scored rollouts: every reward of the 40 rollouts with prompt_id "incumbent" is null'),
 ]
 
 
@@ -92,11 +136,20 @@ def test_bad_input_is_reported_with_its_json_path(mutate: Mutation, message: str
     assert message in str(raised.value)
 
 
-def test_params_are_optional_with_defaults() -> None:
+def test_params_and_llm_are_optional_with_defaults() -> None:
     document = build_input()
     del document["params"]
-    params = parse_request(document).params
-    assert (params.num_candidates, params.max_examples, params.max_keywords) == (3, 6, 6)
+    del document["llm"]
+    request = parse_request(document)
+    assert request.params == {"num_candidates": 3, "max_examples": 6, "max_keywords": 6}
+    assert request.llm is None
+    apo = build_apo_input("http://127.0.0.1:9/v1/")
+    apo["params"] = {"branch_factor": 3}
+    del apo["llm"]["timeout_s"]
+    del apo["llm"]["api_key"]
+    request = parse_request(apo)
+    assert request.params == {"branch_factor": 3, "minibatch_size": 4, "max_tokens": 256}
+    assert request.llm == LlmEndpoint(base_url="http://127.0.0.1:9/v1", model="fake-critic", api_key=None, timeout_s=120.0)
 
 
 def test_malformed_rollouts_are_accepted() -> None:
@@ -104,7 +157,18 @@ def test_malformed_rollouts_are_accepted() -> None:
     by_id = {rollout.id: rollout for rollout in request.rollouts}
     assert by_id["ro-failed"].output is None and by_id["ro-failed"].error == "model timeout after 30s"
     assert by_id["ro-partial"].expected == {"category": "startups"}
-    assert by_id["ro-judged"].expected is None
+    assert by_id["ro-judged"].expected is None and by_id["ro-judged"].task_id is None
+    assert by_id["ro-001"].reasons == ("2 of 2 fields right",)
+
+
+def test_rollouts_of_prompts_that_are_not_parents_are_accepted() -> None:
+    """A later round may carry the runs of an earlier candidate that left the beam; they are not a parent's."""
+    document = build_input()
+    document["round"] = 3
+    document["rollouts"][0]["prompt_id"] = "r2c4"
+    request = parse_request(document)
+    assert [parent.id for parent in request.parents] == ["incumbent"]
+    assert len(request.rollouts_of(request.parents[0])) == 39
 
 
 @pytest.mark.parametrize(
@@ -120,15 +184,23 @@ def test_load_json_rejects_invalid_json(source: str, message: str) -> None:
         load_json(source, "input in.json")
 
 
-def _valid_output() -> tuple[dict[str, Any], dict[str, Any]]:
-    document = build_input()
+def _propose(document: dict[str, Any]) -> dict[str, Any]:
     request = parse_request(document)
-    return build_output(request, llm_free.propose(request, lambda message: None)), document
+    return build_output(request, llm_free.propose(request, lambda message: None))
+
+
+def _valid_output() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Round 2 of llm-free with the parents r1c1 and r1c2, and its output."""
+    first = build_input()
+    document = next_round(first, _propose(first), ["r1c1", "r1c2"])
+    return _propose(document), document
 
 
 def test_validate_output_accepts_the_algorithm_output() -> None:
     output, document = _valid_output()
     validate_output(output, document)
+    assert [candidate["id"] for candidate in output["candidates"]] == [f"r2c{number}" for number in range(1, 7)]
+    assert [candidate["parent"] for candidate in output["candidates"]] == ["r1c1"] * 3 + ["r1c2"] * 3
 
 
 def _drop_placeholder(output: dict[str, Any]) -> None:
@@ -140,22 +212,43 @@ def _copy_incumbent(output: dict[str, Any]) -> None:
     output["candidates"][0]["components"] = copy.deepcopy(build_input()["prompt"]["components"])
 
 
+def _copy_parent(document: dict[str, Any]) -> Mutation:
+    def mutate(output: dict[str, Any]) -> None:
+        output["candidates"][3]["components"] = copy.deepcopy(document["parents"][0]["components"])
+
+    return mutate
+
+
 def _duplicate_candidate(output: dict[str, Any]) -> None:
     output["candidates"][1]["components"] = copy.deepcopy(output["candidates"][0]["components"])
 
 
+def _no_candidates(output: dict[str, Any]) -> None:
+    output["candidates"] = []
+    output["rounds"][0].update(candidates=0, best_train_score=None)
+
+
 BAD_OUTPUTS: list[tuple[str, Mutation, str]] = [
     ("lost placeholder", _drop_placeholder, "output candidates[0].components.instructions: lost placeholder(s) {{sentiments}}"),
-    ("same as incumbent", _copy_incumbent, "output candidates[0].components: identical to the input prompt"),
-    ("duplicate candidate", _duplicate_candidate, "output candidates[1].components: identical to candidate c1"),
+    ("same as incumbent", _copy_incumbent, 'output candidates[0].components: identical to "incumbent"'),
+    ("same as another parent", _copy_parent(_valid_output()[1]), 'output candidates[3].components: identical to "r1c1"'),
+    ("duplicate candidate", _duplicate_candidate, 'output candidates[1].components: identical to "r2c1"'),
     ("missing component", _delete(["candidates", 0, "components", "sentiments"]), "output candidates[0].components.sentiments: missing required key"),
     ("extra component", _set(["candidates", 0, "components", "new"], "x"), 'output candidates[0].components: unknown key "new"'),
     ("emptied component", _set(["candidates", 0, "components", "categories"], ""), "output candidates[0].components.categories: expected a non-empty string"),
-    ("wrong id", _set(["candidates", 1, "id"], "c7"), 'output candidates[1].id: expected "c2", got "c7"'),
+    ("label line lost", _set(["candidates", 0, "components", "sentiments"], "- positive: good"), 'has no line of the form "- neutral: <description>"'),
+    ("wrong id", _set(["candidates", 1, "id"], "c2"), 'output candidates[1].id: expected "r2c2", got "c2"'),
+    ("unknown parent", _set(["candidates", 1, "parent"], "r1c3"), 'output candidates[1].parent: expected the id of one of the request\'s parents, got "r1c3"'),
+    ("too many children of a parent", _set(["candidates", 3, "parent"], "r1c1"), 'output candidates[3].parent: more than params.num_candidates = 3 children of "r1c1"'),
     ("score out of range", _set(["candidates", 0, "train_score"], 1.2), "output candidates[0].train_score: expected a number in [0, 1]"),
     ("other request id", _set(["request_id"], "other"), "output request_id: expected"),
-    ("wrong stats", _set(["stats", "rollouts"], 3), "output stats.rollouts: expected an integer in [40, 40], got 3"),
-    ("no candidates without note", _set(["candidates"], []), "output stats: missing key note"),
+    ("other round", _set(["round"], 3), "output round: expected 2 (copied from the input), got 3"),
+    ("round entry of another round", _set(["rounds", 0, "round"], 1), "output rounds[0].round: expected an integer in [2, 2], got 1"),
+    ("two round entries", _set(["rounds"], [{"round": 2, "best_train_score": None, "candidates": 6}] * 2), "output rounds: expected exactly one entry, for round 2, got 2"),
+    ("round entry miscounts", _set(["rounds", 0, "candidates"], 5), "output rounds[0].candidates: expected an integer in [6, 6], got 5"),
+    ("wrong stats", _set(["stats", "rollouts"], 3), "output stats.rollouts: expected an integer in [120, 120], got 3"),
+    ("llm calls from llm-free", _set(["stats", "llm_calls"], 2), "output stats.llm_calls: expected an integer in [0, 0], got 2"),
+    ("no candidates without note", _no_candidates, "output stats: missing key note"),
 ]
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 
 from agl_optimizer import llm_free, text
-from agl_optimizer.contract import ProposeRequest, build_output, parse_request, validate_output
-from synthetic import POSTS, build_input, with_malformed_rollouts
+from agl_optimizer.contract import build_output, parse_request, validate_output
+from agl_optimizer.proxy import keyword_overlap_accuracy
+from synthetic import POSTS, build_input, next_round, scored_rollout, with_malformed_rollouts
 
 
 def _propose(document: dict[str, Any]) -> dict[str, Any]:
@@ -20,41 +22,55 @@ def _by_strategy(output: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {candidate["strategy"]: candidate for candidate in output["candidates"]}
 
 
-def test_candidates_follow_the_strategy_order_and_are_valid() -> None:
+def _keywords(component: str, label: str) -> list[str]:
+    line = text.label_lines(component, [label])[label]
+    return line.split("; e.g. ")[1].split(", ") if "; e.g. " in line else []
+
+
+def _shown_posts(examples: str) -> list[str]:
+    return re.findall(r"^Post: (.*)$", examples, flags=re.MULTILINE)
+
+
+def test_round_one_children_vary_descriptions_and_examples_alone_and_combined() -> None:
     output = _propose(build_input())
-    assert [candidate["strategy"] for candidate in output["candidates"]] == [
-        "descriptions+examples",
-        "descriptions",
-        "examples",
+    assert [(candidate["id"], candidate["parent"], candidate["strategy"]) for candidate in output["candidates"]] == [
+        ("r1c1", "incumbent", "keywords-confused+examples"),
+        ("r1c2", "incumbent", "keywords-confused"),
+        ("r1c3", "incumbent", "examples"),
     ]
-    assert [candidate["id"] for candidate in output["candidates"]] == ["c1", "c2", "c3"]
     assert output["rounds"] == [{"round": 1, "best_train_score": max(c["train_score"] for c in output["candidates"]), "candidates": 3}]
-    assert output["stats"] == {"rollouts": 40, "scored": 40, "failed": 0, "with_expected": 40}
+    assert output["stats"] == {"rollouts": 40, "scored": 40, "failed": 0, "with_expected": 40, "llm_calls": 0, "rejected_edits": 0}
 
 
 def test_descriptions_gain_distinctive_keywords_and_keep_other_lines() -> None:
-    categories = _by_strategy(_propose(build_input()))["descriptions"]["components"]["categories"]
+    categories = _by_strategy(_propose(build_input()))["keywords-confused"]["components"]["categories"]
     lines = categories.split("\n")
     assert lines[0] == "Pick exactly one category."
     assert lines[-1] == "When unsure, prefer general."
     technology = next(line for line in lines if line.startswith("- technology:"))
     assert technology.startswith("- technology: software, hardware, AI and programming; e.g. ")
-    assert {"kubernetes", "rust", "database"} <= set(technology.split("; e.g. ")[1].split(", "))
-    general = next(line for line in lines if line.startswith("- general:"))
-    assert "coffee" in general and "hiking" in general
+    assert {"kubernetes", "rust", "database"} <= set(_keywords(categories, "technology"))
+    assert {"coffee", "hiking"} <= set(_keywords(categories, "general"))
 
 
-def test_keywords_respect_max_keywords_and_skip_words_already_described() -> None:
+def test_labels_the_parent_confuses_get_twice_the_keyword_budget() -> None:
+    output = _propose(build_input(max_keywords=2, num_candidates=6))
+    by_strategy = _by_strategy(output)
+    sharpened = by_strategy["keywords-confused"]["components"]
+    plain = by_strategy["keywords"]["components"]
+    # The agent answered some technology posts "general"; it got the sentiment of every negative post right.
+    assert len(_keywords(sharpened["categories"], "technology")) == 4
+    assert len(_keywords(plain["categories"], "technology")) == 2
+    assert len(_keywords(sharpened["sentiments"], "negative")) == 2
+    assert all(len(_keywords(plain[name], label)) <= 2 for name, label in [("categories", "general"), ("sentiments", "positive")])
+
+
+def test_keywords_skip_words_already_described() -> None:
     document = build_input(max_keywords=2)
-    document["prompt"]["components"]["categories"] = document["prompt"]["components"]["categories"].replace(
-        "- technology: software", "- technology: kubernetes software"
-    )
-    technology = text.label_lines(
-        _by_strategy(_propose(document))["descriptions"]["components"]["categories"], ["technology"]
-    )["technology"]
-    keywords = technology.split("; e.g. ")[1].split(", ")
-    assert len(keywords) == 2
-    assert "kubernetes" not in keywords
+    for components in (document["prompt"]["components"], document["parents"][0]["components"]):
+        components["categories"] = components["categories"].replace("- technology: software", "- technology: kubernetes software")
+    categories = _by_strategy(_propose(document))["keywords-confused"]["components"]["categories"]
+    assert "kubernetes" not in _keywords(categories, "technology")
 
 
 def test_examples_are_rendered_with_ground_truth_and_cover_distinct_combinations() -> None:
@@ -66,16 +82,14 @@ def test_examples_are_rendered_with_ground_truth_and_cover_distinct_combinations
     combinations = set()
     for block in blocks:
         post_line, answer_line = block.split("\n")
-        post = post_line.removeprefix("Post: ")
-        answer = answer_line.removeprefix("Answer: ")
-        category, sentiment = posts_by_text[post]
-        assert answer == json.dumps({"category": category, "sentiment": sentiment})
+        category, sentiment = posts_by_text[post_line.removeprefix("Post: ")]
+        assert answer_line.removeprefix("Answer: ") == json.dumps({"category": category, "sentiment": sentiment})
         combinations.add((category, sentiment))
     assert len(combinations) == 6
 
 
 def test_examples_put_posts_on_one_line() -> None:
-    document = build_input()
+    document = build_input(max_examples=20)
     document["rollouts"][0]["input"]["content"] = "Just shipped\nour Rust plugin,\r\n  3x faster!"
     examples = _by_strategy(_propose(document))["examples"]["components"]["examples"]
     assert "Post: Just shipped our Rust plugin, 3x faster!\n" in examples
@@ -83,50 +97,127 @@ def test_examples_put_posts_on_one_line() -> None:
 
 def test_placeholders_are_preserved() -> None:
     document = build_input()
-    document["prompt"]["components"]["categories"] += "\n{{category_footer}}"
-    document["prompt"]["components"]["category_footer"] = "Never invent a category."
-    document["prompt"]["components"]["sentiments"] = (
-        "- positive: happy; e.g. {{positive_words}}\n- neutral: factual or mixed\n- negative: frustrated"
-    )
-    document["prompt"]["components"]["positive_words"] = "great"
+    components = document["prompt"]["components"]
+    components["categories"] += "\n{{category_footer}}"
+    components["category_footer"] = "Never invent a category."
+    components["sentiments"] = "- positive: happy; e.g. {{positive_words}}\n- neutral: factual or mixed\n- negative: frustrated"
+    components["positive_words"] = "great"
+    document["parents"][0]["components"] = copy.deepcopy(components)
     for candidate in _propose(document)["candidates"]:
-        components = candidate["components"]
+        edited = candidate["components"]
         for name in ("categories", "sentiments", "examples"):
-            assert "{{" + name + "}}" in components["instructions"]
-        assert "{{category_footer}}" in components["categories"]
-        assert "{{positive_words}}" in components["sentiments"]
-
-
-def test_keyword_suffix_is_replaced_not_duplicated_when_run_on_its_own_output() -> None:
-    document = build_input()
-    first = _by_strategy(_propose(document))["descriptions+examples"]
-    document["prompt"]["components"] = first["components"]
-    second = _propose(document)
-    assert second["candidates"], "alternatives with fewer keywords or other examples remain"
-    for candidate in second["candidates"]:
-        for name in ("categories", "sentiments"):
-            for line in candidate["components"][name].split("\n"):
-                assert line.count("; e.g.") <= 1
-        assert candidate["components"] != first["components"]
-    # The learned keywords are a fixed point: re-learning finds nothing new to add.
-    assert not any(candidate["strategy"] in ("descriptions", "descriptions+examples") for candidate in second["candidates"])
+            assert "{{" + name + "}}" in edited["instructions"]
+        assert "{{category_footer}}" in edited["categories"]
+        assert "{{positive_words}}" in edited["sentiments"]
 
 
 def test_a_previous_suffix_with_other_words_is_replaced() -> None:
     document = build_input()
-    components = document["prompt"]["components"]
-    components["categories"] = components["categories"].replace(
-        "AI and programming", "AI and programming; e.g. mainframe, cobol"
-    )
-    categories = _by_strategy(_propose(document))["descriptions"]["components"]["categories"]
+    for components in (document["prompt"]["components"], document["parents"][0]["components"]):
+        components["categories"] = components["categories"].replace("AI and programming", "AI and programming; e.g. mainframe, cobol")
+    categories = _by_strategy(_propose(document))["keywords-confused"]["components"]["categories"]
     technology = text.label_lines(categories, ["technology"])["technology"]
     assert "mainframe" not in technology
     assert technology.count("; e.g.") == 1
 
 
+def test_a_later_round_refines_each_parent_from_its_own_components() -> None:
+    first_document = build_input()
+    first = _propose(first_document)
+    second = _propose(next_round(first_document, first, ["r1c1", "r1c3"]))
+    parents = {candidate["id"]: candidate["components"] for candidate in first["candidates"]}
+    assert {candidate["parent"] for candidate in second["candidates"]} == {"r1c1", "r1c3"}
+    assert [candidate["id"] for candidate in second["candidates"]] == [f"r2c{number}" for number in range(1, len(second["candidates"]) + 1)]
+    for candidate in second["candidates"]:
+        parent = parents[candidate["parent"]]
+        assert candidate["components"] != parent
+        assert candidate["components"]["instructions"] == parent["instructions"]
+        if "examples" not in candidate["strategy"]:
+            assert candidate["components"]["examples"] == parent["examples"]
+        if "keywords" not in candidate["strategy"]:
+            assert candidate["components"]["categories"] == parent["categories"]
+        for name in ("categories", "sentiments"):
+            assert all(line.count("; e.g.") <= 1 for line in candidate["components"][name].split("\n"))
+
+
+def test_children_never_repeat_the_incumbent_a_parent_or_each_other() -> None:
+    first_document = build_input(num_candidates=2)
+    first = _propose(first_document)
+    second_document = next_round(first_document, first, ["r1c1"])
+    # The incumbent is a parent again, next to its own first child.
+    second_document["parents"].insert(0, copy.deepcopy(first_document["parents"][0]))
+    second = _propose(second_document)
+    seen = [first_document["prompt"]["components"], first["candidates"][0]["components"]]
+    for candidate in second["candidates"]:
+        assert candidate["components"] not in seen
+        seen.append(candidate["components"])
+    assert [candidate["parent"] for candidate in second["candidates"]].count("incumbent") == 2
+
+
+def _parent_with_examples(examples: list[tuple[str, str, str]], wrong_posts: list[tuple[str, str, str, str, str]]) -> dict[str, Any]:
+    """Round 2 with one parent r1c1 that shows `examples` and whose own runs got `wrong_posts` wrong."""
+    document = build_input()
+    components = copy.deepcopy(document["prompt"]["components"])
+    components["examples"] = "Examples:\n" + "\n\n".join(
+        f"Post: {post}\nAnswer: {json.dumps({'category': category, 'sentiment': sentiment})}" for post, category, sentiment in examples
+    )
+    document["round"] = 2
+    document["parents"] = [{"id": "r1c1", "components": components}]
+    document["rollouts"] += [scored_rollout(f"r1c1-{index}", f"d{index}", "r1c1", post) for index, post in enumerate(wrong_posts, start=1)]
+    return document
+
+
+def test_repair_drops_an_example_that_misled_the_parent_and_adds_similar_training_posts_with_the_missed_label() -> None:
+    misleading = ("Kubernetes upgrade day, coffee and patience", "general", "neutral")
+    helpful = ("We closed our seed round with amazing investors!", "startups", "positive")
+    wrong = ("Kubernetes upgrade broke the cluster again", "technology", "negative", "general", "negative")
+    output = _propose(_parent_with_examples([misleading, helpful], [wrong]))
+    repaired = next(candidate for candidate in output["candidates"] if candidate["strategy"].endswith("examples-repaired"))
+    # The corrections are the incumbent's training posts sharing the most words with the missed post and
+    # labelled technology; the missed post itself (a task the parent is scored on) is never shown.
+    assert _shown_posts(repaired["components"]["examples"]) == [
+        helpful[0],
+        "The compiler upgrade broke our kubernetes deploy pipeline again",
+        "Our kubernetes cluster finally deploys in minutes, love it",
+    ]
+    assert "Dropped 1 examples" in repaired["rationale"] and "Added 2 posts" in repaired["rationale"]
+
+
+def test_examples_written_by_hand_are_never_repaired() -> None:
+    document = _parent_with_examples([], [("Kubernetes upgrade broke the cluster again", "technology", "negative", "general", "negative")])
+    document["parents"][0]["components"]["examples"] = "Post: a hand-written example, not in our format"
+    strategies = [candidate["strategy"] for candidate in _propose(document)["candidates"]]
+    assert not any("repaired" in strategy for strategy in strategies)
+
+
+def test_a_candidate_parent_is_steered_by_its_own_runs_but_its_posts_never_enter_a_child() -> None:
+    dev_posts = [
+        ("Zanzibar quokka telemetry rollout for the build farm", "technology", "neutral", "general", "neutral"),
+        ("Quokka telemetry dashboards for zanzibar servers", "technology", "positive", "general", "positive"),
+    ]
+    output = _propose(_parent_with_examples([("We closed our seed round with amazing investors!", "startups", "positive")], dev_posts))
+    assert output["candidates"]
+    for candidate in output["candidates"]:
+        assert not any(word in component.lower() for component in candidate["components"].values() for word in ("zanzibar", "quokka", "telemetry"))
+    sharpened = next(candidate["components"] for candidate in output["candidates"] if "keywords-confused" in candidate["strategy"])
+    assert len(_keywords(sharpened["categories"], "technology")) > len(_keywords(sharpened["categories"], "startups"))
+
+
+def test_keywords_are_learned_from_the_incumbents_runs_with_more_words_for_the_labels_the_parent_confuses() -> None:
+    document = _parent_with_examples(
+        [("We closed our seed round with amazing investors!", "startups", "positive")],
+        [("Our runway is short and investors keep ghosting us", "startups", "negative", "general", "negative")],
+    )
+    output = _propose(document)
+    components = next(candidate["components"] for candidate in output["candidates"] if "keywords-confused" in candidate["strategy"])
+    # Only 1 run of its own, yet words from the incumbent's 40 runs; only startups was confused by r1c1.
+    assert "kubernetes" in _keywords(components["categories"], "technology")
+    assert len(_keywords(components["categories"], "startups")) > len(_keywords(components["categories"], "technology"))
+
+
 def test_malformed_rollouts_are_used_where_they_can_be() -> None:
     output = _propose(with_malformed_rollouts(build_input(max_examples=20)))
-    assert output["stats"] == {"rollouts": 43, "scored": 42, "failed": 1, "with_expected": 42}
+    assert output["stats"] == {"rollouts": 43, "scored": 42, "failed": 1, "with_expected": 42, "llm_calls": 0, "rejected_edits": 0}
     examples = _by_strategy(output)["examples"]["components"]["examples"]
     # Partial ground truth agreeing with the output: the output is the answer.
     assert 'Post: Investors loved the seed pitch\nAnswer: {"category": "startups", "sentiment": "positive"}' in examples
@@ -150,32 +241,33 @@ def test_without_perfect_rewards_the_top_quartile_is_demonstrated() -> None:
     rewards = sorted((rollout["reward"] for rollout in document["rollouts"]), reverse=True)
     threshold = rewards[len(rewards) // 4 - 1]
     allowed = {rollout["input"]["content"] for rollout in document["rollouts"] if rollout["reward"] >= threshold}
-    examples = _by_strategy(_propose(document))["examples"]["components"]["examples"]
-    shown = re.findall(r"^Post: (.*)$", examples, flags=re.MULTILINE)
+    shown = _shown_posts(_by_strategy(_propose(document))["examples"]["components"]["examples"])
     assert shown and set(shown) <= allowed
 
 
-def test_same_seed_gives_identical_output_and_seed_drives_tie_breaks() -> None:
+def test_same_seed_gives_identical_output_and_the_seed_draws_the_examples() -> None:
     assert _propose(build_input(seed=7)) == _propose(build_input(seed=7))
-    document = build_input()
-    for rollout in document["rollouts"]:
-        rollout["input"]["content"] = rollout["input"]["content"][:18].ljust(18, ".")
-    # Equal-length posts: which one represents a label combination is up to the seeded RNG.
-    examples_by_seed = {
-        seed: _by_strategy(_propose({**document, "seed": seed}))["examples"]["components"]["examples"]
-        for seed in range(5)
-    }
+    examples_by_seed = {seed: _by_strategy(_propose(build_input(seed=seed)))["examples"]["components"]["examples"] for seed in range(5)}
     assert len(set(examples_by_seed.values())) > 1
 
 
-def test_more_candidates_come_from_alternative_samples() -> None:
-    output = _propose(build_input(num_candidates=5))
+def test_more_children_come_from_alternative_samples_with_fewer_or_more_examples() -> None:
+    output = _propose(build_input(num_candidates=8))
     strategies = [candidate["strategy"] for candidate in output["candidates"]]
-    assert strategies[:3] == ["descriptions+examples", "descriptions", "examples"]
-    assert strategies[3:] == ["descriptions+examples/alt1", "descriptions+examples/alt2"]
-    primary_examples = set(output["candidates"][0]["components"]["examples"].split("\n\n"))
-    alternative_examples = set(output["candidates"][3]["components"]["examples"].split("\n\n"))
-    assert primary_examples != alternative_examples
+    assert strategies == [
+        "keywords-confused+examples",
+        "keywords-confused",
+        "examples",
+        "keywords+examples",
+        "keywords",
+        "keywords-fewer+examples-alt1",
+        "keywords+examples-alt2",
+        "keywords-fewer+examples-alt3",
+    ]
+    sizes = [len(_shown_posts(candidate["components"]["examples"])) for candidate in output["candidates"][5:]]
+    assert sizes == [3, 6, 3]
+    first_sample = set(_shown_posts(output["candidates"][0]["components"]["examples"]))
+    assert not first_sample & set(_shown_posts(output["candidates"][5]["components"]["examples"]))
 
 
 def test_nothing_to_learn_gives_no_candidates_and_a_note() -> None:
@@ -185,14 +277,13 @@ def test_nothing_to_learn_gives_no_candidates_and_a_note() -> None:
     output = _propose(document)
     assert output["candidates"] == []
     assert output["rounds"] == [{"round": 1, "best_train_score": None, "candidates": 0}]
-    assert output["stats"]["note"].startswith("nothing to learn: params.max_keywords is 0; the best reward")
+    assert output["stats"]["note"].startswith("incumbent: nothing to learn: params.max_keywords is 0; the best reward")
 
 
 def test_proxy_score_rewards_sharper_descriptions() -> None:
-    output = _propose(build_input())
-    by_strategy = _by_strategy(output)
-    assert by_strategy["descriptions"]["train_score"] > by_strategy["examples"]["train_score"]
-    assert "Keyword-overlap proxy on the training rollouts" in by_strategy["descriptions"]["rationale"]
+    by_strategy = _by_strategy(_propose(build_input()))
+    assert by_strategy["keywords-confused"]["train_score"] > by_strategy["examples"]["train_score"]
+    assert "Keyword-overlap proxy on incumbent's rollouts" in by_strategy["keywords-confused"]["rationale"]
 
 
 def test_proxy_score_is_absent_without_ground_truth() -> None:
@@ -200,14 +291,13 @@ def test_proxy_score_is_absent_without_ground_truth() -> None:
     for rollout in document["rollouts"]:
         rollout["expected"] = None
     output = _propose(document)
-    assert [candidate["strategy"] for candidate in output["candidates"]] == ["examples", "examples/alt1", "examples/alt2"]
+    assert [candidate["strategy"] for candidate in output["candidates"]] == ["examples", "examples-alt1", "examples-alt2"]
     assert all(candidate["train_score"] is None for candidate in output["candidates"])
     assert output["rounds"][0]["best_train_score"] is None
 
     document["params"]["max_examples"] = 0
-    note = _propose(document)["stats"]["note"]
-    assert note == (
-        "nothing to learn: no rollout has an expected value for a field with label descriptions;"
+    assert _propose(document)["stats"]["note"] == (
+        "incumbent: nothing to learn: no rollout has an expected value for a field with label descriptions;"
         " params.max_examples is 0"
     )
 
@@ -216,6 +306,5 @@ def test_keyword_overlap_accuracy_breaks_ties_with_the_agents_answer() -> None:
     document = build_input()
     document["rollouts"] = document["rollouts"][:1]
     document["rollouts"][0]["input"]["content"] = "nothing in common"
-    request: ProposeRequest = parse_request(document)
-    post_tokens = {rollout.input_text: text.token_set(rollout.input_text) for rollout in request.rollouts}
-    assert llm_free.keyword_overlap_accuracy(request, request.components, post_tokens) == 1.0
+    request = parse_request(document)
+    assert keyword_overlap_accuracy(request.agent, request.components, request.rollouts) == 1.0

@@ -5,6 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import {
+  agentSpecFor,
   contractViolations,
   OPTIMIZER_CONTRACT_VERSION,
   type OptimizerRequest,
@@ -46,16 +47,13 @@ function requestFor(rollouts: OptimizerRequest["rollouts"], requestId = "cycle-1
     request_id: requestId,
     algorithm: "llm-free",
     seed: 42,
+    round: 1,
     params: { num_candidates: 3, max_examples: 6, max_keywords: 6 },
-    agent: {
-      name: postAnalyzer.id,
-      input_text_field: postAnalyzer.inputTextField,
-      output_fields: Object.fromEntries(Object.entries(postAnalyzer.labels).map(([field, labels]) => [field, [...labels]])),
-      label_components: postAnalyzer.prompt.labelComponents,
-      examples_component: postAnalyzer.prompt.examplesComponent,
-    },
+    agent: agentSpecFor(postAnalyzer),
     prompt: { version: 1, engine: "placeholders", components: { ...postAnalyzer.prompt.seed.components } },
+    parents: [{ id: "incumbent", components: { ...postAnalyzer.prompt.seed.components } }],
     rollouts,
+    llm: null,
   };
 }
 
@@ -66,6 +64,7 @@ function smallRequest(requestId = "cycle-small/train/1"): OptimizerRequest {
       {
         id: "ro-1",
         task_id: "p001",
+        prompt_id: "incumbent",
         input: { content: "New laptop, new compiler, builds fly" },
         output: { category: "technology", sentiment: "positive" },
         expected: { category: "technology", sentiment: "positive" },
@@ -121,6 +120,7 @@ describe("the real Python optimizer", () => {
       rollouts.push({
         id: `ro-${task.id}`,
         task_id: task.id,
+        prompt_id: "incumbent",
         input: task.input,
         output: result.output,
         expected: task.expected,
@@ -159,7 +159,7 @@ describe("runOptimizer with FAKE optimizers", () => {
     const progress: OptimizerProgress[] = [];
     const request = smallRequest();
     const response = await runOptimizer({ command: fakeOptimizer("progress"), workDir, request, timeoutMs: 10_000, onProgress: (event) => progress.push(event) });
-    expect(response.candidates.map((candidate) => candidate.id)).toEqual(["c1"]);
+    expect(response.candidates.map((candidate) => candidate.id)).toEqual(["r1c1"]);
     expect(progress).toEqual([
       { done: 1, total: 2, message: "step 1" },
       { done: 2, total: 2, message: "step 2" },
@@ -243,7 +243,7 @@ describe("runOptimizer with FAKE optimizers", () => {
   });
 
   test("a request that breaks the contract is refused before any program runs", async () => {
-    const request = { ...smallRequest(), schema_version: 2 } as unknown as OptimizerRequest;
+    const request = { ...smallRequest(), schema_version: 1 } as unknown as OptimizerRequest;
     await expect(runOptimizer({ command: fakeOptimizer("valid"), workDir, request, timeoutMs: 10_000 })).rejects.toThrow(/schema_version/);
     expect(existsSync(workDir)).toBe(false);
   });
@@ -259,7 +259,8 @@ describe("contractViolations", () => {
       request_id: "req-1",
       algorithm: "llm-free",
       seed: 42,
-      candidates: candidates.map((components, index) => ({ id: `c${index + 1}`, strategy: "test", components, rationale: "why", train_score: null })),
+      round: 1,
+      candidates: candidates.map((components, index) => ({ id: `r1c${index + 1}`, parent: "incumbent", strategy: "test", components, rationale: "why", train_score: null })),
       rounds: [],
       stats: {},
       ...overrides,
@@ -286,35 +287,50 @@ describe("contractViolations", () => {
 
   test("duplicate candidate ids", () => {
     const answer = response([edited({ instructions: `${incumbent.instructions}!` }), edited({ instructions: `${incumbent.instructions}?` })]);
-    answer.candidates[1]!.id = "c1";
-    expect(contractViolations(request, answer)).toEqual(["candidates[1] (c1): duplicate id"]);
+    answer.candidates[1]!.id = "r1c1";
+    expect(contractViolations(request, answer)).toEqual(["candidates[1] (r1c1): duplicate id"]);
   });
 
   test("a missing or an extra component", () => {
     const { examples: _dropped, ...withoutExamples } = edited({ instructions: `${incumbent.instructions}!` });
     const problems = contractViolations(request, response([withoutExamples, edited({ instructions: `${incumbent.instructions}?`, extra: "x" })]));
     expect(problems).toHaveLength(2);
-    expect(problems[0]).toBe("candidates[0] (c1): components are [categories, instructions, sentiments], expected [categories, examples, instructions, sentiments]");
-    expect(problems[1]).toContain("candidates[1] (c2): components are [categories, examples, extra, instructions, sentiments]");
+    expect(problems[0]).toBe("candidates[0] (r1c1): components are [categories, instructions, sentiments], expected [categories, examples, instructions, sentiments]");
+    expect(problems[1]).toContain("candidates[1] (r1c2): components are [categories, examples, extra, instructions, sentiments]");
   });
 
   test("a component that became empty", () => {
-    expect(contractViolations(request, response([edited({ sentiments: "  " })]))).toEqual(['candidates[0] (c1): component "sentiments" became empty']);
+    expect(contractViolations(request, response([edited({ sentiments: "  " })]))).toEqual(['candidates[0] (r1c1): component "sentiments" became empty']);
   });
 
   test("a lost placeholder, one problem per placeholder", () => {
     const problems = contractViolations(request, response([edited({ instructions: "Classify the post." })]));
     expect(problems).toEqual([
-      'candidates[0] (c1): component "instructions" lost the placeholder {{categories}}',
-      'candidates[0] (c1): component "instructions" lost the placeholder {{sentiments}}',
-      'candidates[0] (c1): component "instructions" lost the placeholder {{examples}}',
+      'candidates[0] (r1c1): component "instructions" lost the placeholder {{categories}}',
+      'candidates[0] (r1c1): component "instructions" lost the placeholder {{sentiments}}',
+      'candidates[0] (r1c1): component "instructions" lost the placeholder {{examples}}',
     ]);
   });
 
   test("a candidate identical to the incumbent or to an earlier candidate", () => {
     const changed = edited({ instructions: `${incumbent.instructions}!` });
     const problems = contractViolations(request, response([{ ...incumbent }, changed, { ...changed }]));
-    expect(problems).toEqual(["candidates[0] (c1): identical to the incumbent prompt", "candidates[2] (c3): identical to an earlier candidate"]);
+    expect(problems).toEqual([
+      "candidates[0] (r1c1): identical to its parent",
+      "candidates[0] (r1c1): identical to the incumbent prompt",
+      "candidates[2] (r1c3): identical to an earlier candidate",
+    ]);
+  });
+
+  test("a candidate of another round, of a prompt that was not a parent, or an answer for another round", () => {
+    const answer = response([edited({ instructions: `${incumbent.instructions}!` }), edited({ instructions: `${incumbent.instructions}?` })], { round: 2 });
+    answer.candidates[0]!.id = "r2c1";
+    answer.candidates[1]!.parent = "r7c7";
+    expect(contractViolations(request, answer)).toEqual([
+      "round is 2, expected 1",
+      "candidates[0] (r2c1): id does not belong to round 1",
+      'candidates[1] (r1c2): parent "r7c7" is not one of this round\'s parents',
+    ]);
   });
 
   test("no candidates at all is within the contract", () => {

@@ -1,0 +1,157 @@
+// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local]`: does the loop make the
+// agent better? Runs full training cycles in a row (each starts from the version the previous one left
+// in production) and prints, per data set, model and algorithm: the baseline validation score, the
+// production score after each cycle, the rollouts spent and the wall time. A measurement, not a test.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { readDatasetFile } from "../agents/dataset-file.ts";
+import { LOCAL_MODEL_FILE } from "../agents/models/index.ts";
+import { postAnalyzer } from "../agents/post-analyzer/index.ts";
+import { loadConfig } from "../config/load.ts";
+import { INSTALL_ROOT } from "../config/paths.ts";
+import { cycleSettings, startCycle } from "../runtime/cycles.ts";
+import { openRuntime } from "../runtime/runtime.ts";
+import { startWorker } from "../runtime/worker.ts";
+import type { Task } from "../store/datasets.ts";
+import type { CycleResult } from "../workflows/types.ts";
+
+interface BenchCase {
+  dataset: string;
+  model: "fake" | "local";
+  algorithm: "llm-free" | "apo";
+  cycles: number;
+  tasks: () => Promise<Task[]>;
+  settings?: Record<string, unknown>;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    tweeteval: { type: "string" },
+    cycles: { type: "string", default: "3" },
+    only: { type: "string" },
+  },
+});
+const cycles = Number(args.cycles);
+const sharedTweeteval = resolve(INSTALL_ROOT, "../shared/data/tweeteval-sentiment");
+const tweetevalDir = args.tweeteval ? resolve(args.tweeteval) : existsSync(sharedTweeteval) ? sharedTweeteval : undefined;
+
+const bundled = () => readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+
+/**
+ * TweetEval sentiment (SemEval-2017): only the sentiment is known, so `expected` is partial and the
+ * ground-truth scorer judges sentiment alone. A fixed, label-balanced sample keeps runs comparable.
+ */
+function tweeteval(dir: string, train: number, validation: number): () => Promise<Task[]> {
+  return async () => {
+    const texts = readFileSync(join(dir, "test_text.txt"), "utf8").split("\n");
+    const mapping = new Map(
+      readFileSync(join(dir, "mapping.txt"), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => line.split("\t") as [string, string]),
+    );
+    const labels = readFileSync(join(dir, "test_labels.txt"), "utf8").trim().split("\n");
+    const byLabel = new Map<string, number[]>();
+    labels.forEach((label, index) => byLabel.set(label, [...(byLabel.get(label) ?? []), index]));
+    // Every 7th line of each label, in order: deterministic, spread over the file, balanced.
+    const pick = (count: number, offset: number) =>
+      [...byLabel.values()].flatMap((indexes) => indexes.filter((_, i) => i % 7 === offset).slice(0, Math.ceil(count / byLabel.size)));
+    const toTask = (split: "train" | "validation") => (index: number) => ({
+      id: `tweet-${index}`,
+      input: { content: texts[index]!.trim() || "(empty)" },
+      expected: { sentiment: mapping.get(labels[index]!)! },
+      split,
+    });
+    return [...pick(train, 0).map(toTask("train")), ...pick(validation, 3).map(toTask("validation"))];
+  };
+}
+
+const allCases: BenchCase[] = [
+  { dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: bundled },
+  { dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: bundled, settings: { rounds: 3 } },
+  { dataset: "posts (bundled)", model: "local", algorithm: "llm-free", cycles: Math.min(cycles, 2), tasks: bundled },
+  { dataset: "posts (bundled)", model: "local", algorithm: "apo", cycles: 1, tasks: bundled, settings: { rounds: 2 } },
+  ...(tweetevalDir
+    ? [
+        { dataset: "tweeteval sentiment", model: "fake", algorithm: "llm-free", cycles, tasks: tweeteval(tweetevalDir, 300, 150) } satisfies BenchCase,
+        { dataset: "tweeteval sentiment", model: "local", algorithm: "llm-free", cycles: 1, tasks: tweeteval(tweetevalDir, 150, 90) } satisfies BenchCase,
+      ]
+    : []),
+];
+const cases = allCases.filter((benchCase) => !args.only || benchCase.model === args.only);
+
+interface CaseResult {
+  benchCase: BenchCase;
+  baseline: number;
+  after: number[];
+  outcomes: string[];
+  rollouts: number;
+  wallMs: number;
+}
+
+async function runCase(benchCase: BenchCase): Promise<CaseResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), "agl-bench-optimize-"));
+  const config = loadConfig({
+    env: { ...process.env, AGL_DATA_DIR: dataDir, AGL_MODEL: benchCase.model, AGL_OPTIMIZER_ALGORITHM: benchCase.algorithm },
+    // The data folder is a scratch one; the model stays where the setup command put it.
+    overrides: process.env.AGL_MODEL_PATH ? {} : { model: { path: join(INSTALL_ROOT, ".agl", "models", LOCAL_MODEL_FILE) } },
+  });
+  const runtime = await openRuntime(config, { store: true, temporal: true, command: "npm run bench:optimize" });
+  const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
+  try {
+    await runtime.store.datasets.importTasks({ name: "bench", agent: postAnalyzer.id, source: benchCase.dataset, tasks: await benchCase.tasks() });
+    const results: CycleResult[] = [];
+    let rollouts = 0;
+    const started = performance.now();
+    for (let index = 0; index < benchCase.cycles; index++) {
+      const handle = await startCycle({
+        config,
+        store: runtime.store,
+        client: runtime.temporal.client,
+        agent: postAnalyzer.id,
+        dataset: "bench",
+        settings: { optimizer: { ...cycleSettings(config).optimizer, ...benchCase.settings } },
+      });
+      const result = await handle.result();
+      results.push(result);
+      rollouts += await runtime.store.rollouts.countForCycle(handle.workflowId);
+      process.stderr.write(`  ${benchCase.dataset} / ${benchCase.model} / ${benchCase.algorithm}: cycle ${index + 1}: ${result.detail}\n`);
+    }
+    return {
+      benchCase,
+      baseline: results[0]?.baseline?.meanReward ?? Number.NaN,
+      after: results.map((result) => (result.outcome === "deployed" ? result.best!.meanReward : (result.baseline?.meanReward ?? Number.NaN))),
+      outcomes: results.map((result) => (result.outcome === "deployed" ? `v${result.deployedVersion}` : "kept")),
+      rollouts,
+      wallMs: performance.now() - started,
+    };
+  } finally {
+    await worker.stop();
+    await runtime.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+console.log("## Optimizer lift: validation mean reward of the production prompt, cycle after cycle\n");
+if (!tweetevalDir) console.log("(TweetEval not found: pass --tweeteval DIR to add it.)\n");
+console.log(row(["data set", "model", "algorithm", "baseline", "after each cycle", "deployed", "rollouts", "wall"]));
+console.log(row(["---", "---", "---", "---:", "---", "---", "---:", "---:"]));
+for (const benchCase of cases) {
+  const result = await runCase(benchCase);
+  const algorithm = benchCase.settings?.rounds ? `${benchCase.algorithm}, ${benchCase.settings.rounds} rounds` : benchCase.algorithm;
+  console.log(
+    row([
+      benchCase.dataset,
+      benchCase.model === "fake" ? "fake-keyword" : "SmolLM2-135M (local)",
+      algorithm,
+      result.baseline.toFixed(3),
+      result.after.map((score) => score.toFixed(3)).join(" → "),
+      result.outcomes.join(", "),
+      result.rollouts,
+      `${(result.wallMs / 1000).toFixed(0)} s`,
+    ]),
+  );
+}
