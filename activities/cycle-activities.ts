@@ -4,24 +4,32 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import type { Client } from "@temporalio/client";
 import { readDatasetFile } from "../agents/dataset-file.ts";
+import { validatePromptContent } from "../agents/prompt-validation.ts";
 import { getAgent } from "../agents/registry.ts";
 import type { AgentRunner } from "../agents/runner.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { getScorer } from "../scorers/registry.ts";
+import { GROUND_TRUTH, rolloutReward, type ScorerRegistry } from "../scorers/registry.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
-import type { NewRollout, Rollout } from "../store/rollouts.ts";
+import type { ResourceVersion } from "../store/resources.ts";
+import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
-import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
+import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, INCUMBENT } from "../workflows/types.ts";
+import { runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
-import { OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
+import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
+import { agentSpecFor, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
 
 export interface ActivityDependencies {
   config: LoadedConfig;
   store: Store;
   /** Built on first use: loading a local model is not free, and most activities never need it. */
   runnerFor(agent: AgentDefinition): AgentRunner;
+  /** The computed scorers (ground truth, the LLM judge) the configured `cycle.scorers` name. */
+  scorers: ScorerRegistry;
+  /** The OpenAI-compatible endpoint model-based optimizers (APO) critique and edit with, for one call. */
+  optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
 }
 
 /** Which prompt a batch runs: a published version, or a candidate of this cycle that is not published yet. */
@@ -40,78 +48,114 @@ export interface BatchInput {
 export interface BeginCycleInput {
   cycleId: string;
   agent: string;
-  dataset: string;
   trigger: string;
+  /** Train on a data set's train split... */
+  dataset?: string;
+  /** ...or on the live traffic (worker queue, OTLP) that arrived in the window ending at `windowEnd`. */
+  traffic?: { windowEnd: string; windowMs: number; minScored: number };
+  devFraction: number;
 }
 
 export type BeginCycleResult =
-  | { status: "started"; incumbentVersion: number; trainTaskIds: string[]; validationTaskIds: string[] }
-  | { status: "busy"; holder: string };
+  | {
+      status: "started";
+      /** Where the cycle's train rollouts are: collected by this cycle, or taken from live traffic. */
+      collected: "cycle" | "traffic";
+      /** The data set the cycle runs on: the one given, or a snapshot of the traffic window. */
+      dataset: string;
+      incumbentVersion: number;
+      /** Tasks the agent runs in collect (none for traffic: those rollouts exist). */
+      trainTaskIds: string[];
+      /** Train tasks held out of the optimizer's input, on which the search scores candidates. */
+      devTaskIds: string[];
+      validationTaskIds: string[];
+    }
+  | { status: "busy"; holder: string }
+  | { status: "not-enough-data"; detail: string };
 
-export const GROUND_TRUTH = "ground-truth";
 const HEARTBEAT_EVERY_MS = 2_000;
 
 export function createCycleActivities(deps: ActivityDependencies) {
   const { store, config } = deps;
 
-  /** Seeds what the agent needs on first use: version 1 of its prompt with the `production` label, and its bundled data sets. */
-  async function prepareAgent(agent: AgentDefinition, dataset: string): Promise<number> {
-    const production = await store.resources.getByLabel(agent.prompt.resource, "production").catch((error: unknown) => {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    });
-    const incumbent =
-      production ??
-      (await store.resources
-        .publish({
-          name: agent.prompt.resource,
-          content: agent.prompt.seed,
-          parentVersion: null,
-          createdBy: `agent:${agent.id}`,
-          note: "seed: the agent's built-in instructions",
-          idempotencyKey: `seed:${agent.prompt.resource}`,
-          labels: [{ label: "production", expectedVersion: null }],
-        })
-        .catch(async (error: unknown) => {
-          // Another process seeded it at the same moment; theirs is as good as ours.
-          if (error instanceof ConflictError) return store.resources.getByLabel(agent.prompt.resource, "production");
-          throw error;
-        }));
-    const bundled = agent.bundledDatasets[dataset];
-    if (bundled && !(await store.datasets.exists(dataset))) {
-      const tasks = await readDatasetFile(bundled, agent);
-      await store.datasets.importTasks({ name: dataset, agent: agent.id, source: bundled, tasks }).catch((error: unknown) => {
-        if (!(error instanceof ConflictError)) throw error;
-      });
-    }
-    return incumbent.version;
-  }
-
   async function beginCycle(input: BeginCycleInput): Promise<BeginCycleResult> {
+    const devOf = (ids: string[]) => ids.filter((id) => isDevTask(id, input.devFraction));
     const agent = nonRetryable(() => getAgent(input.agent));
-    const incumbentVersion = await prepareAgent(agent, input.dataset);
-    const dataset = await store.datasets.get(input.dataset).catch(rethrowNonRetryable);
-    if (dataset.agent !== agent.id) {
-      throw ApplicationFailure.nonRetryable(`Dataset "${dataset.name}" was imported for agent "${dataset.agent}", not "${agent.id}".`, "InvalidInput");
-    }
-    const trainTaskIds = await store.datasets.taskIds(input.dataset, "train");
-    const validationTaskIds = await store.datasets.taskIds(input.dataset, "validation");
-    if (trainTaskIds.length === 0 || validationTaskIds.length === 0) {
-      throw ApplicationFailure.nonRetryable(
-        `Dataset "${input.dataset}" needs tasks in both splits (train: ${trainTaskIds.length}, validation: ${validationTaskIds.length}); the gate judges candidates on validation tasks the optimizer never saw.`,
-        "InvalidInput",
-      );
-    }
-    await store.cycles.create({ id: input.cycleId, agent: agent.id, dataset: input.dataset, trigger: input.trigger });
+    const incumbentVersion = (await prepareAgent(store, agent, input.dataset)).version;
+    if (input.dataset) await checkDatasetFor(agent, input.dataset);
+    await store.cycles.create({ id: input.cycleId, agent: agent.id, dataset: input.dataset ?? null, trigger: input.trigger });
     const lease = await acquireAgentLease(agent.id, input.cycleId);
     if (!lease.acquired) {
       await store.cycles.update(input.cycleId, { phase: "done", outcome: "skipped", outcomeDetail: `cycle ${lease.holder} is running for agent ${agent.id}`, finished: true });
       return { status: "busy", holder: lease.holder };
     }
+    if (input.traffic) {
+      const snapshot = await snapshotTraffic(agent, input.cycleId, input.traffic);
+      if (!snapshot.enough) {
+        await store.cycles.update(input.cycleId, { phase: "done", outcome: "skipped", outcomeDetail: snapshot.detail, finished: true });
+        await store.cycles.releaseLease(agent.id, input.cycleId);
+        return { status: "not-enough-data", detail: snapshot.detail };
+      }
+      await store.cycles.update(input.cycleId, { phase: "train", incumbentVersion, dataset: snapshot.dataset });
+      const validationTaskIds = await store.datasets.taskIds(snapshot.dataset, "validation");
+      const devTaskIds = devOf(await store.datasets.taskIds(snapshot.dataset, "train"));
+      return { status: "started", collected: "traffic", dataset: snapshot.dataset, incumbentVersion, trainTaskIds: [], devTaskIds, validationTaskIds };
+    }
+    const dataset = input.dataset!;
+    const trainTaskIds = await store.datasets.taskIds(dataset, "train");
+    const validationTaskIds = await store.datasets.taskIds(dataset, "validation");
     await store.cycles.update(input.cycleId, { phase: "collect", incumbentVersion });
-    return { status: "started", incumbentVersion, trainTaskIds, validationTaskIds };
+    return { status: "started", collected: "cycle", dataset, incumbentVersion, trainTaskIds, devTaskIds: devOf(trainTaskIds), validationTaskIds };
   }
 
+  async function checkDatasetFor(agent: AgentDefinition, name: string): Promise<void> {
+    const dataset = await store.datasets.get(name).catch(rethrowNonRetryable);
+    if (dataset.agent !== agent.id) {
+      throw ApplicationFailure.nonRetryable(`Dataset "${dataset.name}" was imported for agent "${dataset.agent}", not "${agent.id}".`, "InvalidInput");
+    }
+    const splits = { train: dataset.splits.train ?? 0, validation: dataset.splits.validation ?? 0 };
+    if (splits.train === 0 || splits.validation === 0) {
+      throw ApplicationFailure.nonRetryable(
+        `Dataset "${name}" needs tasks in both splits (train: ${splits.train}, validation: ${splits.validation}); the gate judges candidates on validation tasks the optimizer never saw.`,
+        "InvalidInput",
+      );
+    }
+  }
+
+  /**
+   * Freezes a traffic window into a data set of its own: its train split is the rollouts that happened
+   * (the optimizer learns from them as they are), its validation split the inputs of a held-out
+   * share of them (the gate runs incumbent and candidates on those). Scores what can be scored first.
+   */
+  async function snapshotTraffic(agent: AgentDefinition, cycleId: string, traffic: NonNullable<BeginCycleInput["traffic"]>) {
+    const to = new Date(traffic.windowEnd);
+    const from = new Date(to.getTime() - traffic.windowMs);
+    const window = `${from.toISOString()} to ${to.toISOString()}`;
+    const rollouts = await store.rollouts.listTraffic({ agent: agent.id, from, to });
+    const expected = await expectedOf(store, rollouts);
+    await addConfiguredRewards(agent, rollouts, expected);
+    const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) !== undefined);
+    const validation = scored.filter((rollout) => isHeldOut(rollout.id) && expected.get(rollout.id));
+    const train = scored.filter((rollout) => !isHeldOut(rollout.id));
+    const neededForValidation = Math.max(1, Math.ceil(traffic.minScored / 4));
+    const counts = `${rollouts.length} rollouts in ${window}, ${scored.length} scored, ${validation.length} held out with ground truth for validation`;
+    if (train.length < traffic.minScored || validation.length < neededForValidation) {
+      return { enough: false as const, detail: `skipped: not enough data (${counts}; needs ${traffic.minScored} scored for training and ${neededForValidation} for validation)` };
+    }
+    const dataset = `traffic-${cycleId}`;
+    const tasks = [...train, ...validation].map((rollout) => ({
+      id: rollout.id,
+      input: rollout.input,
+      expected: expected.get(rollout.id) ?? null,
+      split: isHeldOut(rollout.id) ? ("validation" as const) : ("train" as const),
+    }));
+    if (!(await store.datasets.exists(dataset))) {
+      await store.datasets.importTasks({ name: dataset, agent: agent.id, source: `traffic ${window}`, tasks }).catch((error: unknown) => {
+        if (!(error instanceof ConflictError)) throw error;
+      });
+    }
+    return { enough: true as const, dataset, detail: counts };
+  }
   /** The lease of a cycle whose workflow is gone (terminated, timed out, reset) must not block the agent forever. */
   async function acquireAgentLease(agent: string, cycleId: string) {
     const lease = await store.cycles.acquireLease(agent, cycleId);
@@ -147,84 +191,66 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * retry after a worker died neither loses nor duplicates a rollout.
    */
   async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
-    const context = Context.current();
     const agent = nonRetryable(() => getAgent(input.agent));
     const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
     const contender = prompt.candidateId ?? `v${prompt.version}`;
-    const idFor = (taskId: string) => rolloutId(input.cycleId, input.phase, contender, taskId);
-    const existing = await store.rollouts.existingIds(input.taskIds.map(idFor));
-    const todo = await store.datasets.tasks(
-      input.dataset,
-      input.taskIds.filter((taskId) => !existing.has(idFor(taskId))),
-    );
-    const run = deps.runnerFor(agent);
-    let done = existing.size;
-    let failed = 0;
-    const writer = batchedWriter((rollouts: NewRollout[]) => store.rollouts.insertMany(rollouts), Math.max(4, input.concurrency));
-    const beat = () => context.heartbeat({ done, total: input.taskIds.length });
-    const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
-    try {
-      await forEachConcurrently(todo, input.concurrency, context.cancellationSignal, async (task) => {
-        const result = await run(task.input, prompt.content, context.cancellationSignal);
-        await writer.add({
-          id: idFor(task.id),
-          agent: agent.id,
-          source: "queue",
-          dataset: input.dataset,
-          taskId: task.id,
-          resourceName: agent.prompt.resource,
-          resourceVersion: prompt.version,
-          candidateId: prompt.candidateId,
-          cycleId: input.cycleId,
-          phase: input.phase,
-          input: task.input,
-          output: result.output,
-          status: result.status,
-          error: result.error,
-          latencyMs: result.latencyMs,
-          model: result.model,
-          inputTokens: result.inputTokens,
-          outputTokens: result.outputTokens,
-          traceId: null,
-        });
-        done++;
-        if (result.status === "failed") failed++;
-      });
-      await writer.flush();
-    } finally {
-      clearInterval(timer);
-    }
-    return { ran: todo.length, skipped: existing.size, failed };
+    return runAgentTasks(store, {
+      agent,
+      run: deps.runnerFor(agent),
+      dataset: input.dataset,
+      taskIds: input.taskIds,
+      concurrency: input.concurrency,
+      idFor: (taskId) => rolloutId(input.cycleId, input.phase, contender, taskId),
+      prompt,
+      origin: { source: "queue", cycleId: input.cycleId, phase: input.phase },
+    });
   }
 
-  /** Adds the ground-truth reward to every rollout of the phase that has none yet; running it twice adds nothing. */
+  /** Adds the configured computed rewards (cycle.scorers) to every rollout of the phase that lacks them; running it twice adds nothing. */
   async function scoreRollouts(input: { cycleId: string; dataset: string; phase: RolloutPhase }): Promise<{ scored: number; added: number }> {
-    const scorer = getScorer(GROUND_TRUTH);
     const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase });
-    const unscored = rollouts.filter((rollout) => !rollout.rewards.some((reward) => reward.scorer === scorer.id));
-    const expected = await expectedByTask(input.dataset, unscored);
-    const rewards = [];
-    for (const rollout of unscored) {
-      const reward = await scorer.score({ input: rollout.input, output: rollout.output, error: rollout.error, expected: expected.get(rollout.taskId ?? "") ?? null });
-      if (reward) rewards.push({ rolloutId: rollout.id, scorer: scorer.id, ...reward, dedupeKey: "" });
+    const tasks = await store.datasets.tasks(input.dataset, [...new Set(rollouts.flatMap((rollout) => (rollout.taskId ? [rollout.taskId] : [])))]);
+    const expectedByTask = new Map(tasks.map((task) => [task.id, task.expected]));
+    if (rollouts.length === 0) return { scored: 0, added: 0 };
+    const agent = nonRetryable(() => getAgent(rollouts[0]!.agent));
+    const added = await addConfiguredRewards(agent, rollouts, new Map(rollouts.map((rollout) => [rollout.id, expectedByTask.get(rollout.taskId ?? "") ?? null])));
+    return { scored: rollouts.filter((rollout) => rollout.rewards.length > 0).length + added, added };
+  }
+
+  /** A scorer that cannot compute (the judge's model unreachable) fails the activity, which is retried: the gate must not judge on partial rewards. */
+  async function addConfiguredRewards(agent: AgentDefinition, rollouts: Rollout[], expected: Expected): Promise<number> {
+    const scorers = nonRetryable(() => deps.scorers.computed(config.cycle.scorers, agent));
+    const { counts, failures } = await addMissingRewards(store, rollouts, scorers, { expected, concurrency: config.cycle.concurrency });
+    if (failures.length > 0) throw new Error(`${failures.length} rewards could not be computed, e.g. ${failures[0]!.scorer} on ${failures[0]!.rolloutId}: ${failures[0]!.error}`);
+    return counts.scored;
+  }
+
+  /** The rollouts the optimizer learns from, with the ground truth of each. */
+  async function trainingRollouts(cycleId: string, dataset: string, collected: "cycle" | "traffic"): Promise<{ rollouts: Rollout[]; expected: Map<string, Record<string, unknown> | null> }> {
+    if (collected === "traffic") {
+      const tasks = await store.datasets.tasks(dataset, await store.datasets.taskIds(dataset, "train"));
+      return { rollouts: await store.rollouts.getMany(tasks.map((task) => task.id)), expected: new Map(tasks.map((task) => [task.id, task.expected])) };
     }
-    const added = await store.rollouts.addRewards(rewards);
-    return { scored: rollouts.length - unscored.length + rewards.length, added };
+    const rollouts = await store.rollouts.listForCycle({ cycleId, phase: "collect" });
+    const tasks = await store.datasets.tasks(dataset, rollouts.flatMap((rollout) => (rollout.taskId ? [rollout.taskId] : [])));
+    const byTask = new Map(tasks.map((task) => [task.id, task.expected]));
+    return { rollouts, expected: new Map(rollouts.map((rollout) => [rollout.id, byTask.get(rollout.taskId ?? "") ?? null])) };
   }
 
-  async function expectedByTask(dataset: string, rollouts: Rollout[]): Promise<Map<string, Record<string, unknown> | null>> {
-    const ids = [...new Set(rollouts.map((rollout) => rollout.taskId).filter((id): id is string => id !== null))];
-    const tasks = await store.datasets.tasks(dataset, ids);
-    return new Map(tasks.map((task) => [task.id, task.expected]));
+  /** The incumbent's record on the rollouts the cycle trains from. */
+  async function summarizeTraining(input: { cycleId: string; dataset: string; collected: "cycle" | "traffic" }): Promise<ContenderScore> {
+    return summarize(INCUMBENT, (await trainingRollouts(input.cycleId, input.dataset, input.collected)).rollouts, config.cycle.scorers);
   }
 
-  /** Mean ground-truth reward and per-field accuracy of each contender on the validation split. */
-  async function summarizeContenders(input: { cycleId: string; phase: RolloutPhase; contenders: string[] }): Promise<ContenderScore[]> {
-    const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase });
+  /** Mean reward (of the configured scorers) and per-field accuracy of each contender on the validation split. */
+  async function summarizeContenders(input: { cycleId: string; phase: RolloutPhase; contenders: string[]; taskIds?: string[] }): Promise<ContenderScore[]> {
+    const only = input.taskIds ? new Set(input.taskIds) : undefined;
+    const rollouts = (await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase })).filter((rollout) => !only || only.has(rollout.taskId ?? ""));
     return input.contenders.map((contender) =>
       summarize(
         contender,
-        rollouts.filter((rollout) => (rollout.candidateId ?? "incumbent") === contender),
+        rollouts.filter((rollout) => (rollout.candidateId ?? INCUMBENT) === contender),
+        config.cycle.scorers,
       ),
     );
   }
@@ -233,66 +259,94 @@ export function createCycleActivities(deps: ActivityDependencies) {
     cycleId: string;
     agent: string;
     dataset: string;
+    collected: "cycle" | "traffic";
     incumbentVersion: number;
     round: number;
-    optimizer: { algorithm: string; candidates: number; seed: number; maxExamples: number; maxKeywords: number; timeoutMinutes: number };
-  }): Promise<{ candidateIds: string[]; rounds: unknown[]; stats: Record<string, unknown> }> {
+    /** The beam members to improve: "incumbent" or candidate ids of this cycle. */
+    parents: string[];
+    optimizer: CycleSettings["optimizer"];
+  }): Promise<{ candidates: { id: string; parent: string }[]; rounds: unknown[]; stats: Record<string, unknown> }> {
     const context = Context.current();
     const agent = nonRetryable(() => getAgent(input.agent));
     const incumbent = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
-    const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: "collect" });
-    const expected = await expectedByTask(input.dataset, rollouts);
+    const parents = await Promise.all(
+      input.parents.map(async (id) => ({ id, components: id === INCUMBENT ? incumbent.content.components : (await store.cycles.candidate(input.cycleId, id)).content.components })),
+    );
+    // The optimizer learns from the incumbent's rollouts outside the dev tasks (which score the search)
+    // and from each candidate parent's own dev rollouts.
+    const training = await trainingRollouts(input.cycleId, input.dataset, input.collected);
+    const devFraction = input.optimizer.devFraction;
+    const fit = training.rollouts.filter((rollout) => !isDevTask(trainingTaskId(rollout, input.collected), devFraction));
+    const search = (await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: "search" })).filter(
+      (rollout) => rollout.candidateId !== null && input.parents.includes(rollout.candidateId),
+    );
+    const searchExpected = new Map((await store.datasets.tasks(input.dataset, search.flatMap((r) => (r.taskId ? [r.taskId] : [])))).map((task) => [task.id, task.expected]));
+    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => {
+      const rewards = rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason }));
+      return {
+        id: rollout.id,
+        task_id: rollout.taskId,
+        prompt_id: promptId,
+        input: rollout.input,
+        output: rollout.output,
+        expected,
+        // The reward the gate judges by: the configured scorers' mean (the others travel along in `rewards`).
+        reward: rolloutReward(config.cycle.scorers, rollout.rewards) ?? null,
+        rewards,
+        error: rollout.error,
+      };
+    };
+    const apo = input.optimizer.algorithm === "apo";
     const request: OptimizerRequest = {
       schema_version: OPTIMIZER_CONTRACT_VERSION,
       command: "propose",
-      request_id: `${input.cycleId}/train/${input.round}`,
+      request_id: `${input.cycleId}/round/${input.round}`,
       algorithm: input.optimizer.algorithm,
       seed: input.optimizer.seed,
-      params: { num_candidates: input.optimizer.candidates, max_examples: input.optimizer.maxExamples, max_keywords: input.optimizer.maxKeywords },
-      agent: {
-        name: agent.id,
-        input_text_field: agent.inputTextField,
-        output_fields: Object.fromEntries(Object.entries(agent.labels).map(([field, labels]) => [field, [...labels]])),
-        label_components: agent.prompt.labelComponents,
-        examples_component: agent.prompt.examplesComponent,
-      },
+      round: input.round,
+      params: apo
+        ? { branch_factor: input.optimizer.candidates, minibatch_size: input.optimizer.minibatchSize, max_tokens: 256 }
+        : { num_candidates: input.optimizer.candidates, max_examples: input.optimizer.maxExamples, max_keywords: input.optimizer.maxKeywords },
+      agent: agentSpecFor(agent),
       prompt: { version: incumbent.version, engine: incumbent.content.engine, components: incumbent.content.components },
-      rollouts: rollouts.map((rollout) => {
-        const rewards = rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason }));
-        return {
-          id: rollout.id,
-          task_id: rollout.taskId,
-          input: rollout.input,
-          output: rollout.output,
-          expected: expected.get(rollout.taskId ?? "") ?? null,
-          reward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward.value, 0) / rewards.length : null,
-          rewards,
-          error: rollout.error,
-        };
-      }),
+      parents,
+      rollouts: [
+        ...fit.map((rollout) => contractRollout(rollout, INCUMBENT, training.expected.get(rollout.id) ?? null)),
+        ...search.map((rollout) => contractRollout(rollout, rollout.candidateId!, searchExpected.get(rollout.taskId ?? "") ?? null)),
+      ],
+      llm: null,
     };
     let lastProgress = { done: 0, total: 0, message: "starting" };
     const timer = setInterval(() => context.heartbeat(lastProgress), HEARTBEAT_EVERY_MS);
+    const llm = apo ? await deps.optimizerModel() : undefined;
     try {
       const response = await runOptimizer({
         command: config.optimizer.command,
         workDir: join(config.dataPath, "work", "optimizer"),
-        request,
+        request: { ...request, llm: llm?.endpoint ?? null },
         timeoutMs: input.optimizer.timeoutMinutes * 60_000,
         signal: context.cancellationSignal,
         onProgress: (progress) => (lastProgress = progress),
       });
+      // A child identical to one an earlier round already scored would only be scored again.
+      const earlier = (await store.cycles.candidates(input.cycleId)).filter((candidate) => !candidate.id.startsWith(`r${input.round}c`));
+      const scoredBefore = new Set(earlier.map((candidate) => componentsKey(candidate.content.components)));
+      const fresh = response.candidates.filter((candidate) => !scoredBefore.has(componentsKey(candidate.components)));
       await store.cycles.saveCandidates(
-        response.candidates.map((candidate) => ({
+        fresh.map((candidate) => ({
           cycleId: input.cycleId,
           id: candidate.id,
           content: { engine: incumbent.content.engine, components: candidate.components },
           strategy: candidate.strategy,
           rationale: candidate.rationale,
-          details: { trainScore: candidate.train_score, algorithm: response.algorithm, seed: response.seed },
+          details: { parent: candidate.parent, round: input.round, trainScore: candidate.train_score, algorithm: response.algorithm, seed: response.seed },
         })),
       );
-      return { candidateIds: response.candidates.map((candidate) => candidate.id), rounds: response.rounds, stats: response.stats };
+      return {
+        candidates: fresh.map((candidate) => ({ id: candidate.id, parent: candidate.parent })),
+        rounds: response.rounds,
+        stats: { ...response.stats, repeatedEarlierRounds: response.candidates.length - fresh.length },
+      };
     } catch (error) {
       if (error instanceof OptimizerError) {
         if (error.kind === "cancelled") throw error;
@@ -301,6 +355,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
       throw error;
     } finally {
       clearInterval(timer);
+      await llm?.close();
     }
   }
 
@@ -312,10 +367,11 @@ export function createCycleActivities(deps: ActivityDependencies) {
   async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown> }): Promise<{ version: number }> {
     const agent = nonRetryable(() => getAgent(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
+    const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
     try {
       const version = await store.resources.publish({
         name: agent.prompt.resource,
-        content: candidate.content,
+        content,
         parentVersion: input.incumbentVersion,
         createdBy: `cycle:${input.cycleId}`,
         metrics: input.metrics,
@@ -352,17 +408,73 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, runAgentBatch, scoreRollouts, summarizeContenders, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, runAgentBatch, scoreRollouts, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+}
+
+/**
+ * Seeds what the agent needs on first use: version 1 of its prompt with the `production` label, and the
+ * bundled data set `dataset` if it is one. Returns the version labelled `production`.
+ */
+export async function prepareAgent(store: Store, agent: AgentDefinition, dataset: string | undefined): Promise<ResourceVersion> {
+  const production = await store.resources.getByLabel(agent.prompt.resource, "production").catch((error: unknown) => {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  });
+  const incumbent =
+    production ??
+    (await store.resources
+      .publish({
+        name: agent.prompt.resource,
+        content: agent.prompt.seed,
+        parentVersion: null,
+        createdBy: `agent:${agent.id}`,
+        note: "seed: the agent's built-in instructions",
+        idempotencyKey: `seed:${agent.prompt.resource}`,
+        labels: [{ label: "production", expectedVersion: null }],
+      })
+      .catch(async (error: unknown) => {
+        // Another process seeded it at the same moment; theirs is as good as ours.
+        if (error instanceof ConflictError) return store.resources.getByLabel(agent.prompt.resource, "production");
+        throw error;
+      }));
+  const bundled = dataset ? agent.bundledDatasets[dataset] : undefined;
+  if (dataset && bundled && !(await store.datasets.exists(dataset))) {
+    const tasks = await readDatasetFile(bundled, agent);
+    await store.datasets.importTasks({ name: dataset, agent: agent.id, source: bundled, tasks }).catch((error: unknown) => {
+      if (!(error instanceof ConflictError)) throw error;
+    });
+  }
+  return incumbent;
+}
+
+function componentsKey(components: Record<string, string>): string {
+  return JSON.stringify(Object.entries(components).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** The train tasks the search scores candidates on, chosen by id so every retry and activity agrees. */
+function isDevTask(taskId: string, fraction: number): boolean {
+  return createHash("sha256").update(`dev\u0000${taskId}`).digest().readUInt32BE(0) / 2 ** 32 < fraction;
+}
+
+/** In a traffic cycle the snapshot's task ids are the rollout ids. */
+function trainingTaskId(rollout: Rollout, collected: "cycle" | "traffic"): string {
+  return collected === "traffic" ? rollout.id : (rollout.taskId ?? rollout.id);
+}
+
+/** About 30% of a traffic window is held out for validation, chosen by rollout id so a retry chooses the same. */
+function isHeldOut(rolloutId: string): boolean {
+  return createHash("sha256").update(rolloutId).digest()[0]! % 10 < 3;
 }
 
 export function rolloutId(cycleId: string, phase: string, contender: string, taskId: string): string {
   return `ro-${createHash("sha256").update(`${cycleId}\u0000${phase}\u0000${contender}\u0000${taskId}`).digest("hex").slice(0, 24)}`;
 }
 
-function summarize(contender: string, rollouts: Rollout[]): ContenderScore {
-  const rewards = rollouts.flatMap((rollout) => rollout.rewards.filter((reward) => reward.scorer === GROUND_TRUTH));
+/** A rollout's reward is the mean of its rewards from the configured scorers; a contender's, the mean over its rollouts that have one. */
+function summarize(contender: string, rollouts: Rollout[], scorers: readonly string[]): ContenderScore {
+  const rewards = rollouts.flatMap((rollout) => rolloutReward(scorers, rollout.rewards) ?? []);
   const fieldTotals = new Map<string, { right: number; total: number }>();
-  for (const reward of rewards) {
+  for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((reward) => reward.scorer === GROUND_TRUTH))) {
     for (const [field, correct] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
       const totals = fieldTotals.get(field) ?? { right: 0, total: 0 };
       totals.total++;
@@ -374,50 +486,12 @@ function summarize(contender: string, rollouts: Rollout[]): ContenderScore {
     contender,
     rollouts: rollouts.length,
     failed: rollouts.filter((rollout) => rollout.status === "failed").length,
-    meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward.value, 0) / rewards.length : 0,
+    meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward, 0) / rewards.length : 0,
     fieldAccuracy: Object.fromEntries([...fieldTotals].map(([field, totals]) => [field, totals.right / totals.total])),
   };
 }
 
-/**
- * Groups rows into multi-row inserts: one statement per `size` rollouts (or per `maxDelayMs`) instead
- * of one per rollout. A worker dying between flushes loses only unflushed rollouts, which the retry
- * runs again because they are not stored.
- */
-function batchedWriter<T>(write: (rows: T[]) => Promise<unknown>, size: number, maxDelayMs = 200) {
-  let pending: T[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let writing: Promise<unknown> = Promise.resolve();
-  const flush = async () => {
-    clearTimeout(timer);
-    timer = undefined;
-    const rows = pending;
-    pending = [];
-    writing = writing.then(() => (rows.length > 0 ? write(rows) : undefined));
-    await writing;
-  };
-  return {
-    async add(row: T) {
-      pending.push(row);
-      if (pending.length >= size) await flush();
-      else timer ??= setTimeout(() => void flush().catch(() => undefined), maxDelayMs);
-    },
-    flush,
-  };
-}
-
-async function forEachConcurrently<T>(items: readonly T[], limit: number, signal: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      signal.throwIfAborted();
-      await work(items[next++]!);
-    }
-  });
-  await Promise.all(lanes);
-}
-
-function nonRetryable<T>(read: () => T): T {
+export function nonRetryable<T>(read: () => T): T {
   try {
     return read();
   } catch (error) {
@@ -426,7 +500,7 @@ function nonRetryable<T>(read: () => T): T {
 }
 
 /** Unknown names and invalid input fail the same way on every attempt: fail the activity for good. */
-function rethrowNonRetryable(error: unknown): never {
+export function rethrowNonRetryable(error: unknown): never {
   if (error instanceof NotFoundError || error instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(error.message, error.name);
   throw error;
 }

@@ -90,8 +90,7 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     const result = await handle.result();
     const wallMs = performance.now() - started;
     const optimizerMs = await activityMs(handle, "proposeCandidates");
-    const candidates = (await runtime.store.cycles.candidates(handle.workflowId)).length;
-    const modelCalls = TRAIN + VALIDATION * (1 + candidates);
+    const modelCalls = await runtime.store.rollouts.countForCycle(handle.workflowId);
     const idealMs = (modelCalls * MODEL_LATENCY_MS) / CONCURRENCY + optimizerMs;
     return {
       store: options.databaseUrl ? "PostgreSQL" : "PGlite (embedded)",

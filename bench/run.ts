@@ -1,5 +1,11 @@
 // `npm run bench`: every benchmark, printed as Markdown tables. Figures are measurements, not assertions.
 import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput.ts";
+import { benchPromptServing } from "./prompt-client.ts";
+import { benchOtlpIngest } from "./otlp-ingest.ts";
+
+/** `npm run bench -- prompts` runs one section; no argument runs them all. */
+const sections = process.argv.slice(2);
+const wanted = (section: "cycle" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
 
 function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
@@ -17,24 +23,67 @@ const runs: CycleBenchOptions[] = [
     : []),
 ];
 
-console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
-console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
-console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
-for (const run of runs) {
-  const result = await benchCycleThroughput(run);
-  console.log(
-    row([
-      result.store,
-      result.workers,
-      result.layout,
-      result.modelCalls,
-      `${(result.wallMs / 1000).toFixed(2)} s`,
-      `${(result.optimizerMs / 1000).toFixed(2)} s`,
-      `${(result.idealMs / 1000).toFixed(2)} s`,
-      result.ratio.toFixed(2),
-      result.rolloutsPerSecond.toFixed(0),
-      result.outcome,
-    ]),
-  );
+if (wanted("cycle")) {
+  console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
+  console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
+  console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
+  for (const run of runs) {
+    const result = await benchCycleThroughput(run);
+    console.log(
+      row([
+        result.store,
+        result.workers,
+        result.layout,
+        result.modelCalls,
+        `${(result.wallMs / 1000).toFixed(2)} s`,
+        `${(result.optimizerMs / 1000).toFixed(2)} s`,
+        `${(result.idealMs / 1000).toFixed(2)} s`,
+        result.ratio.toFixed(2),
+        result.rolloutsPerSecond.toFixed(0),
+        result.outcome,
+      ]),
+    );
+  }
+  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL database to add PostgreSQL rows.)");
 }
-if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL database to add PostgreSQL rows.)");
+
+if (wanted("prompts")) {
+  const prompts = await benchPromptServing();
+  console.log("\n## Prompt serving: the client's cached get, and `GET /v1/resources/:name` of `agl up` (embedded PGlite) at 16 keep-alive connections for 10 s\n");
+  console.log(row(["what", "calls", "median", "p99"]));
+  console.log(row(["---", "---:", "---:", "---:"]));
+  const { cachedGet } = prompts;
+  console.log(row(["client `get`, cached (in memory)", cachedGet.calls, `${(cachedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedGet.p99Ns / 1000).toFixed(2)} µs`]));
+  console.log("");
+  console.log(row(["endpoint", "status", "requests", "requests/s", "p50", "p99", "errors"]));
+  console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:"]));
+  for (const load of prompts.load) {
+    console.log(row([load.scenario, load.status, load.requests, load.requestsPerSecond.toFixed(0), `${load.p50Ms.toFixed(2)} ms`, `${load.p99Ms.toFixed(2)} ms`, load.errors]));
+  }
+}
+
+if (wanted("otlp")) {
+  console.log("\n## OTLP ingest: `POST /v1/traces` (protobuf) in its own process, 4 requests in flight, Mastra agent runs of 4 spans\n");
+  console.log(row(["store", "spans/request", "requests", "spans", "stored", "rollouts", "wall", "spans/s", "request p50", "request p99"]));
+  console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
+  for (const store of [undefined, ...(databaseUrl ? [databaseUrl] : [])]) {
+    for (const batchSize of [1, 64, 512]) {
+      const result = await benchOtlpIngest({ batchSize, ...(store ? { databaseUrl: store } : {}) });
+      console.log(
+        row([
+          result.store,
+          result.batchSize,
+          result.requests,
+          result.spans,
+          result.stored,
+          result.rollouts,
+          `${(result.wallMs / 1000).toFixed(2)} s`,
+          result.spansPerSecond.toFixed(0),
+          `${result.requestMs.p50.toFixed(1)} ms`,
+          `${result.requestMs.p99.toFixed(1)} ms`,
+        ]),
+      );
+    }
+  }
+  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL database to add PostgreSQL rows.)");
+}

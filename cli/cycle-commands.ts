@@ -6,7 +6,7 @@ import { findOwner } from "../runtime/ownership.ts";
 import { isRunning, listsPollers, pickedUpWithin, queryProgress, startCycle, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { RunningWorker } from "../runtime/worker.ts";
-import type { Cycle } from "../store/cycles.ts";
+import { type Cycle, cycleJson } from "../store/cycles.ts";
 import { ConflictError } from "../store/errors.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
@@ -180,24 +180,6 @@ function printCycle(cycle: Cycle, live: CycleProgress | undefined): void {
   const metrics = cycle.metrics as Partial<CycleResult>;
   if (metrics.baseline) console.log(`  baseline   mean reward ${metrics.baseline.meanReward.toFixed(3)} on ${metrics.baseline.rollouts} validation tasks`);
   if (metrics.best) console.log(`  candidate  ${metrics.best.contender}: mean reward ${metrics.best.meanReward.toFixed(3)}`);
-}
-
-/** The documented JSON form of a cycle (README: "JSON output"). */
-function cycleJson(cycle: Cycle) {
-  return {
-    id: cycle.id,
-    agent: cycle.agent,
-    dataset: cycle.dataset,
-    trigger: cycle.trigger,
-    phase: cycle.phase,
-    outcome: cycle.outcome,
-    outcomeDetail: cycle.outcomeDetail,
-    incumbentVersion: cycle.incumbentVersion,
-    deployedVersion: cycle.deployedVersion,
-    startedAt: cycle.startedAt.toISOString(),
-    finishedAt: cycle.finishedAt?.toISOString() ?? null,
-    result: cycle.metrics,
-  };
 }
 
 export function positiveInteger(value: string, flag: string): number {

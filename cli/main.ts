@@ -1,10 +1,15 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/load.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { registerAnalyzeCommand } from "./analyze-command.ts";
 import { installSignalHandlers } from "./context.ts";
 import { registerCycleCommands } from "./cycle-commands.ts";
 import { registerDatasetCommands } from "./dataset-commands.ts";
+import { registerEvalCommand } from "./eval-command.ts";
+import { registerFeedbackCommand } from "./feedback-command.ts";
 import { registerPromptCommands } from "./prompts-commands.ts";
+import { registerScheduleCommands } from "./schedule-commands.ts";
+import { registerSubmitCommand } from "./submit-command.ts";
 import { registerUpCommand } from "./up-command.ts";
 import { registerWorkerCommand } from "./worker-command.ts";
 
@@ -24,6 +29,11 @@ export function buildProgram(): Command {
   registerDatasetCommands(program);
   registerWorkerCommand(program);
   registerUpCommand(program);
+  registerScheduleCommands(program);
+  registerSubmitCommand(program);
+  registerFeedbackCommand(program);
+  registerEvalCommand(program);
+  registerAnalyzeCommand(program);
   return program;
 }
 

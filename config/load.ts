@@ -24,14 +24,27 @@ export const environmentVariables = [
   { env: "AGL_CYCLE_BATCH_SIZE", path: "cycle.batchSize", type: "integer" },
   { env: "AGL_CYCLE_CONCURRENCY", path: "cycle.concurrency", type: "integer" },
   { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },
+  { env: "AGL_MIN_TRAFFIC_ROLLOUTS", path: "cycle.minTrafficRollouts", type: "integer" },
+  { env: "AGL_CYCLE_SCORERS", path: "cycle.scorers", type: "json" },
+  { env: "AGL_JUDGE_PROVIDER", path: "scorers.judge.provider", type: "string" },
+  { env: "AGL_JUDGE_BASE_URL", path: "scorers.judge.baseUrl", type: "string" },
+  { env: "AGL_JUDGE_MODEL", path: "scorers.judge.model", type: "string" },
+  { env: "AGL_JUDGE_API_KEY", path: "scorers.judge.apiKey", type: "string" },
+  { env: "AGL_PROXY_REWARDS", path: "rewards.proxy", type: "json" },
   { env: "AGL_OPTIMIZER_ALGORITHM", path: "optimizer.algorithm", type: "string" },
   { env: "AGL_OPTIMIZER_CANDIDATES", path: "optimizer.candidates", type: "integer" },
+  { env: "AGL_OPTIMIZER_ROUNDS", path: "optimizer.rounds", type: "integer" },
+  { env: "AGL_OPTIMIZER_BEAM_WIDTH", path: "optimizer.beamWidth", type: "integer" },
+  { env: "AGL_OPTIMIZER_LLM_BASE_URL", path: "optimizer.llm.baseUrl", type: "string" },
+  { env: "AGL_OPTIMIZER_LLM_MODEL", path: "optimizer.llm.model", type: "string" },
+  { env: "AGL_OPTIMIZER_LLM_API_KEY", path: "optimizer.llm.apiKey", type: "string" },
   { env: "AGL_OPTIMIZER_SEED", path: "optimizer.seed", type: "integer" },
   { env: "AGL_OPTIMIZER_TIMEOUT_MINUTES", path: "optimizer.timeoutMinutes", type: "number" },
   { env: "AGL_OPTIMIZER_COMMAND", path: "optimizer.command", type: "json" },
   { env: "AGL_HOST", path: "server.host", type: "string" },
   { env: "AGL_PORT", path: "server.port", type: "integer" },
   { env: "AGL_TOKEN", path: "server.token", type: "string" },
+  { env: "AGL_MAX_BODY_BYTES", path: "server.maxBodyBytes", type: "integer" },
 ] as const;
 
 export const CONFIG_FILE_NAME = "agl.config.json";
@@ -211,9 +224,9 @@ function describeIssues(error: z.ZodError, raw: unknown, sources: Map<string, So
   return `Invalid configuration:\n${lines.join("\n")}`;
 }
 
-/** Where a setting came from; an unknown section is flattened to its leaves, so any leaf under it answers. */
+/** Where a setting came from; an unknown section is flattened to its leaves, so any leaf under it answers; an array item is its array's. */
 function sourceOf(sources: Map<string, Source>, path: string): Source | undefined {
-  return sources.get(path) ?? [...sources].find(([key]) => key.startsWith(`${path}.`))?.[1];
+  return sources.get(path) ?? [...sources].find(([key]) => key.startsWith(`${path}.`) || path.startsWith(`${key}.`))?.[1];
 }
 
 /** The setting names the schema accepts in the object at `path`, for "did you mean" help on a typo. */
@@ -232,6 +245,19 @@ function checkCombinations(config: Config, sources: Map<string, Source>): void {
   if (config.model.provider === "openai-compatible" && !config.model.baseUrl) {
     throw new ConfigError(
       `Invalid configuration: model.provider = "openai-compatible" (from ${describeSource(sources.get("model.provider"))}) needs model.baseUrl (OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1.`,
+    );
+  }
+  const judge = config.scorers.judge;
+  if (judge.provider === "openai-compatible" && !judge.baseUrl && !config.model.baseUrl) {
+    throw new ConfigError(
+      `Invalid configuration: scorers.judge.provider = "openai-compatible" (from ${describeSource(sources.get("scorers.judge.provider"))}) needs scorers.judge.baseUrl (AGL_JUDGE_BASE_URL) or model.baseUrl.`,
+    );
+  }
+  const unknownEvents = config.cycle.scorers.filter((scorer) => scorer.startsWith("proxy:") && !(scorer.slice("proxy:".length) in config.rewards.proxy));
+  if (unknownEvents.length > 0) {
+    const known = Object.keys(config.rewards.proxy);
+    throw new ConfigError(
+      `Invalid configuration: cycle.scorers = ${JSON.stringify(config.cycle.scorers)} (from ${describeSource(sourceOf(sources, "cycle.scorers"))}) names ${unknownEvents.join(", ")}, which rewards.proxy does not map to a reward (${known.length > 0 ? `configured events: ${known.join(", ")}` : "no events are configured"}).`,
     );
   }
   if (config.server.host !== "127.0.0.1" && config.server.host !== "localhost" && config.server.host !== "::1" && !config.server.token) {

@@ -1,6 +1,15 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 
+export const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+export const EVENT_NAME_RULE = "an event name: a letter, then up to 63 letters, digits, dashes or underscores";
+/** Computed scorers (ground truth, the LLM judge), posted ones (human feedback, proxy outcomes: all of them, or one event). */
+const scorerName = z
+  .string()
+  .refine((name) => ["ground-truth", "judge", "human", "proxy"].includes(name) || /^proxy:[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(name), {
+    error: 'expected "ground-truth", "judge", "human", "proxy" or "proxy:<event>"',
+  });
+
 /** Every setting has a default, so an empty configuration runs the embedded, offline default. */
 export const configSchema = z
   .object({
@@ -40,7 +49,9 @@ export const configSchema = z
         baseUrl: z.url().optional(),
         apiKey: z.string().optional(),
         path: z.string().min(1).optional(),
-        threads: z.number().int().min(1).max(256).default(availableParallelism()),
+        // Half the cores: llama.cpp's threads spin while they wait, and starved of a core (the worker, Temporal
+        // and the store need some) a 135M model slows down tenfold; on 2 cores one thread is as fast as two.
+        threads: z.number().int().min(1).max(256).default(Math.max(1, Math.floor(availableParallelism() / 2))),
         contextSize: z.number().int().min(512).max(32768).default(2048),
         temperature: z.number().min(0).max(2).default(0),
         maxOutputTokens: z.number().int().min(8).max(4096).default(64),
@@ -55,18 +66,61 @@ export const configSchema = z
         concurrency: z.number().int().min(1).max(256).default(4),
         parallelBatches: z.number().int().min(1).max(64).default(2),
         collectTimeoutMinutes: z.number().min(1).max(24 * 60).default(30),
+        /** A traffic-window run with fewer scored rollouts than this ends "skipped: not enough data". */
+        minTrafficRollouts: z.number().int().min(1).max(1_000_000).default(20),
+        /** The rewards a cycle adds (computed scorers) and averages per rollout for its scores: human and proxy rewards count once posted. */
+        scorers: z.array(scorerName).min(1).default(["ground-truth"]),
+      })
+      .strict()
+      .prefault({}),
+    scorers: z
+      .object({
+        /** The LLM-as-judge's model; unset fields take the agent model's settings. */
+        judge: z
+          .object({
+            provider: z.enum(["local", "fake", "openai-compatible"]).optional(),
+            baseUrl: z.url().optional(),
+            model: z.string().min(1).optional(),
+            apiKey: z.string().optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    rewards: z
+      .object({
+        /** Outcome event name -> the reward a rollout gets when the event is posted for it (POST /v1/outcomes). */
+        proxy: z.record(z.string().regex(EVENT_NAME, EVENT_NAME_RULE), z.number().min(-1).max(1)).default({}),
       })
       .strict()
       .prefault({}),
     optimizer: z
       .object({
-        algorithm: z.enum(["llm-free"]).default("llm-free"),
-        candidates: z.number().int().min(1).max(10).default(3),
+        algorithm: z.enum(["llm-free", "apo"]).default("llm-free"),
+        /** Children proposed per beam member and round (APO's branch factor). */
+        candidates: z.number().int().min(1).max(8).default(3),
+        /** Search rounds; each proposes children of the beam and keeps the best by dev score. */
+        rounds: z.number().int().min(1).max(10).default(1),
+        beamWidth: z.number().int().min(1).max(10).default(2),
+        /** Share of the train split held out of the optimizer's input to score the search. */
+        devFraction: z.number().min(0.05).max(0.5).default(0.25),
+        minibatchSize: z.number().int().min(1).max(20).default(4),
         seed: z.number().int().default(42),
         maxExamples: z.number().int().min(0).max(20).default(6),
         maxKeywords: z.number().int().min(0).max(20).default(6),
         timeoutMinutes: z.number().min(0.05).max(24 * 60).default(10),
         command: z.array(z.string().min(1)).min(1).default([".venv/bin/python", "-m", "agl_optimizer"]),
+        /** The model APO critiques and edits with; without a base URL, the configured agent model served locally. */
+        llm: z
+          .object({
+            baseUrl: z.url().optional(),
+            model: z.string().min(1).optional(),
+            apiKey: z.string().optional(),
+            timeoutSeconds: z.number().positive().max(3600).default(120),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -75,6 +129,13 @@ export const configSchema = z
         host: z.string().min(1).default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(4318),
         token: z.string().min(16, "expected at least 16 characters").optional(),
+        /** Largest request body, compressed and once decompressed (OTLP ingest): a bigger one is refused with 413. */
+        maxBodyBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024 * 1024)
+          .default(4 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
 import { getAgent } from "../agents/registry.ts";
+import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { ConflictError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
@@ -17,6 +18,10 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
     optimizer: {
       algorithm: config.optimizer.algorithm,
       candidates: config.optimizer.candidates,
+      rounds: config.optimizer.rounds,
+      beamWidth: config.optimizer.beamWidth,
+      devFraction: config.optimizer.devFraction,
+      minibatchSize: config.optimizer.minibatchSize,
       seed: config.optimizer.seed,
       maxExamples: config.optimizer.maxExamples,
       maxKeywords: config.optimizer.maxKeywords,
@@ -25,6 +30,18 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
     heartbeatTimeoutSeconds: 30,
     batchTimeoutMinutes: config.cycle.collectTimeoutMinutes,
   };
+}
+
+/** The agent exists, and the data set exists (or ships with the agent) and belongs to it. */
+export async function checkCycleTarget(store: Store, agentId: string, datasetName: string): Promise<AgentDefinition> {
+  const agent = getAgent(agentId);
+  if (!(await store.datasets.exists(datasetName))) {
+    if (!agent.bundledDatasets[datasetName]) await store.datasets.get(datasetName);
+    return agent;
+  }
+  const dataset = await store.datasets.get(datasetName);
+  if (dataset.agent !== agent.id) throw new NotFoundError(`Dataset "${dataset.name}" belongs to agent "${dataset.agent}", not "${agent.id}".`);
+  return agent;
 }
 
 /** Cycle ids are workflow ids: readable in a log line and in the Temporal UI, unique per start. */
@@ -49,15 +66,7 @@ export interface StartCycleOptions {
  * belongs to it, no cycle of this agent is running), then starts the workflow.
  */
 export async function startCycle(options: StartCycleOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingCycle>> {
-  const agent = getAgent(options.agent);
-  if (!(await options.store.datasets.exists(options.dataset))) {
-    if (!agent.bundledDatasets[options.dataset]) {
-      await options.store.datasets.get(options.dataset);
-    }
-  } else {
-    const dataset = await options.store.datasets.get(options.dataset);
-    if (dataset.agent !== agent.id) throw new NotFoundError(`Dataset "${dataset.name}" belongs to agent "${dataset.agent}", not "${agent.id}".`);
-  }
+  const agent = await checkCycleTarget(options.store, options.agent, options.dataset);
   const holder = await options.store.cycles.leaseHolder(agent.id);
   if (holder && (await isRunning(options.client, holder))) {
     throw new ConflictError(`Cycle ${holder} is already running for agent ${agent.id}; one cycle per agent runs at a time. Follow it with: agl cycle status ${holder}`);

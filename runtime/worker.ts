@@ -1,10 +1,13 @@
 import { fileURLToPath } from "node:url";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
-import { createCycleActivities } from "../activities/cycle-activities.ts";
+import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
+import { createQueueActivities } from "../activities/queue-activities.ts";
+import { createRollbackActivities } from "../activities/rollback-activities.ts";
 import { createLanguageModel } from "../agents/models/index.ts";
 import { type AgentRunner, createAgentRunner } from "../agents/runner.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { createJudgeModel, createScorerRegistry } from "../scorers/registry.ts";
 import type { Store } from "../store/index.ts";
 
 const WORKFLOWS_PATH = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
@@ -47,15 +50,33 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/**
+ * The OpenAI-compatible endpoint APO critiques and edits with: the configured one, or offline the
+ * configured agent model served on loopback for the length of one optimizer call.
+ */
+async function optimizerModel(config: LoadedConfig, store: Store) {
+  const llm = config.optimizer.llm;
+  const timeout_s = llm.timeoutSeconds;
+  if (llm.baseUrl) {
+    return { endpoint: { base_url: llm.baseUrl, model: llm.model ?? "default", api_key: llm.apiKey ?? null, timeout_s }, close: async () => {} };
+  }
+  const [{ createServerApp, startHttpServer }, { openAIRoutes }] = await Promise.all([import("../server/app.ts"), import("../server/routes/openai.ts")]);
+  const http = await startHttpServer(createServerApp({ config, store }, [openAIRoutes]), { host: "127.0.0.1", port: 0 });
+  const model = llm.model ?? config.model.name ?? config.model.provider;
+  return { endpoint: { base_url: `${http.url}/v1`, model, api_key: config.server.token ?? null, timeout_s }, close: http.close };
+}
+
 /** Starts a worker polling the configured task queue; `stop()` drains it and closes its connection. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   installQuietRuntime();
   const connection = await NativeConnection.connect({ address: options.address });
   let model = options.model;
   const runners = new Map<string, AgentRunner>();
-  const activities = createCycleActivities({
+  let judgeModel: LanguageModelV2 | undefined;
+  const deps: ActivityDependencies = {
     config: options.config,
     store: options.store,
+    optimizerModel: () => optimizerModel(options.config, options.store),
     runnerFor(agent) {
       let runner = runners.get(agent.id);
       if (!runner) {
@@ -65,7 +86,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       return runner;
     },
-  });
+    scorers: createScorerRegistry({ judgeModel: () => (judgeModel ??= createJudgeModel(options.config)) }),
+  };
+  const activities = {
+    ...createCycleActivities(deps),
+    ...createQueueActivities(deps),
+    ...createRollbackActivities({ store: options.store }),
+  };
   let worker: Worker;
   try {
     worker = await Worker.create({

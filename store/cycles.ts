@@ -29,6 +29,7 @@ export interface Candidate {
 
 export interface CycleUpdate {
   phase?: string;
+  dataset?: string;
   progress?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
   incumbentVersion?: number;
@@ -55,6 +56,7 @@ export function cyclesStore(db: Kysely<Database>) {
       .updateTable("cycles")
       .set({
         ...(patch.phase !== undefined ? { phase: patch.phase } : {}),
+        ...(patch.dataset !== undefined ? { dataset: patch.dataset } : {}),
         ...(patch.progress !== undefined ? { progress: JSON.stringify(patch.progress) } : {}),
         ...(patch.metrics !== undefined ? { metrics: JSON.stringify(patch.metrics) } : {}),
         ...(patch.incumbentVersion !== undefined ? { incumbent_version: patch.incumbentVersion } : {}),
@@ -174,4 +176,22 @@ function fromRow(row: Selectable<CyclesTable>): Cycle {
 
 function fromCandidateRow(row: Selectable<CycleCandidatesTable>): Candidate {
   return { cycleId: row.cycle_id, id: row.id, content: row.content, strategy: row.strategy, rationale: row.rationale, details: row.details };
+}
+
+/** The documented JSON form of a cycle (README: "JSON output"). */
+export function cycleJson(cycle: Cycle) {
+  return {
+    id: cycle.id,
+    agent: cycle.agent,
+    dataset: cycle.dataset,
+    trigger: cycle.trigger,
+    phase: cycle.phase,
+    outcome: cycle.outcome,
+    outcomeDetail: cycle.outcomeDetail,
+    incumbentVersion: cycle.incumbentVersion,
+    deployedVersion: cycle.deployedVersion,
+    startedAt: cycle.startedAt.toISOString(),
+    finishedAt: cycle.finishedAt?.toISOString() ?? null,
+    result: cycle.metrics,
+  };
 }

@@ -1,11 +1,15 @@
 import type { Kysely } from "kysely";
 import type pg from "pg";
+import { analysisStore } from "./analysis.ts";
 import { cyclesStore } from "./cycles.ts";
+import { dashboardStore } from "./dashboard.ts";
 import { createDatabase, createPool, migrateToLatest, type PgConnection } from "./database.ts";
 import { datasetsStore } from "./datasets.ts";
 import { resourcesStore } from "./resources.ts";
 import { rolloutsStore } from "./rollouts.ts";
 import type { Database } from "./schema.ts";
+import { submissionsStore } from "./submissions.ts";
+import { tracesStore } from "./traces.ts";
 
 export interface Store {
   readonly db: Kysely<Database>;
@@ -13,6 +17,10 @@ export interface Store {
   readonly datasets: ReturnType<typeof datasetsStore>;
   readonly rollouts: ReturnType<typeof rolloutsStore>;
   readonly cycles: ReturnType<typeof cyclesStore>;
+  readonly traces: ReturnType<typeof tracesStore>;
+  readonly submissions: ReturnType<typeof submissionsStore>;
+  readonly analysis: ReturnType<typeof analysisStore>;
+  readonly dashboard: ReturnType<typeof dashboardStore>;
   close(): Promise<void>;
 }
 
@@ -32,6 +40,10 @@ export async function connectStore(connection: PgConnection, options: { poolSize
     datasets: datasetsStore(db),
     rollouts: rolloutsStore(db),
     cycles: cyclesStore(db),
+    traces: tracesStore(db),
+    submissions: submissionsStore(db),
+    analysis: analysisStore(db),
+    dashboard: dashboardStore(db),
     async close() {
       await db.destroy();
       await options.onClose?.();

@@ -83,6 +83,54 @@ export function rolloutsStore(db: Kysely<Database>) {
     return withRewards(await query.orderBy("task_id").orderBy("id").execute());
   }
 
+  /** Rollouts of live traffic (the worker queue, OTLP), not of cycles, that arrived in [from, to). */
+  async function listTraffic(filter: { agent: string; from: Date; to: Date }): Promise<Rollout[]> {
+    const rows = await db
+      .selectFrom("rollouts")
+      .selectAll()
+      .where("agent", "=", filter.agent)
+      .where("cycle_id", "is", null)
+      .where("created_at", ">=", filter.from)
+      .where("created_at", "<", filter.to)
+      .orderBy("created_at")
+      .orderBy("id")
+      .execute();
+    return withRewards(rows);
+  }
+
+  async function getMany(ids: readonly string[]): Promise<Rollout[]> {
+    if (ids.length === 0) return [];
+    const rows: Selectable<RolloutsTable>[] = [];
+    for (let start = 0; start < ids.length; start += INSERT_CHUNK) {
+      rows.push(...(await db.selectFrom("rollouts").selectAll().where("id", "in", ids.slice(start, start + INSERT_CHUNK)).execute()));
+    }
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return withRewards(ids.map((id) => byId.get(id)).filter((row): row is Selectable<RolloutsTable> => row !== undefined));
+  }
+
+  /** One page of the agent's rollouts created at or after `since`, in id order: pass the last id back as `afterId` for the next. */
+  async function listForAgent(filter: { agent: string; since?: Date; afterId?: string; limit: number }): Promise<Rollout[]> {
+    let query = db.selectFrom("rollouts").selectAll().where("agent", "=", filter.agent);
+    if (filter.since) query = query.where("created_at", ">=", filter.since);
+    if (filter.afterId !== undefined) query = query.where("id", ">", filter.afterId);
+    return withRewards(await query.orderBy("id").limit(filter.limit).execute());
+  }
+
+  async function countForAgent(filter: { agent: string; since?: Date }): Promise<number> {
+    let query = db.selectFrom("rollouts").select((eb) => eb.fn.countAll<number>().as("count")).where("agent", "=", filter.agent);
+    if (filter.since) query = query.where("created_at", ">=", filter.since);
+    return Number((await query.executeTakeFirstOrThrow()).count);
+  }
+
+  async function idsWithTrace(traceId: string): Promise<string[]> {
+    return (await db.selectFrom("rollouts").select("id").where("trace_id", "=", traceId).orderBy("id").execute()).map((row) => row.id);
+  }
+
+  async function getReward(rolloutId: string, scorer: string, dedupeKey: string): Promise<Reward | undefined> {
+    const row = await db.selectFrom("rewards").selectAll().where("rollout_id", "=", rolloutId).where("scorer", "=", scorer).where("dedupe_key", "=", dedupeKey).executeTakeFirst();
+    return row && toReward(row);
+  }
+
   async function countForCycle(cycleId: string): Promise<number> {
     const row = await db.selectFrom("rollouts").select((eb) => eb.fn.countAll<number>().as("count")).where("cycle_id", "=", cycleId).executeTakeFirst();
     return Number(row?.count ?? 0);
@@ -110,21 +158,16 @@ export function rolloutsStore(db: Kysely<Database>) {
 
   async function withRewards(rows: Selectable<RolloutsTable>[]): Promise<Rollout[]> {
     if (rows.length === 0) return [];
-    const rewards = await db
-      .selectFrom("rewards")
-      .selectAll()
-      .where(
-        "rollout_id",
-        "in",
-        rows.map((row) => row.id),
-      )
-      .orderBy("id")
-      .execute();
+    const rewards: Selectable<RewardsTable>[] = [];
+    for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+      const ids = rows.slice(start, start + INSERT_CHUNK).map((row) => row.id);
+      rewards.push(...(await db.selectFrom("rewards").selectAll().where("rollout_id", "in", ids).orderBy("id").execute()));
+    }
     const byRollout = Map.groupBy(rewards, (reward) => reward.rollout_id);
     return rows.map((row) => ({ ...fromRow(row), rewards: (byRollout.get(row.id) ?? []).map(toReward) }));
   }
 
-  return { insertMany, existingIds, get, listForCycle, countForCycle, addRewards };
+  return { insertMany, existingIds, get, getMany, listForCycle, listTraffic, listForAgent, countForAgent, idsWithTrace, getReward, countForCycle, addRewards };
 }
 
 function toRow(rollout: NewRollout) {
@@ -186,4 +229,9 @@ function toReward(row: Selectable<RewardsTable>): Reward {
     dedupeKey: row.dedupe_key,
     createdAt: row.created_at,
   };
+}
+
+/** The documented JSON form of a reward (README: "Rewards"): its fields, the time as ISO 8601. */
+export function rewardJson(reward: Reward) {
+  return { ...reward, createdAt: reward.createdAt.toISOString() };
 }

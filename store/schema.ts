@@ -41,6 +41,8 @@ export interface ResourceEventsTable {
   actor: string;
   reason: string | null;
   created_at: CreatedAt;
+  /** Makes a label move from a retried activity (a rollback workflow) land once. */
+  idempotency_key: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface DatasetsTable {
@@ -64,7 +66,8 @@ export interface TasksTable {
 }
 
 export type RolloutSource = "queue" | "otlp";
-export type RolloutPhase = "collect" | "validate";
+/** collect: the incumbent on the train split; search: candidates (and a traffic cycle's incumbent) on dev tasks; validate: the gate. */
+export type RolloutPhase = "collect" | "search" | "validate";
 
 export interface RolloutsTable {
   id: string;
@@ -136,6 +139,24 @@ export interface AgentLeasesTable {
   acquired_at: ColumnType<Date, Date | undefined, Date>;
 }
 
+/** A span received over OTLP; `rollout_id` is set once the span is known to belong to a rollout. */
+export interface SpansTable {
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  kind: number;
+  start_time: Date;
+  end_time: Date;
+  status_code: number;
+  status_message: string | null;
+  attributes: Json<Record<string, unknown>>;
+  resource: Json<Record<string, unknown>>;
+  scope: string | null;
+  rollout_id: string | null;
+  received_at: CreatedAt;
+}
+
 export interface Database {
   resource_versions: ResourceVersionsTable;
   resource_labels: ResourceLabelsTable;
@@ -147,4 +168,5 @@ export interface Database {
   cycles: CyclesTable;
   cycle_candidates: CycleCandidatesTable;
   agent_leases: AgentLeasesTable;
+  spans: SpansTable;
 }

@@ -1,2 +1,4 @@
 // The workflow bundle's entry point: every workflow type the worker registers.
 export { trainingCycle } from "./training-cycle.ts";
+export { rollbackPrompt } from "./rollback-prompt.ts";
+export { processSubmission } from "./submission.ts";

@@ -8,9 +8,11 @@ import {
   setHandler,
   workflowInfo,
 } from "@temporalio/workflow";
+import { defineSearchAttributeKey } from "@temporalio/common";
 import type { createCycleActivities, PromptRef } from "../activities/cycle-activities.ts";
-import type { ContenderScore, CycleInput, CycleProgress, CycleResult } from "./types.ts";
-import { PROGRESS_QUERY } from "./types.ts";
+import type { RolloutPhase } from "../store/schema.ts";
+import type { ContenderScore, CycleInput, CycleProgress, CycleResult, SearchRound } from "./types.ts";
+import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
 
 type Activities = ReturnType<typeof createCycleActivities>;
 
@@ -22,8 +24,11 @@ const bookkeeping = proxyActivities<Activities>({
 
 export const progressQuery = defineQuery<CycleProgress>(PROGRESS_QUERY);
 
+/** Set by Temporal on every run a Schedule starts. */
+const SCHEDULED_START_TIME = defineSearchAttributeKey("TemporalScheduledStartTime", "DATETIME");
+
 /**
- * One training cycle for one agent: collect -> evaluate -> train -> validate -> deploy.
+ * One training cycle for one agent: collect -> evaluate -> train/search (rounds) -> validate -> deploy.
  * Every side effect is an activity; this function only decides, so a cycle interrupted anywhere
  * (worker, Python child or Temporal server killed) resumes where it was.
  */
@@ -33,6 +38,11 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const agentBatches = proxyActivities<Activities>({
     startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
+    retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
+  });
+  // Scoring may call an LLM judge per rollout: it gets a batch's time, not a bookkeeping minute.
+  const scoring = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
     retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
   });
   const optimizer = proxyActivities<Activities>({
@@ -51,72 +61,118 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     await bookkeeping.recordCycle({ cycleId, progress: state });
   };
 
-  const begin = await bookkeeping.beginCycle({ cycleId, agent: input.agent, dataset: input.dataset, trigger: input.trigger });
-  if (begin.status === "busy") {
+  const begin = await bookkeeping.beginCycle({
+    cycleId,
+    agent: input.agent,
+    trigger: input.trigger,
+    ...(input.dataset ? { dataset: input.dataset } : {}),
+    ...(input.traffic ? { traffic: { ...input.traffic, windowEnd: scheduledTime().toISOString() } } : {}),
+    devFraction: settings.optimizer.devFraction,
+  });
+  if (begin.status !== "started") {
     state.phase = "done";
-    return { cycleId, agent: input.agent, outcome: "skipped", detail: `cycle ${begin.holder} is already running for ${input.agent}`, incumbentVersion: null, deployedVersion: null };
+    const detail = begin.status === "busy" ? `cycle ${begin.holder} is already running for ${input.agent}` : begin.detail;
+    return { cycleId, agent: input.agent, outcome: "skipped", detail, incumbentVersion: null, deployedVersion: null };
   }
-  const incumbentVersion = begin.incumbentVersion;
+  const { incumbentVersion, dataset, collected } = begin;
   state.incumbentVersion = incumbentVersion;
 
-  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[] }[], phase: "collect" | "validate") => {
+  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[] }[], phase: RolloutPhase) => {
     const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds })));
     await inParallel(batches, settings.parallelBatches, async (batch) => {
-      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset: input.dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency });
+      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency });
       state.progress.done += batch.taskIds.length;
     });
   };
 
   try {
-    await enter("collect", begin.trainTaskIds.length);
-    await runBatches([{ prompt: { version: incumbentVersion }, taskIds: begin.trainTaskIds }], "collect");
+    // Live traffic already happened: its rollouts were scored when the window was taken.
+    if (collected === "cycle") {
+      await enter("collect", begin.trainTaskIds.length);
+      await runBatches([{ prompt: { version: incumbentVersion }, taskIds: begin.trainTaskIds }], "collect");
+      await enter("evaluate", begin.trainTaskIds.length);
+      await scoring.scoreRollouts({ cycleId, dataset, phase: "collect" });
+    }
+    const training = await bookkeeping.summarizeTraining({ cycleId, dataset, collected });
 
-    await enter("evaluate", begin.trainTaskIds.length);
-    await bookkeeping.scoreRollouts({ cycleId, dataset: input.dataset, phase: "collect" });
-    const [collected] = await bookkeeping.summarizeContenders({ cycleId, phase: "collect", contenders: ["incumbent"] });
+    const collect = { rollouts: training.rollouts, failed: training.failed, meanReward: training.meanReward };
 
-    await enter("train", 1);
-    const proposal = await optimizer.proposeCandidates({
-      cycleId,
-      agent: input.agent,
-      dataset: input.dataset,
-      incumbentVersion,
-      round: 1,
-      optimizer: settings.optimizer,
-    });
-    state.candidates = proposal.candidateIds;
-    const collect = { rollouts: collected!.rollouts, failed: collected!.failed, meanReward: collected!.meanReward };
-    if (proposal.candidateIds.length === 0) {
-      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: the optimizer proposed no candidates`, incumbentVersion, deployedVersion: null, collect });
+    // Search: each round the optimizer proposes children of the beam, they run on the dev tasks (train
+    // tasks it never saw), and the best by dev score form the next beam. The beam lives here, in the
+    // workflow's history, so a crash resumes at the last finished round.
+    const devTaskIds = begin.devTaskIds;
+    if (collected === "traffic") {
+      // Traffic ran on whatever version was live at the time: measure the incumbent itself on the dev tasks.
+      await enter("search", devTaskIds.length);
+      await runBatches([{ prompt: { version: incumbentVersion }, taskIds: devTaskIds }], "search");
+      await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
+    }
+    const [incumbentOnDev] =
+      collected === "traffic"
+        ? await bookkeeping.summarizeContenders({ cycleId, phase: "search", contenders: [INCUMBENT] })
+        : await bookkeeping.summarizeContenders({ cycleId, phase: "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
+    let beam: ContenderScore[] = [incumbentOnDev!];
+    const rounds: SearchRound[] = [];
+    for (let round = 1; round <= settings.optimizer.rounds; round++) {
+      state.round = round;
+      await enter("train", 1);
+      const proposal = await optimizer.proposeCandidates({
+        cycleId,
+        agent: input.agent,
+        dataset,
+        collected,
+        incumbentVersion,
+        round,
+        parents: beam.map((member) => member.contender),
+        optimizer: settings.optimizer,
+      });
+      if (proposal.candidates.length === 0) break;
+      const children = proposal.candidates.map((candidate) => candidate.id);
+      await enter("search", devTaskIds.length * children.length);
+      await runBatches(
+        children.map((id) => ({ prompt: { candidateId: id }, taskIds: devTaskIds })),
+        "search",
+      );
+      await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
+      const childScores = await bookkeeping.summarizeContenders({ cycleId, phase: "search", contenders: children });
+      beam = bestFirst([...beam, ...childScores]).slice(0, settings.optimizer.beamWidth);
+      state.beam = beam.map((member) => member.contender);
+      rounds.push({ round, scores: [incumbentOnDev!, ...childScores], beam: state.beam });
+    }
+    const finalists = beam.filter((member) => member.contender !== INCUMBENT).map((member) => member.contender);
+    const search = { rounds, finalists };
+    if (finalists.length === 0) {
+      const why = rounds.length === 0 ? "the optimizer proposed no candidates" : "no candidate scored above the incumbent on the dev tasks";
+      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${why}`, incumbentVersion, deployedVersion: null, collect, search });
     }
 
     const contenders: { name: string; prompt: PromptRef }[] = [
-      { name: "incumbent", prompt: { version: incumbentVersion } },
-      ...proposal.candidateIds.map((id) => ({ name: id, prompt: { candidateId: id } })),
+      { name: INCUMBENT, prompt: { version: incumbentVersion } },
+      ...finalists.map((id) => ({ name: id, prompt: { candidateId: id } })),
     ];
     await enter("validate", begin.validationTaskIds.length * contenders.length);
     await runBatches(
       contenders.map((contender) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds })),
       "validate",
     );
-    await bookkeeping.scoreRollouts({ cycleId, dataset: input.dataset, phase: "validate" });
+    await scoring.scoreRollouts({ cycleId, dataset, phase: "validate" });
     const scores = await bookkeeping.summarizeContenders({ cycleId, phase: "validate", contenders: contenders.map((c) => c.name) });
     const baseline = scores[0]!;
-    const best = bestCandidate(scores.slice(1));
+    const best = bestFirst(scores.slice(1))[0]!;
 
     await enter("deploy", 1);
     const scoreLine = `baseline ${formatReward(baseline.meanReward)}, best candidate ${best.contender} ${formatReward(best.meanReward)}, margin ${settings.margin}`;
     if (best.meanReward < baseline.meanReward + settings.margin) {
-      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${scoreLine}`, incumbentVersion, deployedVersion: null, baseline, best, collect });
+      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${scoreLine}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search });
     }
     const deployed = await bookkeeping.deployCandidate({
       cycleId,
       agent: input.agent,
       candidateId: best.contender,
       incumbentVersion,
-      metrics: { validation: best, baseline, margin: settings.margin, cycleId },
+      metrics: { validation: best, baseline, margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
     });
-    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${scoreLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect });
+    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${scoreLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
     await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));
@@ -131,9 +187,15 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   }
 }
 
-function bestCandidate(scores: ContenderScore[]): ContenderScore {
-  // Highest mean reward; ties go to the earlier candidate, so the choice is deterministic.
-  return scores.reduce((best, score) => (score.meanReward > best.meanReward ? score : best));
+/** The slot a scheduled run is for (the end of its traffic window); a manual run's is its start. */
+function scheduledTime(): Date {
+  const slot = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+  return slot ?? workflowInfo().startTime;
+}
+
+/** Highest mean reward first; ties keep their order, so the incumbent and earlier candidates win them. */
+function bestFirst(scores: ContenderScore[]): ContenderScore[] {
+  return [...scores].sort((a, b) => b.meanReward - a.meanReward);
 }
 
 function describeFailure(error: unknown): string {
@@ -146,13 +208,13 @@ function formatReward(value: number): string {
   return value.toFixed(3);
 }
 
-function chunk<T>(items: readonly T[], size: number): T[][] {
+export function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
 }
 
-async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -11,7 +11,13 @@ export interface CycleSettings {
   margin: number;
   optimizer: {
     algorithm: string;
+    /** Children per beam member and round. */
     candidates: number;
+    rounds: number;
+    beamWidth: number;
+    /** Share of the train tasks held out of the optimizer's input to score the search. */
+    devFraction: number;
+    minibatchSize: number;
     seed: number;
     maxExamples: number;
     maxKeywords: number;
@@ -24,13 +30,19 @@ export interface CycleSettings {
 
 export interface CycleInput {
   agent: string;
-  dataset: string;
+  /** Train on this data set's train split and judge on its validation split... */
+  dataset?: string;
+  /**
+   * ...or on live traffic: the rollouts that arrived in the window ending at the run's scheduled time
+   * (its start time when not scheduled). Fewer than `minScored` scored rollouts ends the run "skipped".
+   */
+  traffic?: { windowMs: number; minScored: number };
   /** "manual", or "schedule:<id>" for runs started by a Temporal Schedule. */
   trigger: string;
   settings: CycleSettings;
 }
 
-export type CyclePhase = "starting" | "collect" | "evaluate" | "train" | "validate" | "deploy" | "done";
+export type CyclePhase = "starting" | "collect" | "evaluate" | "train" | "search" | "validate" | "deploy" | "done";
 
 export interface PhaseProgress {
   done: number;
@@ -44,7 +56,10 @@ export interface CycleProgress {
   /** Tasks finished and planned in the current phase (agent runs for collect and validate). */
   progress: PhaseProgress;
   incumbentVersion?: number;
-  candidates?: string[];
+  /** The search round under way. */
+  round?: number;
+  /** The current beam: the best prompts so far, by dev score. */
+  beam?: string[];
 }
 
 export interface ContenderScore {
@@ -67,7 +82,19 @@ export interface CycleResult {
   baseline?: ContenderScore;
   best?: ContenderScore;
   collect?: { rollouts: number; failed: number; meanReward: number };
+  /** Each search round's candidates and dev scores, and the beam members sent to validation. */
+  search?: { rounds: SearchRound[]; finalists: string[] };
 }
+
+export interface SearchRound {
+  round: number;
+  /** The incumbent's and every candidate's mean reward on the dev tasks. */
+  scores: ContenderScore[];
+  beam: string[];
+}
+
+/** The contender name of the production prompt a cycle starts from, in rollouts, scores and the optimizer contract. */
+export const INCUMBENT = "incumbent";
 
 /** Query name for a running cycle's progress; `agl cycle status` and the CLI's progress bar use it. */
 export const PROGRESS_QUERY = "progress";

@@ -12,12 +12,15 @@ export function localModelPath(config: Pick<LoadedConfig, "dataPath" | "model">)
   return config.model.path ?? join(config.dataPath, "models", LOCAL_MODEL_FILE);
 }
 
-/** The model every agent run uses, chosen by configuration (AGL_MODEL), never by code edits. */
-export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "model">): LanguageModelV2 {
+/**
+ * The model every agent run uses, chosen by configuration (AGL_MODEL), never by code edits. A caller
+ * whose model does another job than the agent's (the LLM judge) brings the deterministic fake for it.
+ */
+export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "model">, fake: () => LanguageModelV2 = () => fakeKeywordModel({ latencyMs: config.model.latencyMs })): LanguageModelV2 {
   const model = config.model;
   switch (model.provider) {
     case "fake":
-      return fakeKeywordModel({ latencyMs: model.latencyMs });
+      return fake();
     case "local":
       return localLlamaModel({
         path: localModelPath(config),

@@ -31,7 +31,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
     expect(first).toMatchObject({ agent: "post-analyzer", incumbentVersion: 1, collect: { rollouts: 180 } });
     expect(first.cycleId).toMatch(/^cy-post-analyzer-\d{8}-\d{6}-[0-9a-f]{4}$/);
     expect(first.baseline).toMatchObject({ contender: "incumbent", rollouts: 60, failed: 0, meanReward: expect.any(Number) });
-    expect(first.best).toMatchObject({ contender: expect.stringMatching(/^c\d+$/), rollouts: 60, meanReward: expect.any(Number) });
+    expect(first.best).toMatchObject({ contender: expect.stringMatching(/^r\d+c\d+$/), rollouts: 60, meanReward: expect.any(Number) });
     if (first.outcome === "deployed") {
       expect(first.deployedVersion).toBe(2);
       expect(first.best.meanReward).toBeGreaterThanOrEqual(first.baseline.meanReward + 0.02);

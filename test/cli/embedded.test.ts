@@ -131,7 +131,7 @@ describe("agl in embedded mode (PGlite + its own Temporal dev server in the data
     expect(cancel.exitCode).toBe(0);
     expect(cancel.stdout).toBe(`Cancellation requested for ${running.id}.\n`);
 
-    const waited = finished(await background, background.startedAt);
+    const waited = finished(await background);
     expect(waited.exitCode).toBe(1);
     expect(waited.stderr).toMatch(/^error: .*cancel/im);
     // No summary is printed. (stdout is not asserted empty: the Temporal core's own WARN lines, such as

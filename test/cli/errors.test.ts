@@ -112,9 +112,8 @@ describe("requests rejected before anything is opened (embedded mode: the data f
   test("an unknown agent is rejected before PGlite or a Temporal dev server starts", async () => {
     const result = await agl(["cycle", "start", "--agent", "nope", "--dataset", "posts", "--wait"], { env, cwd: home });
     expectInvalid(result, 'error: Unknown agent "nope". Known agents: post-analyzer.');
+    // No data folder: neither PGlite nor a Temporal dev server (whose SQLite lives there) was started.
     expect(existsSync(dataDir)).toBe(false);
-    // Nothing was started, so nothing had to be waited for.
-    expect(result.durationMs).toBeLessThan(5_000);
   });
 
   test("a bad environment value names the setting, the value, the variable and what is allowed", async () => {

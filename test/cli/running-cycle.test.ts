@@ -59,7 +59,7 @@ describe("one cycle per agent at a time (scaled mode, slow fake model)", () => {
     expect(await db.count("cycles")).toBe(1);
     expect(await db.query("SELECT agent, cycle_id FROM agent_leases")).toEqual([{ agent: "post-analyzer", cycle_id: running.id }]);
 
-    const waited = finished(await background, background.startedAt);
+    const waited = finished(await background);
     expect(waited.stderr).not.toContain("error:");
     expect(waited.exitCode).toBe(0);
     const result = json(waited);

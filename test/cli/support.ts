@@ -18,7 +18,6 @@ export interface AglResult {
   exitCode: number | undefined;
   stdout: string;
   stderr: string;
-  durationMs: number;
 }
 
 export interface AglOptions {
@@ -48,8 +47,7 @@ function defaultCwd(): string {
 
 /** Starts `agl ARGS` as a real subprocess; the promise resolves (never rejects) when it exits. */
 export function spawnAgl(args: string[], options: AglOptions) {
-  const started = Date.now();
-  const child = execa(NODE, [AGL, ...args], {
+  return execa(NODE, [AGL, ...args], {
     env: options.env,
     extendEnv: false,
     cwd: options.cwd ?? defaultCwd(),
@@ -59,18 +57,15 @@ export function spawnAgl(args: string[], options: AglOptions) {
     forceKillAfterDelay: 5_000,
     stripFinalNewline: false,
   });
-  return Object.assign(child, { startedAt: started });
 }
 
 export async function agl(args: string[], options: AglOptions): Promise<AglResult> {
-  const child = spawnAgl(args, options);
-  const result = await child;
-  return finished(result, child.startedAt);
+  return finished(await spawnAgl(args, options));
 }
 
-export function finished(result: { exitCode?: number; stdout: unknown; stderr: unknown; timedOut?: boolean }, startedAt: number): AglResult {
+export function finished(result: { exitCode?: number; stdout: unknown; stderr: unknown; timedOut?: boolean }): AglResult {
   if (result.timedOut) throw new Error(`agl timed out; stderr:\n${String(result.stderr)}`);
-  return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr), durationMs: Date.now() - startedAt };
+  return { exitCode: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
 /** Parses stdout as JSON, with the whole output in the failure message when it is not. */

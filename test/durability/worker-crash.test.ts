@@ -1,16 +1,14 @@
-import { fileURLToPath } from "node:url";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { execa, type ResultPromise } from "execa";
+import type { ResultPromise } from "execa";
 import { afterEach, expect, test } from "vitest";
-import { inject } from "vitest";
 import { rolloutId } from "../../activities/cycle-activities.ts";
 import { startCycle } from "../../runtime/cycles.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { connectClient, testConfig } from "../support/temporal.ts";
 import { importSubset } from "../support/datasets.ts";
-
-const NODE = fileURLToPath(new URL("../../node_modules/.bin/node", import.meta.url));
-const WORKER = fileURLToPath(new URL("../fixtures/worker-process.ts", import.meta.url));
+import { spawnWorker as spawnWorkerProcess } from "../support/worker-process.ts";
 
 let db: TestStore | undefined;
 const children: ResultPromise[] = [];
@@ -22,26 +20,7 @@ afterEach(async () => {
   await db?.close();
 });
 
-/** Resolves once the worker polls; returns the child in a wrapper (an execa child is a thenable of its exit). */
-async function spawnWorker(overrides: Record<string, unknown>, connection: TestStore["connection"], latencyMs: number): Promise<{ child: ResultPromise }> {
-  const child = execa(NODE, [WORKER], {
-    env: {
-      AGL_TEST_CONFIG: JSON.stringify(overrides),
-      AGL_TEST_STORE: JSON.stringify(connection),
-      AGL_TEST_BUNDLE: inject("workflowBundlePath"),
-      AGL_TEST_LATENCY_MS: String(latencyMs),
-    },
-    reject: false,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  children.push(child);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
-    child.then((result) => reject(new Error(`worker exited before it was ready: ${result.stderr}`)));
-  });
-  return { child };
-}
+const spawnWorker = (overrides: Record<string, unknown>, connection: TestStore["connection"], latencyMs: number) => spawnWorkerProcess(children, overrides, connection, latencyMs);
 
 test("killing the worker in the middle of collect loses and duplicates nothing; a restarted worker finishes the cycle", async () => {
   db = await openTestStore("pglite");
@@ -79,13 +58,62 @@ test("killing the worker in the middle of collect loses and duplicates nothing; 
     expect(collect.every((r) => r.rewards.length === 1)).toBe(true);
 
     const validate = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" });
-    const contenders = 1 + (await db.store.cycles.candidates(handle.workflowId)).length;
+    const contenders = 1 + (result.search?.finalists.length ?? 0);
     expect(validate).toHaveLength(validation.length * contenders);
     expect(new Set(validate.map((r) => `${r.candidateId}/${r.taskId}`)).size).toBe(validate.length);
 
     const versions = (await db.store.resources.listVersions("post-analyzer")).map((v) => v.version);
     expect(versions).toEqual(result.outcome === "deployed" ? [1, 2] : [1]);
     expect((await db.store.cycles.get(handle.workflowId)).outcome).toBe(result.outcome);
+  } finally {
+    await temporal.close();
+  }
+});
+
+test("killing the worker in the middle of the search's second round resumes at that round: no round proposed twice, no search rollout doubled", async () => {
+  db = await openTestStore("pglite");
+  const config = testConfig({ optimizer: { rounds: 2, beamWidth: 2, candidates: 2 } });
+  const overrides = {
+    dataDir: config.dataDir,
+    temporal: { address: config.temporal.address, taskQueue: config.temporal.taskQueue },
+    model: { provider: "fake" },
+    optimizer: { rounds: 2, beamWidth: 2, candidates: 2 },
+  };
+  await importSubset(db.store, "durable", 40, 12);
+  const temporal = await connectClient(config);
+  try {
+    const { child: first } = await spawnWorker(overrides, db.connection, 60);
+    const handle = await startCycle({
+      config,
+      store: db.store,
+      client: temporal.client,
+      agent: "post-analyzer",
+      dataset: "durable",
+      settings: { batchSize: 2, concurrency: 1, parallelBatches: 2, heartbeatTimeoutSeconds: 2 },
+    });
+    const secondRound = async () =>
+      (await db!.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "search" })).filter((r) => r.candidateId?.startsWith("r2c")).length;
+    for (let tries = 0; (await secondRound()) < 2; tries++) {
+      expect(tries, "the search never reached round 2").toBeLessThan(600);
+      await sleep(50);
+    }
+    first.kill("SIGKILL");
+    await first.catch(() => undefined);
+
+    await spawnWorker(overrides, db.connection, 0);
+    const result = await handle.result();
+
+    expect(result.search!.rounds.map((round) => round.round)).toEqual([1, 2]);
+    // One optimizer request and response per round: the finished first round was not proposed again.
+    const files = readdirSync(join(config.dataDir, "work", "optimizer")).filter((file) => file.startsWith(handle.workflowId.replace(/[^A-Za-z0-9._-]+/g, "_")));
+    expect(files.sort()).toEqual(
+      [1, 2].flatMap((round) => [`${handle.workflowId}_round_${round}.request.json`, `${handle.workflowId}_round_${round}.response.json`]).sort(),
+    );
+    const searched = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "search" });
+    expect(new Set(searched.map((r) => `${r.candidateId}/${r.taskId}`)).size).toBe(searched.length);
+    const devTasks = result.search!.rounds[0]!.scores[0]!.rollouts;
+    expect(searched).toHaveLength(devTasks * (await db.store.cycles.candidates(handle.workflowId)).length);
+    expect((await db.store.resources.listVersions("post-analyzer")).length).toBe(result.outcome === "deployed" ? 2 : 1);
   } finally {
     await temporal.close();
   }

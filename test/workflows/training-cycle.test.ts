@@ -46,9 +46,20 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     expect(collected.every((r) => r.resourceVersion === 1 && r.candidateId === null && r.model === "fake/fake-keyword")).toBe(true);
     expect(collected.every((r) => r.rewards.length === 1 && r.rewards[0]!.reason.length > 0)).toBe(true);
 
-    const validated = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" });
+    // The search ran every candidate on the dev tasks (train tasks the optimizer never saw); the best went on to validation.
     const candidates = await db.store.cycles.candidates(handle.workflowId);
-    expect(validated).toHaveLength(60 * (1 + candidates.length));
+    const [round] = result.search!.rounds;
+    expect(round!.scores.map((score) => score.contender)).toEqual(["incumbent", ...candidates.map((candidate) => candidate.id)]);
+    const devTasks = round!.scores[0]!.rollouts;
+    expect(devTasks).toBeGreaterThan(20);
+    const searched = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "search" });
+    expect(searched).toHaveLength(devTasks * candidates.length);
+    const fitTasks = new Set(collected.map((r) => r.taskId).filter((taskId) => !searched.some((s) => s.taskId === taskId)));
+    expect(fitTasks.size).toBe(180 - devTasks);
+    expect(result.search!.finalists).toEqual(round!.beam.filter((member) => member !== "incumbent"));
+    expect(result.search!.finalists).toContain(result.best!.contender);
+    const validated = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" });
+    expect(validated).toHaveLength(60 * (1 + result.search!.finalists.length));
     for (const rollout of validated) {
       // Every rollout records the prompt it ran with: the published incumbent, or an unpublished candidate.
       const ranIncumbent = rollout.resourceVersion === 1 && rollout.candidateId === null;
@@ -69,10 +80,39 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     const result = await handle.result();
 
     expect(result.outcome).toBe("kept");
-    expect(result.detail).toMatch(/^kept v1: baseline -?\d\.\d{3}, best candidate c\d+ -?\d\.\d{3}, margin 2$/);
+    expect(result.detail).toMatch(/^kept v1: baseline -?\d\.\d{3}, best candidate r1c\d+ -?\d\.\d{3}, margin 2$/);
     expect(result.deployedVersion).toBeNull();
     expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
     expect((await db.store.resources.getByLabel("post-analyzer", "production")).version).toBe(1);
+  });
+
+  test("a search over several rounds refines the beam: later rounds improve beam members, every round is recorded", async () => {
+    const config = testConfig({ optimizer: { rounds: 3, beamWidth: 2, candidates: 2 } });
+    temporal = await connectClient(config);
+    await importSubset(db.store, "rounds", 60, 20);
+    worker = await startTestWorker(config, db.store);
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "rounds" });
+    const result = await handle.result();
+
+    const rounds = result.search!.rounds;
+    expect(rounds.map((round) => round.round)).toEqual([1, 2, 3]);
+    const candidates = await db.store.cycles.candidates(handle.workflowId);
+    for (const round of rounds.slice(1)) {
+      const previousBeam = rounds[round.round - 2]!.beam;
+      const children = candidates.filter((candidate) => candidate.details.round === round.round);
+      expect(children.length).toBeGreaterThan(0);
+      // Each child improves a member of the beam the previous round kept.
+      for (const child of children) expect(previousBeam).toContain(child.details.parent);
+      expect(children.map((child) => child.id).every((id) => id.startsWith(`r${round.round}c`))).toBe(true);
+    }
+    // The beam only ever keeps the best dev scores seen so far.
+    const allScores = rounds.flatMap((round) => round.scores);
+    const bestDev = Math.max(...allScores.map((score) => score.meanReward));
+    expect(allScores.find((score) => score.contender === rounds.at(-1)!.beam[0])!.meanReward).toBe(bestDev);
+    const searched = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "search" });
+    expect(searched).toHaveLength(rounds[0]!.scores[0]!.rollouts * candidates.length);
+    expect(result.search!.finalists.length).toBeGreaterThan(0);
+    expect(result.search!.finalists.length).toBeLessThanOrEqual(2);
   });
 
   test("one cycle per agent at a time: a second start is refused, a raw second workflow ends skipped, progress is queryable", async () => {

@@ -1,0 +1,76 @@
+import { createHash } from "node:crypto";
+import { getAgent } from "../agents/registry.ts";
+import { rolloutReward } from "../scorers/registry.ts";
+import { runAgentTasks } from "./agent-batch.ts";
+import { type ActivityDependencies, nonRetryable, prepareAgent } from "./cycle-activities.ts";
+import { addMissingRewards, expectedOf } from "./rewarding.ts";
+
+export interface QueueBatchInput {
+  submissionId: string;
+  agent: string;
+  /** The submission's own data set (`submission-<id>`), which holds its tasks. */
+  dataset: string;
+  taskIds: string[];
+  concurrency: number;
+}
+
+export interface QueueBatchResult {
+  ran: number;
+  skipped: number;
+  /** Rollouts of the batch whose agent run failed (this attempt's or an earlier one's). */
+  failed: number;
+  /** Rollouts of the batch with a reward from the configured scorers, and the sum of those rewards. */
+  rewarded: number;
+  rewardSum: number;
+  /** Rewards a scorer could not compute (the judge unreachable); `agl eval` adds them later. */
+  rewardFailures: number;
+  /** The prompt version labelled `production` when the batch ran. */
+  version: number;
+}
+
+/** A queue rollout's id: one per (submission, task), so a retried or resumed batch writes each rollout once. */
+export function queueRolloutId(submissionId: string, taskId: string): string {
+  return `ro-${createHash("sha256").update(`queue\u0000${submissionId}\u0000${taskId}`).digest("hex").slice(0, 24)}`;
+}
+
+export function createQueueActivities(deps: ActivityDependencies) {
+  const { store, config } = deps;
+
+  /**
+   * Runs the agent over one batch of a submission with the prompt labelled `production` now, records
+   * it on every rollout (source "queue", no cycle), then adds the configured computed rewards to the
+   * batch's rollouts. A scorer failure does not fail the batch: the rollouts are what the queue owes.
+   */
+  async function runQueueBatch(input: QueueBatchInput): Promise<QueueBatchResult> {
+    const agent = nonRetryable(() => getAgent(input.agent));
+    const production = await prepareAgent(store, agent, undefined);
+    const idFor = (taskId: string) => queueRolloutId(input.submissionId, taskId);
+    const batch = await runAgentTasks(store, {
+      agent,
+      run: deps.runnerFor(agent),
+      dataset: input.dataset,
+      taskIds: input.taskIds,
+      concurrency: input.concurrency,
+      idFor,
+      prompt: { content: production.content, version: production.version, candidateId: null },
+      origin: { source: "queue", cycleId: null, phase: null },
+    });
+    const ids = input.taskIds.map(idFor);
+    const rollouts = await store.rollouts.getMany(ids);
+    const scorers = nonRetryable(() => deps.scorers.computed(config.cycle.scorers, agent));
+    const { failures } = await addMissingRewards(store, rollouts, scorers, { expected: await expectedOf(store, rollouts), concurrency: input.concurrency });
+    const stored = await store.rollouts.getMany(ids);
+    const rewards = stored.flatMap((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) ?? []);
+    return {
+      ran: batch.ran,
+      skipped: batch.skipped,
+      failed: stored.filter((rollout) => rollout.status === "failed").length,
+      rewarded: rewards.length,
+      rewardSum: rewards.reduce((sum, reward) => sum + reward, 0),
+      rewardFailures: failures.length,
+      version: production.version,
+    };
+  }
+
+  return { runQueueBatch };
+}

@@ -1,0 +1,69 @@
+import type { Store } from "../store/index.ts";
+import type { Reward, Rollout } from "../store/rollouts.ts";
+import type { RewardScorer } from "../scorers/types.ts";
+import { batchedWriter, forEachConcurrently } from "./agent-batch.ts";
+
+export type Expected = Map<string, Record<string, unknown> | null>;
+
+export interface RewardingCounts {
+  /** Rewards added now. */
+  scored: number;
+  /** (rollout, scorer) pairs that had their reward already. */
+  alreadyScored: number;
+  /** Pairs the scorer cannot judge (ground truth without an expected answer). */
+  notScorable: number;
+  /** Pairs whose scorer threw (the judge model was unreachable or answered nonsense); nothing stored, a later run retries them. */
+  failed: number;
+}
+
+export interface RewardingOptions {
+  expected: Expected;
+  concurrency: number;
+  /** Called after each rollout with the rollouts done so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Adds every missing computed reward: for each rollout and each scorer without a reward of that scorer
+ * yet, the scorer's reward (one per rollout and scorer, dedupe key ""). Idempotent: a second run, or a
+ * concurrent one, adds nothing twice. Rewards are written in multi-row inserts as they come.
+ */
+export async function addMissingRewards(store: Store, rollouts: readonly Rollout[], scorers: readonly RewardScorer[], options: RewardingOptions) {
+  const counts: RewardingCounts = { scored: 0, alreadyScored: 0, notScorable: 0, failed: 0 };
+  const failures: { rolloutId: string; scorer: string; error: string }[] = [];
+  const writer = batchedWriter(async (rewards: Omit<Reward, "createdAt">[]) => (counts.scored += await store.rollouts.addRewards(rewards)), 50);
+  let done = 0;
+  await forEachConcurrently(rollouts, options.concurrency, undefined, async (rollout) => {
+    for (const scorer of scorers) {
+      if (rollout.rewards.some((reward) => reward.scorer === scorer.id)) {
+        counts.alreadyScored++;
+        continue;
+      }
+      try {
+        const reward = await scorer.score({ input: rollout.input, output: rollout.output, error: rollout.error, expected: options.expected.get(rollout.id) ?? null });
+        if (reward) await writer.add({ rolloutId: rollout.id, scorer: scorer.id, ...reward, dedupeKey: "" });
+        else counts.notScorable++;
+      } catch (error) {
+        counts.failed++;
+        failures.push({ rolloutId: rollout.id, scorer: scorer.id, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    options.onProgress?.(++done, rollouts.length);
+  });
+  await writer.flush();
+  return { counts, failures };
+}
+
+/** Ground truth per rollout id, from the task each rollout ran (any data set). */
+export async function expectedOf(store: Store, rollouts: readonly Rollout[]): Promise<Expected> {
+  const expected: Expected = new Map();
+  const byDataset = Map.groupBy(
+    rollouts.filter((rollout) => rollout.dataset && rollout.taskId),
+    (rollout) => rollout.dataset!,
+  );
+  for (const [dataset, group] of byDataset) {
+    const tasks = new Map((await store.datasets.tasks(dataset, [...new Set(group.map((rollout) => rollout.taskId!))])).map((task) => [task.id, task.expected]));
+    for (const rollout of group) expected.set(rollout.id, tasks.get(rollout.taskId!) ?? null);
+  }
+  return expected;
+}
