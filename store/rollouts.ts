@@ -22,6 +22,8 @@ export interface NewRollout {
   inputTokens: number | null;
   outputTokens: number | null;
   traceId: string | null;
+  /** The system instructions, when the rollout arrived with them (OTLP traces). */
+  instructions?: string | null;
 }
 
 export interface Reward {
@@ -191,6 +193,7 @@ function toRow(rollout: NewRollout) {
     input_tokens: rollout.inputTokens,
     output_tokens: rollout.outputTokens,
     trace_id: rollout.traceId,
+    instructions: rollout.instructions ?? null,
   };
 }
 
@@ -215,6 +218,7 @@ function fromRow(row: Selectable<RolloutsTable>): Omit<Rollout, "rewards"> {
     inputTokens: row.input_tokens,
     outputTokens: row.output_tokens,
     traceId: row.trace_id,
+    instructions: row.instructions,
     createdAt: row.created_at,
   };
 }

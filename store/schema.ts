@@ -90,6 +90,8 @@ export interface RolloutsTable {
   input_tokens: number | null;
   output_tokens: number | null;
   trace_id: string | null;
+  /** The system instructions it ran with, when they came along (OTLP); others are known by their prompt version. */
+  instructions: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
 }
 

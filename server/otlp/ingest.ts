@@ -258,6 +258,7 @@ function buildRollout(rolloutId: string, members: Node[], agents: Map<string, Ag
       inputTokens: tokenSum(models, [GEN_AI.inputTokens, MASTRA_LEGACY.promptTokens, LLM.promptTokens], warnings),
       outputTokens: tokenSum(models, [GEN_AI.outputTokens, MASTRA_LEGACY.completionTokens, LLM.completionTokens], warnings),
       traceId: source.span.traceId,
+      instructions: text(main?.span.attributes[GEN_AI.systemInstructions]) ?? models.map((member) => text(member.span.attributes[GEN_AI.systemInstructions])).find(Boolean) ?? null,
     },
     warnings,
   };

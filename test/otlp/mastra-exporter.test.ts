@@ -46,6 +46,7 @@ test.each(["http/protobuf", "http/json"] as const)("a Mastra agent with Mastra's
       resourceName: postAnalyzer.prompt.resource,
       resourceVersion: 4,
       traceId,
+      instructions: INSTRUCTIONS,
     });
     expect(rollout.latencyMs).toBe(agentSpan.end.getTime() - agentSpan.start.getTime());
   } finally {

@@ -40,6 +40,7 @@ describe.each(BACKENDS)("OpenTelemetry SDK exporters -> POST /v1/traces (%s)", (
       resourceName: postAnalyzer.prompt.resource,
       resourceVersion: 2,
       traceId,
+      instructions: INSTRUCTIONS,
     });
     const linked = await server.store.traces.spansOfRollout(rolloutId);
     expect(linked.map((span) => span.name)).toEqual(["invoke_agent post-analyzer", "model_generation fake-keyword", "agent_step post-analyzer", "chat fake-keyword"]);
