@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import pg from "pg";
 import { inject } from "vitest";
+import { createTestDatabase } from "../support/stores.ts";
 
 /** The project root: the CLI under test is bin/agl.js run by the project's own Node 24. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -95,19 +96,12 @@ export interface PrivateDatabase {
 }
 
 export async function createPrivateDatabase(): Promise<PrivateDatabase> {
-  const adminUrl = inject("postgresAdminUrl");
-  const name = `agl_cli_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const client = new pg.Client({ connectionString: url.toString() });
+  const database = await createTestDatabase("agl_cli");
+  const client = new pg.Client({ connectionString: database.url });
   await client.connect();
   const query = async <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => (await client.query(text, values)).rows as R[];
   return {
-    url: url.toString(),
+    url: database.url,
     query,
     async count(table, where, values = []) {
       // Before the CLI first migrates the database the table does not exist: nothing is stored.
@@ -118,10 +112,7 @@ export async function createPrivateDatabase(): Promise<PrivateDatabase> {
     },
     async close() {
       await client.end();
-      const cleanup = new pg.Client({ connectionString: adminUrl });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
+      await database.drop();
     },
   };
 }

@@ -10,7 +10,7 @@ import type { LoadedConfig } from "../../config/load.ts";
 import { installPath } from "../../config/paths.ts";
 import { changeSchedule, createSchedule, describeSchedule, listSchedules, parseDuration, type ScheduleRequest } from "../../runtime/schedules.ts";
 import type { RunningWorker } from "../../runtime/worker.ts";
-import { ConflictError, InvalidInputError, NotFoundError } from "../../store/errors.ts";
+import { ConflictError, NotFoundError } from "../../store/errors.ts";
 import type { trainingCycle } from "../../workflows/training-cycle.ts";
 import type { CycleResult } from "../../workflows/types.ts";
 import { importSubset } from "../support/datasets.ts";

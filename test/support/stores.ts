@@ -41,25 +41,34 @@ async function openPGliteStore(): Promise<TestStore> {
   };
 }
 
-async function openPostgresStore(): Promise<TestStore> {
+/** A fresh, empty database on the test PostgreSQL; `drop` removes it even while connections are open. */
+export async function createTestDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = inject("postgresAdminUrl");
-  const name = `agl_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const store = await connectStore(url.toString());
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+async function openPostgresStore(): Promise<TestStore> {
+  const database = await createTestDatabase("agl_test");
+  const store = await connectStore(database.url);
   return {
     store,
-    connection: url.toString(),
+    connection: database.url,
     async close() {
       await store.close();
-      const cleanup = new pg.Client({ connectionString: adminUrl });
-      await cleanup.connect();
-      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await cleanup.end();
+      await database.drop();
     },
   };
 }
