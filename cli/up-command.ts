@@ -16,14 +16,17 @@ export function registerUpCommand(program: Command): void {
         const { startWorker } = await import("../runtime/worker.ts");
         const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
         runtime.defer(() => worker.stop());
-        const http = await startHttpServer(createServerApp({ config, store: runtime.store }, serverRoutes), { host: config.server.host, port: config.server.port });
+        const temporal = { client: runtime.temporal.client, ...(runtime.temporal.uiUrl ? { uiUrl: runtime.temporal.uiUrl } : {}) };
+        const app = createServerApp({ config, store: runtime.store, temporal }, serverRoutes);
+        const http = await startHttpServer(app, { host: config.server.host, port: config.server.port });
         runtime.defer(() => http.close());
         runtime.owner?.update({ worker: true, http: { url: http.url } });
         process.stderr.write(
           [
             `agl up: ${http.url}`,
-            `  worker   task queue "${config.temporal.taskQueue}", model ${describeModel(config)}`,
-            `  data     ${runtime.describe()}`,
+            `  dashboard ${http.url}/${config.server.token ? " (sign in with the token at /login)" : ""}`,
+            `  worker    task queue "${config.temporal.taskQueue}", model ${describeModel(config)}`,
+            `  data      ${runtime.describe()}`,
             "Press Ctrl-C to stop.",
             "",
           ].join("\n"),

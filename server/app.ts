@@ -1,14 +1,17 @@
-import { timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import type { Client } from "@temporalio/client";
 import { Hono } from "hono";
 import type { LoadedConfig } from "../config/load.ts";
 import type { Store } from "../store/index.ts";
-import { errorResponse, HttpError } from "./http-errors.ts";
+import { loginRoutes, requireToken } from "./auth.ts";
+import { errorResponse } from "./http-errors.ts";
 
 export interface ServerDependencies {
   config: LoadedConfig;
   store: Store;
+  /** Where cycles run: the dashboard lists schedules through the client and links runs to the UI (the dev server's, when embedded). */
+  temporal?: { client: Client; uiUrl?: string };
 }
 
 /** A group of routes mounted on the app; each feature (resources, OTLP, feedback, dashboard) is one. */
@@ -16,30 +19,21 @@ export type RouteModule = (app: Hono, deps: ServerDependencies) => void;
 
 /**
  * The HTTP API of `agl up`: one Hono app, loopback by default. When a token is configured every request
- * must carry it (Authorization: Bearer …), so binding beyond loopback never exposes an open API.
+ * must carry it (Authorization: Bearer …, or the dashboard's session cookie from /login), so binding
+ * beyond loopback never exposes an open API.
  */
 export function createServerApp(deps: ServerDependencies, modules: RouteModule[]): Hono {
   const app = new Hono();
   const token = deps.config.server.token;
   if (token) {
-    app.use("*", async (context, next) => {
-      const header = context.req.header("authorization") ?? "";
-      const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-      if (!sameSecret(given, token)) throw new HttpError(401, "unauthorized", "This server needs a token: send Authorization: Bearer <AGL_TOKEN>.");
-      await next();
-    });
+    app.use("*", requireToken(token));
+    loginRoutes(app, token);
   }
   app.onError((error, context) => errorResponse(error, context));
   app.notFound((context) => context.json({ error: { code: "not_found", message: `No route for ${context.req.method} ${new URL(context.req.url).pathname}.` } }, 404));
   app.get("/healthz", (context) => context.json({ ok: true }));
   for (const mount of modules) mount(app, deps);
   return app;
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export interface RunningHttpServer {

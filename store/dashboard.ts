@@ -31,12 +31,12 @@ export function dashboardStore(db: Kysely<Database>) {
    * one pass over `cycles` (a row per cycle), so a page may ask every few seconds.
    */
   async function pulse(agent: string): Promise<string> {
-    const { rows } = await sql<{ stamp: string }>`SELECT concat_ws('|',
+    const { rows } = await sql<{ stamp: string }>`SELECT md5(concat_ws('|',
         (SELECT max(id) FROM resource_events),
         (SELECT max(id) FROM rewards),
         (SELECT max(created_at) FROM rollouts WHERE agent = ${agent}),
         (SELECT count(*) || ':' || count(finished_at) || ':' || coalesce(string_agg(id || '@' || phase || progress::text, ',' ORDER BY id) FILTER (WHERE finished_at IS NULL), '') FROM cycles)
-      ) AS stamp`.execute(db);
+      )) AS stamp`.execute(db);
     return rows[0]!.stamp;
   }
 
