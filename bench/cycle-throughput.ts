@@ -14,6 +14,7 @@ import { startCycle } from "../runtime/cycles.ts";
 import { openRuntime } from "../runtime/runtime.ts";
 import { startWorker } from "../runtime/worker.ts";
 import type { Task } from "../store/datasets.ts";
+import { createScratchDatabase } from "../test/support/scratch-database.ts";
 
 const TRAIN = 200;
 const VALIDATION = 100;
@@ -55,12 +56,14 @@ async function benchTasks(): Promise<Task[]> {
 
 export async function benchCycleThroughput(options: CycleBenchOptions): Promise<CycleBenchResult> {
   const dataDir = mkdtempSync(join(tmpdir(), "agl-bench-"));
+  // Every PostgreSQL run starts from an empty database, as every PGlite run starts from an empty folder.
+  const scratch = options.databaseUrl ? await createScratchDatabase(options.databaseUrl, "agl_bench_cycle") : undefined;
   const env = {
     AGL_DATA_DIR: dataDir,
     AGL_MODEL: "fake",
     AGL_MODEL_LATENCY_MS: String(MODEL_LATENCY_MS),
     AGL_TASK_QUEUE: "bench",
-    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+    ...(scratch ? { DATABASE_URL: scratch.url } : {}),
   };
   const config = loadConfig({ env });
   // The benchmark process owns the embedded store and Temporal server, exactly as `agl up` would.
@@ -68,7 +71,6 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
   const children: ResultPromise[] = [];
   let inProcess: Awaited<ReturnType<typeof startWorker>> | undefined;
   try {
-    if (options.databaseUrl) await runtime.store.db.deleteFrom("datasets").where("name", "=", "bench").execute();
     await runtime.store.datasets.importTasks({ name: "bench", agent: postAnalyzer.id, source: "bench", tasks: await benchTasks(), replace: true });
     if (options.workerProcesses === 0) {
       const { fakeKeywordModel } = await import("../agents/models/fake-keyword.ts");
@@ -109,13 +111,16 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     for (const child of children) child.kill("SIGTERM");
     await Promise.allSettled(children);
     await runtime.close();
+    await scratch?.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 /** An `agl worker` process, as a user would start one; resolves once it polls (wrapped: an execa child is a thenable of its exit). */
 async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
-  const child = execa(NODE, [AGL, "worker"], { env, reject: false, stdout: "ignore", stderr: "pipe" });
+  // Not the benchmark's own DATABASE_URL: a PGlite run's workers must join this process's store.
+  const { DATABASE_URL: _ignored, TEMPORAL_ADDRESS: _alsoIgnored, ...inherited } = process.env;
+  const child = execa(NODE, [AGL, "worker"], { env: { ...inherited, ...env }, extendEnv: false, reject: false, stdout: "ignore", stderr: "pipe" });
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on("data", (chunk: Buffer) => chunk.toString().includes("Worker polling") && resolve());
     void child.then((result) => reject(new Error(`agl worker exited: ${result.stderr}`)));

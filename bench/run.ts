@@ -44,7 +44,7 @@ if (wanted("cycle")) {
       ]),
     );
   }
-  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL database to add PostgreSQL rows.)");
+  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL role that may create databases to add PostgreSQL rows: each run gets a scratch database.)");
 }
 
 if (wanted("prompts")) {

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agl_optimizer import text
-from agl_optimizer.contract import AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout
+from agl_optimizer.contract import AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout, stable_order
 from agl_optimizer.llm_client import ChatClient, ChatMessage
 from agl_optimizer.proxy import keyword_overlap_accuracy
 
@@ -82,7 +82,7 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
 
     for parent in request.parents:
         rng = random.Random(f"{request.seed}/{request.round}/{parent.id}")
-        own = sorted(request.rollouts_of(parent), key=lambda rollout: rollout.id)
+        own = sorted(request.rollouts_of(parent), key=stable_order)
         low = [rollout for rollout in own if rollout.reward is not None and rollout.reward < PERFECT_REWARD]
         rule_component = _rule_component(request.agent, parent.components)
         reason = None
@@ -98,7 +98,7 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
 
         problems: list[str] = []
         for branch in range(branch_factor):
-            minibatch = sorted(rng.sample(low, min(request.params["minibatch_size"], len(low))), key=lambda rollout: rollout.id)
+            minibatch = sorted(rng.sample(low, min(request.params["minibatch_size"], len(low))), key=stable_order)
             target = _target(request.agent, minibatch, rule_component, prefer_rule=branch % 2 == 1, rng=rng)
             outcome = _branch(request, client, parent, own, minibatch, target, seen)
             if isinstance(outcome, Candidate):

@@ -105,6 +105,15 @@ class Rollout:
     error: str | None
 
 
+def stable_order(rollout: Rollout) -> tuple[bool, str, str, str]:
+    """A sort key that is the same in every cycle: rollout ids hash the cycle id, task ids and posts do not.
+
+    Seeded draws are assigned in this order, so the same tasks with the same results give the same
+    candidates whichever cycle ran them.
+    """
+    return (rollout.task_id is None, rollout.task_id or "", rollout.input_text, rollout.id)
+
+
 @dataclass(frozen=True)
 class LlmEndpoint:
     base_url: str

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agl_optimizer import text
-from agl_optimizer.contract import INCUMBENT_ID, AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout
+from agl_optimizer.contract import INCUMBENT_ID, AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout, stable_order
 from agl_optimizer.proxy import keyword_overlap_accuracy
 
 MIN_KEYWORD_POSTS = 2
@@ -163,7 +163,7 @@ def demonstration_pool(rollouts: Sequence[Rollout], agent: AgentSpec) -> tuple[l
     """Distinct posts of the top-reward runs with a complete answer, and why the pool is empty if it is."""
     scored = sorted(
         (rollout for rollout in rollouts if rollout.reward is not None and rollout.output is not None),
-        key=lambda rollout: rollout.id,
+        key=stable_order,
     )
     if not scored:
         return [], "no scored rollout has an output to demonstrate"
@@ -275,7 +275,7 @@ def repair_examples(
     """
     wrong = [
         (rollout, text.token_set(rollout.input_text))
-        for rollout in sorted(own, key=lambda rollout: rollout.id)
+        for rollout in sorted(own, key=stable_order)
         if rollout.expected and any((rollout.output or {}).get(name) != label for name, label in rollout.expected.items())
     ]
     if not wrong:
@@ -303,7 +303,7 @@ def repair_examples(
     kept = [demonstration for demonstration in shown if demonstration not in dropped][:limit]
     kept_posts = {demonstration.post for demonstration in kept}
     corrections: dict[str, tuple[int, float, Demonstration]] = {}
-    for rollout in sorted(evidence, key=lambda rollout: rollout.id):
+    for rollout in sorted(evidence, key=stable_order):
         expected = rollout.expected or {}
         if not all(name in expected for name in agent.output_fields):
             continue

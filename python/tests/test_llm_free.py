@@ -251,6 +251,16 @@ def test_same_seed_gives_identical_output_and_the_seed_draws_the_examples() -> N
     assert len(set(examples_by_seed.values())) > 1
 
 
+def test_the_rollout_ids_of_another_cycle_give_the_same_candidates() -> None:
+    # Rollout ids hash the cycle id: the same tasks with the same results, run by another cycle, arrive
+    # under unrelated ids, and the seeded choices must not follow them.
+    document = build_input(num_candidates=8)
+    renamed = copy.deepcopy(document)
+    for index, rollout in enumerate(renamed["rollouts"]):
+        rollout["id"] = f"ro-{(index * 7919) % 1000:03d}-other-cycle"
+    assert [c["components"] for c in _propose(renamed)["candidates"]] == [c["components"] for c in _propose(document)["candidates"]]
+
+
 def test_more_children_come_from_alternative_samples_with_fewer_or_more_examples() -> None:
     output = _propose(build_input(num_candidates=8))
     strategies = [candidate["strategy"] for candidate in output["candidates"]]

@@ -1,13 +1,12 @@
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import pg from "pg";
 import { inject } from "vitest";
 import type { PgConnection } from "../../store/database.ts";
 import { connectStore, type Store } from "../../store/index.ts";
 import { servePGlite } from "../../store/pglite-server.ts";
+import { createScratchDatabase, type ScratchDatabase } from "./scratch-database.ts";
 
 export const BACKENDS = ["pglite", "postgres"] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -41,23 +40,9 @@ async function openPGliteStore(): Promise<TestStore> {
   };
 }
 
-/** A fresh, empty database on the test PostgreSQL; `drop` removes it even while connections are open. */
-export async function createTestDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const adminUrl = inject("postgresAdminUrl");
-  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+/** A fresh, empty database on the test PostgreSQL. */
+export function createTestDatabase(prefix: string): Promise<ScratchDatabase> {
+  return createScratchDatabase(inject("postgresAdminUrl"), prefix);
 }
 
 async function openPostgresStore(): Promise<TestStore> {
