@@ -45,6 +45,6 @@ export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "mod
 export function describeModel(config: Pick<LoadedConfig, "model">): string {
   const model = config.model;
   if (model.provider === "fake") return `fake-keyword (deterministic fake${model.latencyMs ? `, ${model.latencyMs} ms per call` : ""})`;
-  if (model.provider === "local") return `${model.name ?? LOCAL_MODEL_NAME} (local, CPU, ${model.threads} threads)`;
+  if (model.provider === "local") return `${model.name ?? LOCAL_MODEL_NAME} (local, CPU, ${model.threads} thread${model.threads === 1 ? "" : "s"})`;
   return `${model.name ?? "gpt-4o-mini"} at ${model.baseUrl}`;
 }

@@ -508,7 +508,9 @@ function renderVersions() {
             h("strong", {}, `v${version.version}`),
             h("span", { class: "labels" }, version.labels.length ? version.labels.map((label) => badge(label, label === "production" ? "good" : "neutral")) : h("span", { class: "muted" }, "–")),
             h("div", {}, timeEl(version.createdAt), h("div", { class: "small muted" }, version.createdBy), version.note ? h("div", { class: "small" }, version.note) : null),
-            reward ? h("span", { title: reward.low !== null ? `95% CI ${fmt(reward.low)}–${fmt(reward.high)}` : "" }, fmt(reward.mean), h("span", { class: "small muted" }, ` n=${reward.n}`)) : "–",
+            reward
+              ? h("span", { title: reward.low !== null ? `95% CI ${fmt(reward.low)}–${fmt(reward.high)}` : "" }, fmt(reward.mean), h("span", { class: "small muted" }, ` n=${reward.n}`))
+              : deployScore(version),
             action,
           ],
           { "data-version": version.version },
@@ -517,6 +519,13 @@ function renderVersions() {
     ),
     h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "move-label", onclick: () => openLabelDialog("promote", production) }, "Move a label…")),
   );
+}
+
+/** A version no rollout has run yet still has the validation score that got it deployed, as a candidate. */
+function deployScore(version) {
+  const validation = version.metrics?.validation;
+  if (typeof validation?.meanReward !== "number") return "–";
+  return h("span", { class: "deploy-score", title: `candidate ${validation.contender ?? ""} on the validation split, when ${version.createdBy} deployed it` }, fmt(validation.meanReward), h("span", { class: "small muted" }, " at deploy"));
 }
 
 function renderHistory() {

@@ -148,6 +148,20 @@ describe("the dashboard in a real browser", () => {
     await expect.poll(() => row.innerText(), { timeout: 6_000 }).toMatch(/kept v3[\s\S]*no candidate beat v3/);
   });
 
+  test("a version deployed moments ago, which no rollout has run yet, shows the validation score that deployed it", async () => {
+    const v3 = await db.store.resources.getVersion(seeded.resource, 3);
+    const examples = 'Post: "Our CI pipeline finally runs in five minutes" -> {"category": "technology", "sentiment": "positive"}';
+    await db.store.resources.publish({
+      name: seeded.resource,
+      content: { ...v3.content, components: { ...v3.content.components, examples } },
+      parentVersion: 3,
+      createdBy: "cycle:cy-post-analyzer-manual-5",
+      metrics: { validation: { contender: "r1c2", meanReward: 0.912, rollouts: 8 } },
+    });
+    await expect.poll(() => page.locator('tr[data-version="5"] .deploy-score').innerText(), { timeout: 6_000 }).toBe("0.912 at deploy");
+    expect(await page.locator('tr[data-version="4"]').innerText()).toContain("–");
+  });
+
   test("at phone width nothing overflows sideways", async () => {
     const phone = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
     phone.on("request", (request) => requested.push(request.url()));
