@@ -8,6 +8,7 @@ export const environmentVariables = [
   { env: "AGL_DATA_DIR", path: "dataDir", type: "string" },
   { env: "TEMPORAL_ADDRESS", path: "temporal.address", type: "string" },
   { env: "TEMPORAL_NAMESPACE", path: "temporal.namespace", type: "string" },
+  { env: "TEMPORAL_UI_URL", path: "temporal.uiUrl", type: "string" },
   { env: "AGL_TASK_QUEUE", path: "temporal.taskQueue", type: "string" },
   { env: "AGL_TEMPORAL_CLI", path: "temporal.cli", type: "string" },
   { env: "AGL_TEMPORAL_PORT", path: "temporal.devServer.port", type: "integer" },

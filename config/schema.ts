@@ -21,6 +21,11 @@ export const configSchema = z
           .regex(/^[^\s:]+:\d{1,5}$/, "expected host:port")
           .optional(),
         namespace: z.string().min(1).default("default"),
+        /** The Temporal UI of the cluster at `address`, for links to runs (the embedded dev server's is known). */
+        uiUrl: z
+          .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+          .transform((url) => url.replace(/\/+$/, ""))
+          .optional(),
         taskQueue: z.string().min(1).default("agl"),
         cli: z.string().min(1).default(".venv/bin/temporal"),
         devServer: z

@@ -144,7 +144,7 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
     let temporal: Runtime["temporal"] | undefined;
     if (needs.temporal) {
       const address = config.temporal.address ?? devServer?.address ?? peer!.temporal!.address;
-      const uiUrl = devServer?.uiUrl ?? peer?.temporal?.uiUrl;
+      const uiUrl = config.temporal.uiUrl ?? devServer?.uiUrl ?? peer?.temporal?.uiUrl;
       const connection = await Connection.connect({ address }).catch(ownerStillServes);
       closers.push(() => connection.close());
       const client = new Client({ connection, namespace: config.temporal.namespace });

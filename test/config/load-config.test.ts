@@ -191,6 +191,14 @@ describe("bad values fail with the key, the value, the source and what is allowe
     expect(message).toContain("host:port");
   });
 
+  test("a Temporal UI URL: http(s) only, a trailing slash dropped", () => {
+    expect(loadConfig({ cwd, env: { TEMPORAL_UI_URL: "https://temporal.internal:8080/" } }).temporal.uiUrl).toBe("https://temporal.internal:8080");
+    const message = configErrorOf(() => loadConfig({ cwd, env: { TEMPORAL_UI_URL: "temporal.internal:8080" } }));
+    expect(message).toContain('temporal.uiUrl = "temporal.internal:8080"');
+    expect(message).toContain("TEMPORAL_UI_URL");
+    expect(message).toContain("expected an http:// or https:// URL");
+  });
+
   test("a JSON syntax error in the file", () => {
     const file = writeConfigFile('{"cycle": {"margin": 0.1,}}');
     const message = configErrorOf(() => loadConfig({ cwd, env: {} }));
