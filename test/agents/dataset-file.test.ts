@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { MAX_DATASET_BYTES, parseDataset, readDatasetFile } from "../../agents/dataset-file.ts";
 import { CATEGORIES, postAnalyzer, SENTIMENTS } from "../../agents/post-analyzer/index.ts";
 import { InvalidInputError } from "../../store/errors.ts";
+import { thrownBy } from "../support/thrown.ts";
 
 const SOURCE = "posts.jsonl";
 
@@ -31,15 +32,7 @@ const validLine = (id: string, extra: Record<string, unknown> = {}) => ({
 });
 
 /** Parses expecting rejection; returns the message after checking it is an InvalidInputError. */
-function rejectionOf(text: string): string {
-  try {
-    parseDataset(text, postAnalyzer, SOURCE);
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error("expected parseDataset to reject the data set, but it returned tasks");
-}
+const rejectionOf = (text: string): string => thrownBy(() => parseDataset(text, postAnalyzer, SOURCE), InvalidInputError).message;
 
 describe("parseDataset accepts", () => {
   test("a file with blank lines, CRLF endings, partial expected, per-line and default splits", () => {

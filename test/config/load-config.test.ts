@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { CONFIG_FILE_NAME, ConfigError, loadConfig } from "../../config/load.ts";
+import { thrownBy } from "../support/thrown.ts";
 
 let cwd: string;
 
@@ -21,15 +22,7 @@ function writeConfigFile(content: unknown, name = CONFIG_FILE_NAME): string {
 }
 
 /** Runs loadConfig expecting a ConfigError and returns its message. */
-function configErrorOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).message;
-  }
-  throw new Error("expected loadConfig to throw a ConfigError, but it returned a configuration");
-}
+const configErrorOf = (run: () => unknown): string => thrownBy(run, ConfigError).message;
 
 describe("defaults", () => {
   test("an empty environment and no config file give the embedded, offline defaults", () => {

@@ -4,19 +4,12 @@ import { diffLines, diffPromptContent } from "../../agents/prompt-diff.ts";
 import { agentForResource, PROMPT_LIMITS, validatePromptContent } from "../../agents/prompt-validation.ts";
 import { InvalidInputError, NotFoundError } from "../../store/errors.ts";
 import type { PromptContent } from "../../store/schema.ts";
+import { thrownBy } from "../support/thrown.ts";
 
 const seed = postAnalyzer.prompt.seed;
 const withComponents = (components: Record<string, string>): PromptContent => ({ engine: "placeholders", components: { ...seed.components, ...components } });
 
-function rejection(content: unknown): string {
-  try {
-    validatePromptContent(postAnalyzer, content);
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error("the content was accepted");
-}
+const rejection = (content: unknown): string => thrownBy(() => validatePromptContent(postAnalyzer, content), InvalidInputError).message;
 
 describe("prompt content validation (every publish path)", () => {
   test("the agent's seed is valid, and the examples component may be empty", () => {
