@@ -5,7 +5,7 @@ import type { Store } from "../store/index.ts";
 import type { NewRollout } from "../store/rollouts.ts";
 import type { PromptContent } from "../store/schema.ts";
 
-const HEARTBEAT_EVERY_MS = 2_000;
+export const HEARTBEAT_EVERY_MS = 2_000;
 
 export interface AgentTasks {
   agent: AgentDefinition;

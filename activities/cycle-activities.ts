@@ -16,10 +16,10 @@ import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
 import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, INCUMBENT } from "../workflows/types.ts";
-import { runAgentTasks } from "./agent-batch.ts";
+import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
-import { agentSpecFor, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
+import { agentSpecFor, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
 
 export interface ActivityDependencies {
   config: LoadedConfig;
@@ -72,8 +72,6 @@ export type BeginCycleResult =
     }
   | { status: "busy"; holder: string }
   | { status: "not-enough-data"; detail: string };
-
-const HEARTBEAT_EVERY_MS = 2_000;
 
 export function createCycleActivities(deps: ActivityDependencies) {
   const { store, config } = deps;
@@ -135,20 +133,20 @@ export function createCycleActivities(deps: ActivityDependencies) {
     const expected = await expectedOf(store, rollouts);
     await addConfiguredRewards(agent, rollouts, expected);
     const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) !== undefined);
-    const validation = scored.filter((rollout) => isHeldOut(rollout.id) && expected.get(rollout.id));
-    const train = scored.filter((rollout) => !isHeldOut(rollout.id));
+    const train: Rollout[] = [];
+    const validation: Rollout[] = [];
+    for (const rollout of scored) {
+      if (!isHeldOut(rollout.id)) train.push(rollout);
+      else if (expected.get(rollout.id)) validation.push(rollout);
+    }
     const neededForValidation = Math.max(1, Math.ceil(traffic.minScored / 4));
     const counts = `${rollouts.length} rollouts in ${window}, ${scored.length} scored, ${validation.length} held out with ground truth for validation`;
     if (train.length < traffic.minScored || validation.length < neededForValidation) {
       return { enough: false as const, detail: `skipped: not enough data (${counts}; needs ${traffic.minScored} scored for training and ${neededForValidation} for validation)` };
     }
     const dataset = `traffic-${cycleId}`;
-    const tasks = [...train, ...validation].map((rollout) => ({
-      id: rollout.id,
-      input: rollout.input,
-      expected: expected.get(rollout.id) ?? null,
-      split: isHeldOut(rollout.id) ? ("validation" as const) : ("train" as const),
-    }));
+    const toTask = (split: "train" | "validation") => (rollout: Rollout) => ({ id: rollout.id, input: rollout.input, expected: expected.get(rollout.id) ?? null, split });
+    const tasks = [...train.map(toTask("train")), ...validation.map(toTask("validation"))];
     if (!(await store.datasets.exists(dataset))) {
       await store.datasets.importTasks({ name: dataset, agent: agent.id, source: `traffic ${window}`, tasks }).catch((error: unknown) => {
         if (!(error instanceof ConflictError)) throw error;
@@ -208,12 +206,11 @@ export function createCycleActivities(deps: ActivityDependencies) {
 
   /** Adds the configured computed rewards (cycle.scorers) to every rollout of the phase that lacks them; running it twice adds nothing. */
   async function scoreRollouts(input: { cycleId: string; dataset: string; phase: RolloutPhase }): Promise<{ scored: number; added: number }> {
+    // Every rollout of a cycle ran a task of the cycle's data set (`input.dataset`): expectedOf finds it there.
     const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase });
-    const tasks = await store.datasets.tasks(input.dataset, [...new Set(rollouts.flatMap((rollout) => (rollout.taskId ? [rollout.taskId] : [])))]);
-    const expectedByTask = new Map(tasks.map((task) => [task.id, task.expected]));
     if (rollouts.length === 0) return { scored: 0, added: 0 };
     const agent = nonRetryable(() => getAgent(rollouts[0]!.agent));
-    const added = await addConfiguredRewards(agent, rollouts, new Map(rollouts.map((rollout) => [rollout.id, expectedByTask.get(rollout.taskId ?? "") ?? null])));
+    const added = await addConfiguredRewards(agent, rollouts, await expectedOf(store, rollouts));
     return { scored: rollouts.filter((rollout) => rollout.rewards.length > 0).length + added, added };
   }
 
@@ -232,9 +229,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
       return { rollouts: await store.rollouts.getMany(tasks.map((task) => task.id)), expected: new Map(tasks.map((task) => [task.id, task.expected])) };
     }
     const rollouts = await store.rollouts.listForCycle({ cycleId, phase: "collect" });
-    const tasks = await store.datasets.tasks(dataset, rollouts.flatMap((rollout) => (rollout.taskId ? [rollout.taskId] : [])));
-    const byTask = new Map(tasks.map((task) => [task.id, task.expected]));
-    return { rollouts, expected: new Map(rollouts.map((rollout) => [rollout.id, byTask.get(rollout.taskId ?? "") ?? null])) };
+    return { rollouts, expected: await expectedOf(store, rollouts) };
   }
 
   /** The incumbent's record on the rollouts the cycle trains from. */
@@ -280,7 +275,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     const search = (await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: "search" })).filter(
       (rollout) => rollout.candidateId !== null && input.parents.includes(rollout.candidateId),
     );
-    const searchExpected = new Map((await store.datasets.tasks(input.dataset, search.flatMap((r) => (r.taskId ? [r.taskId] : [])))).map((task) => [task.id, task.expected]));
+    const searchExpected = await expectedOf(store, search);
     const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => {
       const rewards = rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason }));
       return {
@@ -312,7 +307,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
       parents,
       rollouts: [
         ...fit.map((rollout) => contractRollout(rollout, INCUMBENT, training.expected.get(rollout.id) ?? null)),
-        ...search.map((rollout) => contractRollout(rollout, rollout.candidateId!, searchExpected.get(rollout.taskId ?? "") ?? null)),
+        ...search.map((rollout) => contractRollout(rollout, rollout.candidateId!, searchExpected.get(rollout.id) ?? null)),
       ],
       llm: null,
     };
@@ -416,10 +411,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
  * bundled data set `dataset` if it is one. Returns the version labelled `production`.
  */
 export async function prepareAgent(store: Store, agent: AgentDefinition, dataset: string | undefined): Promise<ResourceVersion> {
-  const production = await store.resources.getByLabel(agent.prompt.resource, "production").catch((error: unknown) => {
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
-  });
+  const production = await store.resources.findByLabel(agent.prompt.resource, "production");
   const incumbent =
     production ??
     (await store.resources
@@ -445,10 +437,6 @@ export async function prepareAgent(store: Store, agent: AgentDefinition, dataset
     });
   }
   return incumbent;
-}
-
-function componentsKey(components: Record<string, string>): string {
-  return JSON.stringify(Object.entries(components).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /** The train tasks the search scores candidates on, chosen by id so every retry and activity agrees. */

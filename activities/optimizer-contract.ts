@@ -117,7 +117,7 @@ export function contractViolations(request: OptimizerRequest, response: Optimize
     if (!candidate.id.startsWith(`r${request.round}c`)) problems.push(`${where}: id does not belong to round ${request.round}`);
     const parent = parents.get(candidate.parent);
     if (!parent) problems.push(`${where}: parent "${candidate.parent}" is not one of this round's parents`);
-    else if (JSON.stringify(sortedComponents(parent)) === JSON.stringify(sortedComponents(candidate.components))) problems.push(`${where}: identical to its parent`);
+    else if (componentsKey(parent) === componentsKey(candidate.components)) problems.push(`${where}: identical to its parent`);
     ids.add(candidate.id);
     const names = Object.keys(candidate.components).sort();
     if (JSON.stringify(names) !== JSON.stringify(componentNames)) problems.push(`${where}: components are [${names.join(", ")}], expected [${componentNames.join(", ")}]`);
@@ -137,6 +137,7 @@ export function contractViolations(request: OptimizerRequest, response: Optimize
   return problems;
 }
 
-function sortedComponents(components: Record<string, string>): [string, string][] {
-  return Object.entries(components).sort(([a], [b]) => a.localeCompare(b));
+/** A canonical form of a prompt's components (sorted by name), to compare prompts by. */
+export function componentsKey(components: Record<string, string>): string {
+  return JSON.stringify(Object.entries(components).sort(([a], [b]) => a.localeCompare(b)));
 }

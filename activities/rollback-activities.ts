@@ -1,8 +1,9 @@
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { getAgent } from "../agents/registry.ts";
-import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { ConflictError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
+import { rethrowNonRetryable } from "./cycle-activities.ts";
 
 export interface RollbackPromptInput {
   agent: string;
@@ -45,10 +46,8 @@ export function createRollbackActivities(deps: { store: Store }) {
       return { resource: event.name, label: event.label!, fromVersion: event.fromVersion, toVersion: event.toVersion!, eventId: event.id };
     } catch (error) {
       // Unknown names, a version that is not earlier, a lost compare-and-set: the same on every attempt.
-      if (error instanceof NotFoundError || error instanceof InvalidInputError || error instanceof ConflictError) {
-        throw ApplicationFailure.nonRetryable(error.message, error.name);
-      }
-      throw error;
+      if (error instanceof ConflictError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+      return rethrowNonRetryable(error);
     }
   }
 

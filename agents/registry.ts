@@ -4,8 +4,13 @@ import type { AgentDefinition } from "./types.ts";
 
 const agents = new Map<string, AgentDefinition>([[postAnalyzer.id, postAnalyzer]]);
 
+/** The registered agent of that id, if any: for data that may come from agents this process does not know. */
+export function findAgent(id: string): AgentDefinition | undefined {
+  return agents.get(id);
+}
+
 export function getAgent(id: string): AgentDefinition {
-  const agent = agents.get(id);
+  const agent = findAgent(id);
   if (!agent) throw new NotFoundError(`Unknown agent "${id}". Known agents: ${[...agents.keys()].join(", ")}.`);
   return agent;
 }

@@ -3,7 +3,7 @@ import { describeModel } from "../agents/models/index.ts";
 import { getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { findOwner } from "../runtime/ownership.ts";
-import { isRunning, listsPollers, pickedUpWithin, queryProgress, startCycle, waitForCycle } from "../runtime/cycles.ts";
+import { isRunning, onlyWorkerHere, pickedUpElsewhere, queryProgress, startCycle, startWorkerHere, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { RunningWorker } from "../runtime/worker.ts";
 import { type Cycle, cycleJson } from "../store/cycles.ts";
@@ -11,9 +11,6 @@ import { ConflictError } from "../store/errors.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { formatDuration, formatTime, percent, printJson, ProgressBar, table } from "./output.ts";
-
-/** A polling worker picks a new workflow task up within milliseconds; waiting longer means there is none. */
-const PICKUP_GRACE_MS = 3_000;
 
 export function registerCycleCommands(program: Command): void {
   const cycle = program.command("cycle").description("start, follow and list training cycles");
@@ -98,22 +95,15 @@ async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dat
   const client = runtime.temporal.client;
   // This process owns the embedded dev server, which stops when it exits: it must run the cycle itself.
   const wait = Boolean(options.wait) || runtime.ownsEmbedded;
-  let worker: RunningWorker | undefined;
-  const runWorkerHere = async () => {
-    // Loaded on demand: the worker pulls in the Temporal worker SDK and Mastra (~0.8 s), which the other commands never need.
-    const { startWorker } = await import("../runtime/worker.ts");
-    worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
-    runtime.owner?.update({ worker: true });
-  };
   // Nobody else can run it: the embedded server is ours, or the process owning it runs no worker.
-  if (runtime.ownsEmbedded || (runtime.peer && !runtime.peer.worker)) await runWorkerHere();
+  let worker: RunningWorker | undefined = onlyWorkerHere(runtime) ? await startWorkerHere(runtime) : undefined;
   try {
     const handle = await startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset });
-    if (!worker && !((await listsPollers(client, config)) && (await pickedUpWithin(handle, PICKUP_GRACE_MS)))) {
+    if (!worker && !(await pickedUpElsewhere(runtime, handle))) {
       const queue = `task queue "${config.temporal.taskQueue}"`;
       if (wait) {
         if (!options.json) process.stderr.write(`No worker is running the cycle on ${queue}; running one in this process.\n`);
-        await runWorkerHere();
+        worker = await startWorkerHere(runtime);
       } else {
         process.stderr.write(`No worker picked up the cycle on ${queue}; it starts when one runs (agl worker), or use --wait to run one here.\n`);
       }

@@ -6,7 +6,7 @@ import { diffPromptContent } from "../agents/prompt-diff.ts";
 import { renderPrompt } from "../agents/prompt-template.ts";
 import { validatePromptContent } from "../agents/prompt-validation.ts";
 import { getAgent } from "../agents/registry.ts";
-import { InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { InvalidInputError } from "../store/errors.ts";
 import { eventJson, LABEL_PATTERN, LABEL_RULE, type LabelMoved, PRODUCTION, type ResourceVersion, versionJson } from "../store/resources.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { positiveInteger } from "./cycle-commands.ts";
@@ -163,7 +163,7 @@ export function registerPromptCommands(program: Command): void {
       const content = validatePromptContent(agent, await readJsonFile(options.file));
       await withRuntime(config, { store: true, command: "agl prompts publish" }, async (runtime) => {
         const resources = runtime.store.resources;
-        const labelVersion = async (label: string) => (await resources.getByLabel(agent.prompt.resource, label).catch(ignoreNotFound))?.version ?? null;
+        const labelVersion = async (label: string) => (await resources.findByLabel(agent.prompt.resource, label))?.version ?? null;
         const parentVersion = options.parent ?? (await labelVersion(PRODUCTION));
         if (parentVersion !== null) await resources.getVersion(agent.prompt.resource, parentVersion);
         const published = await resources.publish({
@@ -232,11 +232,6 @@ async function readJsonFile(file: string): Promise<unknown> {
   } catch (error) {
     throw new InvalidInputError(`${path} is not valid JSON: ${(error as Error).message}.`);
   }
-}
-
-function ignoreNotFound(error: unknown): undefined {
-  if (error instanceof NotFoundError) return undefined;
-  throw error;
 }
 
 function validationScore(version: ResourceVersion): string {

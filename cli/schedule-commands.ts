@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { ScheduleDescription } from "@temporalio/client";
 import type { LoadedConfig } from "../config/load.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import { changeSchedule, createSchedule, describeSchedule, listSchedules, parseDuration, type ScheduleChange, scheduleJson } from "../runtime/schedules.ts";
+import { changeSchedule, createSchedule, describeSchedule, listScheduleJson, parseDuration, type ScheduleChange, scheduleJson } from "../runtime/schedules.ts";
 import { InvalidInputError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
@@ -52,9 +52,7 @@ export function registerScheduleCommands(program: Command): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       const config = configFrom(command.optsWithGlobals<GlobalOptions>());
       await withScheduler(config, "agl schedule list", async (runtime) => {
-        const summaries = await listSchedules(runtime.temporal.client);
-        const described = await Promise.all(summaries.map((summary) => describeSchedule(runtime.temporal.client, summary.scheduleId)));
-        const schedules = await Promise.all(described.map((description) => scheduleJson(description, runtime.store)));
+        const schedules = await listScheduleJson(runtime.temporal.client, runtime.store);
         if (options.json) return printJson(schedules);
         if (schedules.length === 0) return console.log("No schedules. Create one with: agl schedule create nightly --agent post-analyzer --dataset posts --cron \"0 2 * * *\"");
         console.log(

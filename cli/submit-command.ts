@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { readDatasetFile } from "../agents/dataset-file.ts";
 import { describeModel } from "../agents/models/index.ts";
 import { getAgent } from "../agents/registry.ts";
-import { listsPollers, pickedUpWithin } from "../runtime/cycles.ts";
+import { onlyWorkerHere, pickedUpElsewhere, startWorkerHere } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { datasetTasks, type Submission, submitTasks } from "../runtime/submissions.ts";
 import type { RunningWorker } from "../runtime/worker.ts";
@@ -12,9 +12,6 @@ import { InvalidInputError } from "../store/errors.ts";
 import type { SubmissionResult } from "../workflows/submission.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { printJson, ProgressBar } from "./output.ts";
-
-/** A polling worker picks a new workflow task up within milliseconds; waiting longer means there is none. */
-const PICKUP_GRACE_MS = 3_000;
 
 interface SubmitOptions {
   agent: string;
@@ -81,17 +78,10 @@ function headline(submission: Submission, stored: number): string {
 
 /** Nobody else can run the submission (the embedded server is ours, or nothing polls the queue): run a worker in this process. */
 async function ensureWorker(runtime: Runtime, handle: NonNullable<Submission["handle"]>, options: SubmitOptions): Promise<RunningWorker | undefined> {
-  const nobodyElse =
-    runtime.ownsEmbedded ||
-    (runtime.peer !== undefined && !runtime.peer.worker) ||
-    !((await listsPollers(runtime.temporal.client, runtime.config)) && (await pickedUpWithin(handle, PICKUP_GRACE_MS)));
+  const nobodyElse = onlyWorkerHere(runtime) || !(await pickedUpElsewhere(runtime, handle));
   if (!nobodyElse) return undefined;
   if (!options.json) process.stderr.write(`Running a worker in this process (model ${describeModel(runtime.config)}).\n`);
-  // Loaded on demand: the worker pulls in the Temporal worker SDK and Mastra, which the other paths never need.
-  const { startWorker } = await import("../runtime/worker.ts");
-  const worker = await startWorker({ config: runtime.config, store: runtime.store, address: runtime.temporal.address });
-  runtime.owner?.update({ worker: true });
-  return worker;
+  return startWorkerHere(runtime);
 }
 
 /** The workflow's result; meanwhile the count of stored rollouts, read from the store, as progress. */

@@ -65,7 +65,7 @@ export class PromptUnavailableError extends Error {
   override name = "PromptUnavailableError";
 }
 
-export const DEFAULT_PROMPT_TTL_MS = 10_000;
+const DEFAULT_PROMPT_TTL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 2_000;
 const DEFAULT_REVALIDATE_WAIT_MS = 250;
 const DISK_FORMAT = 1;

@@ -1,7 +1,7 @@
-import { getAgent } from "../agents/registry.ts";
+import { findAgent, getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { Analysis } from "../store/analysis.ts";
-import { InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { InvalidInputError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import { parseDuration } from "./schedules.ts";
 
@@ -20,15 +20,9 @@ export function parseSince(text: string, what: string, now = new Date()): Date {
  * (OTLP) is analysed too, without a label order; a name nobody knows is NotFoundError.
  */
 export async function analyzeAgent(store: Store, config: Pick<LoadedConfig, "cycle">, agentId: string, since?: Date): Promise<Analysis> {
-  let unknown: NotFoundError | undefined;
-  let labels: Record<string, readonly string[]> = {};
-  try {
-    labels = getAgent(agentId).labels;
-  } catch (error) {
-    if (!(error instanceof NotFoundError)) throw error;
-    unknown = error;
-  }
-  const analysis = await store.analysis.analyze({ agent: agentId, scorers: config.cycle.scorers, labels, ...(since ? { since } : {}) });
-  if (unknown && analysis.versions.length === 0) throw unknown;
+  const agent = findAgent(agentId);
+  const analysis = await store.analysis.analyze({ agent: agentId, scorers: config.cycle.scorers, labels: agent?.labels ?? {}, ...(since ? { since } : {}) });
+  // Nothing stored and not registered: getAgent throws the NotFoundError that lists the known agents.
+  if (!agent && analysis.versions.length === 0) getAgent(agentId);
   return analysis;
 }

@@ -8,6 +8,11 @@ import { ConflictError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { trainingCycle } from "../workflows/training-cycle.ts";
 import { type CycleInput, type CycleProgress, type CycleResult, PROGRESS_QUERY } from "../workflows/types.ts";
+import type { Runtime } from "./runtime.ts";
+import type { RunningWorker } from "./worker.ts";
+
+/** A polling worker picks a new workflow task up within milliseconds; waiting longer means there is none. */
+export const PICKUP_GRACE_MS = 3_000;
 
 export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
   return {
@@ -125,6 +130,25 @@ export async function pickedUpWithin(handle: WorkflowHandle, graceMs: number): P
     if (Date.now() >= deadline) return false;
     await sleep(100);
   }
+}
+
+/** Nobody else can run this process's workflows: the embedded server is ours (it stops when we exit), or the process owning it runs no worker. */
+export function onlyWorkerHere(runtime: Runtime): boolean {
+  return runtime.ownsEmbedded || (runtime.peer !== undefined && !runtime.peer.worker);
+}
+
+/** Whether a worker elsewhere runs the workflow: something polls the task queue and starts it within PICKUP_GRACE_MS. */
+export async function pickedUpElsewhere(runtime: Runtime, handle: WorkflowHandle): Promise<boolean> {
+  return (await listsPollers(runtime.temporal.client, runtime.config)) && (await pickedUpWithin(handle, PICKUP_GRACE_MS));
+}
+
+/** Runs a worker in this process, on the runtime's store and Temporal, and tells processes joining the data folder so. */
+export async function startWorkerHere(runtime: Runtime): Promise<RunningWorker> {
+  // Loaded on demand: the worker pulls in the Temporal worker SDK and Mastra (~0.8 s), which the other commands never need.
+  const { startWorker } = await import("./worker.ts");
+  const worker = await startWorker({ config: runtime.config, store: runtime.store, address: runtime.temporal.address });
+  runtime.owner?.update({ worker: true });
+  return worker;
 }
 
 /**

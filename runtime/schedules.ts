@@ -181,6 +181,13 @@ function notFound(error: unknown, id: string): unknown {
   return error instanceof ScheduleNotFoundError ? new NotFoundError(`Schedule "${id}" does not exist. List schedules with: agl schedule list`) : error;
 }
 
+/** Every schedule, described, as `agl schedule list --json` prints it (and the dashboard shows it). */
+export async function listScheduleJson(client: Client, store: Store) {
+  const summaries = await listSchedules(client);
+  const described = await Promise.all(summaries.map((summary) => describeSchedule(client, summary.scheduleId)));
+  return Promise.all(described.map((description) => scheduleJson(description, store)));
+}
+
 /** The documented JSON form of a schedule (README: "JSON output"). */
 export async function scheduleJson(description: ScheduleDescription, store: Store) {
   const memo = memoOf(description);
@@ -189,7 +196,7 @@ export async function scheduleJson(description: ScheduleDescription, store: Stor
     startedAt: action.takenAt.toISOString(),
     cycleId: action.action.workflow.workflowId,
   }));
-  const cycles = await Promise.all(recent.map((run) => store.cycles.find(run.cycleId)));
+  const cycles = await store.cycles.findMany(recent.map((run) => run.cycleId));
   return {
     id: description.scheduleId,
     agent: memo?.agent ?? null,
@@ -202,11 +209,10 @@ export async function scheduleJson(description: ScheduleDescription, store: Stor
     note: description.state.note ?? null,
     overlap: "skip",
     nextRuns: description.info.nextActionTimes.map((time) => time.toISOString()),
-    recentRuns: recent.map((run, index) => ({
-      ...run,
-      outcome: cycles[index]?.outcome ?? (cycles[index] ? "running" : null),
-      detail: cycles[index]?.outcomeDetail ?? null,
-    })),
+    recentRuns: recent.map((run) => {
+      const cycle = cycles.get(run.cycleId);
+      return { ...run, outcome: cycle?.outcome ?? (cycle ? "running" : null), detail: cycle?.outcomeDetail ?? null };
+    }),
     runsTaken: description.info.numActionsTaken,
     runsSkippedOverlap: description.info.numActionsSkippedOverlap,
   };

@@ -36,8 +36,7 @@ export interface Submission {
 export async function datasetTasks(store: Store, agentId: string, name: string): Promise<Task[]> {
   const agent = await checkCycleTarget(store, agentId, name);
   await prepareAgent(store, agent, name);
-  const ids = (await Promise.all((["train", "validation", "test"] as const).map((split) => store.datasets.taskIds(name, split)))).flat();
-  return store.datasets.tasks(name, ids);
+  return store.datasets.allTasks(name);
 }
 
 /**

@@ -4,8 +4,8 @@ import { getCookie, setCookie } from "hono/cookie";
 import { HttpError } from "./http-errors.ts";
 
 /** The dashboard's session cookie: a browser cannot send `Authorization: Bearer` when it loads a page. */
-export const SESSION_COOKIE = "agl_session";
-export const LOGIN_PATH = "/login";
+const SESSION_COOKIE = "agl_session";
+const LOGIN_PATH = "/login";
 
 /**
  * With a token configured, every request must carry it: `Authorization: Bearer <token>` (scripts, agents)

@@ -1,4 +1,6 @@
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { z } from "zod";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 
@@ -22,4 +24,43 @@ export function errorResponse(error: Error, context: Context): Response {
   if (error instanceof ConflictError) return context.json({ error: { code: "conflict", message: error.message } }, 409);
   process.stderr.write(`agl server: ${error.stack ?? error.message}\n`);
   return context.json({ error: { code: "internal", message: "internal error; see the server log" } }, 500);
+}
+
+/** Refuses a body over `maxSize` bytes with a 413 before the handler reads it; `tail` adds what the route promises. */
+export function jsonBodyLimit(maxSize: number, tail = "") {
+  return bodyLimit({
+    maxSize,
+    onError: (context) => context.json({ error: { code: "payload_too_large", message: `The request body is over ${maxSize} bytes.${tail}` } }, 413),
+  });
+}
+
+/** How a route words a body it cannot use; the default is the write API's ("Nothing was written."). */
+export interface BodyWording {
+  malformedCode: string;
+  invalidCode: string;
+  heading: string;
+  tail: string;
+  maxProblems?: number;
+}
+
+const WRITE_API: BodyWording = { malformedCode: "malformed_json", invalidCode: "invalid_input", heading: "Invalid request body: ", tail: " Nothing was written." };
+
+/** Parses and validates a JSON body, or answers 400 naming every problem (`path: message`). */
+export function parseJsonBody<T>(body: string, schema: z.ZodType<T>, wording: BodyWording = WRITE_API): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch (error) {
+    throw new HttpError(400, wording.malformedCode, `The request body is not valid JSON (${(error as Error).message}).${wording.tail}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`);
+    throw new HttpError(400, wording.invalidCode, `${wording.heading}${problems.slice(0, wording.maxProblems).join("; ")}.${wording.tail}`);
+  }
+  return parsed.data;
+}
+
+export async function readJson<T>(context: Context, schema: z.ZodType<T>): Promise<T> {
+  return parseJsonBody(await context.req.text(), schema);
 }

@@ -80,6 +80,13 @@ export function cyclesStore(db: Kysely<Database>) {
     return row ? fromRow(row) : undefined;
   }
 
+  /** The cycles with these ids that exist, by id: one query (none for no ids). */
+  async function findMany(ids: readonly string[]): Promise<Map<string, Cycle>> {
+    if (ids.length === 0) return new Map();
+    const rows = await db.selectFrom("cycles").selectAll().where("id", "in", ids).execute();
+    return new Map(rows.map((row) => [row.id, fromRow(row)]));
+  }
+
   async function list(filter: { agent?: string; limit?: number } = {}): Promise<Cycle[]> {
     let query = db.selectFrom("cycles").selectAll();
     if (filter.agent) query = query.where("agent", "=", filter.agent);
@@ -153,7 +160,7 @@ export function cyclesStore(db: Kysely<Database>) {
     return fromCandidateRow(row);
   }
 
-  return { create, update, get, find, list, acquireLease, takeOverLease, leaseHolder, releaseLease, saveCandidates, candidates, candidate };
+  return { create, update, get, find, findMany, list, acquireLease, takeOverLease, leaseHolder, releaseLease, saveCandidates, candidates, candidate };
 }
 
 function fromRow(row: Selectable<CyclesTable>): Cycle {

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from "kysely";
-import { type Rollout, rolloutsStore } from "./rollouts.ts";
+import { type Rollout, rolloutsWithRewards } from "./rollouts.ts";
 import type { Database, RolloutPhase, RolloutSource } from "./schema.ts";
 
 export interface RolloutSearch {
@@ -42,7 +42,7 @@ export function dashboardStore(db: Kysely<Database>) {
 
   /** Newest first. */
   async function searchRollouts(search: RolloutSearch): Promise<Rollout[]> {
-    let query = db.selectFrom("rollouts as r").select("r.id").where("r.agent", "=", search.agent);
+    let query = db.selectFrom("rollouts as r").selectAll("r").where("r.agent", "=", search.agent);
     if (search.version !== undefined) query = query.where("r.resource_version", "=", search.version);
     if (search.source !== undefined) query = query.where("r.source", "=", search.source);
     if (search.scorer !== undefined || search.minReward !== undefined || search.maxReward !== undefined) {
@@ -52,7 +52,7 @@ export function dashboardStore(db: Kysely<Database>) {
       if (search.maxReward !== undefined) query = query.where(sql<boolean>`${mean} <= ${search.maxReward}`);
     }
     const rows = await query.orderBy("r.created_at", "desc").orderBy("r.id", "desc").limit(search.limit).execute();
-    return rolloutsStore(db).getMany(rows.map((row) => row.id));
+    return rolloutsWithRewards(db, rows);
   }
 
   async function phaseSpans(cycleIds: readonly string[]): Promise<PhaseSpan[]> {

@@ -1,6 +1,6 @@
-import type { Kysely } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import { ConflictError, NotFoundError } from "./errors.ts";
-import type { Database, Split } from "./schema.ts";
+import type { Database, Split, TasksTable } from "./schema.ts";
 
 export interface Task {
   id: string;
@@ -89,8 +89,18 @@ export function datasetsStore(db: Kysely<Database>) {
   async function tasks(dataset: string, ids: readonly string[]): Promise<Task[]> {
     if (ids.length === 0) return [];
     const rows = await db.selectFrom("tasks").selectAll().where("dataset", "=", dataset).where("id", "in", ids).orderBy("position").execute();
-    return rows.map((row) => ({ id: row.id, input: row.input, expected: row.expected, split: row.split }));
+    return rows.map(toTask);
   }
 
-  return { get, exists, list, importTasks, taskIds, tasks };
+  /** Every task of the data set, all splits, in the order they were imported. */
+  async function allTasks(dataset: string): Promise<Task[]> {
+    const rows = await db.selectFrom("tasks").selectAll().where("dataset", "=", dataset).orderBy("position").execute();
+    return rows.map(toTask);
+  }
+
+  return { get, exists, list, importTasks, taskIds, tasks, allTasks };
+}
+
+function toTask(row: Selectable<TasksTable>): Task {
+  return { id: row.id, input: row.input, expected: row.expected, split: row.split };
 }

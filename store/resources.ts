@@ -94,14 +94,19 @@ export function resourcesStore(db: Kysely<Database>) {
   }
 
   /** One round trip: agents poll this (GET /v1/resources/:name) far more often than anything else. */
-  async function getByLabel(name: string, label: string): Promise<ResourceVersion> {
+  async function findByLabel(name: string, label: string): Promise<ResourceVersion | undefined> {
     const row = await withLabels(db)
       .innerJoin("resource_labels as target", (join) => join.onRef("target.name", "=", "v.name").onRef("target.version", "=", "v.version"))
       .where("target.name", "=", name)
       .where("target.label", "=", label)
       .executeTakeFirst();
-    if (!row) throw await missingLabel(db, name, label);
-    return toVersion(row, row.labels);
+    return row ? toVersion(row, row.labels) : undefined;
+  }
+
+  async function getByLabel(name: string, label: string): Promise<ResourceVersion> {
+    const found = await findByLabel(name, label);
+    if (!found) throw await missingLabel(db, name, label);
+    return found;
   }
 
   async function findByIdempotencyKey(key: string): Promise<ResourceVersion | undefined> {
@@ -223,7 +228,7 @@ export function resourcesStore(db: Kysely<Database>) {
     return rows.map(toEvent);
   }
 
-  return { getVersion, getByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
+  return { getVersion, getByLabel, findByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
 }
 
 async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<ResourceEvent> {

@@ -158,18 +158,23 @@ export function rolloutsStore(db: Kysely<Database>) {
     return Number(result.numInsertedOrUpdatedRows ?? 0n);
   }
 
-  async function withRewards(rows: Selectable<RolloutsTable>[]): Promise<Rollout[]> {
-    if (rows.length === 0) return [];
-    const rewards: Selectable<RewardsTable>[] = [];
-    for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
-      const ids = rows.slice(start, start + INSERT_CHUNK).map((row) => row.id);
-      rewards.push(...(await db.selectFrom("rewards").selectAll().where("rollout_id", "in", ids).orderBy("id").execute()));
-    }
-    const byRollout = Map.groupBy(rewards, (reward) => reward.rollout_id);
-    return rows.map((row) => ({ ...fromRow(row), rewards: (byRollout.get(row.id) ?? []).map(toReward) }));
+  function withRewards(rows: Selectable<RolloutsTable>[]): Promise<Rollout[]> {
+    return rolloutsWithRewards(db, rows);
   }
 
   return { insertMany, existingIds, get, getMany, listForCycle, listTraffic, listForAgent, countForAgent, idsWithTrace, getReward, countForCycle, addRewards };
+}
+
+/** Rollout rows as Rollouts, each with its rewards (in reward id order). */
+export async function rolloutsWithRewards(db: Kysely<Database>, rows: Selectable<RolloutsTable>[]): Promise<Rollout[]> {
+  if (rows.length === 0) return [];
+  const rewards: Selectable<RewardsTable>[] = [];
+  for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+    const ids = rows.slice(start, start + INSERT_CHUNK).map((row) => row.id);
+    rewards.push(...(await db.selectFrom("rewards").selectAll().where("rollout_id", "in", ids).orderBy("id").execute()));
+  }
+  const byRollout = Map.groupBy(rewards, (reward) => reward.rollout_id);
+  return rows.map((row) => ({ ...fromRow(row), rewards: (byRollout.get(row.id) ?? []).map(toReward) }));
 }
 
 function toRow(rollout: NewRollout) {

@@ -107,10 +107,8 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       await runBatches([{ prompt: { version: incumbentVersion }, taskIds: devTaskIds }], "search");
       await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
     }
-    const [incumbentOnDev] =
-      collected === "traffic"
-        ? await bookkeeping.summarizeContenders({ cycleId, phase: "search", contenders: [INCUMBENT] })
-        : await bookkeeping.summarizeContenders({ cycleId, phase: "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
+    // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
+    const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
     let beam: ContenderScore[] = [incumbentOnDev!];
     const rounds: SearchRound[] = [];
     for (let round = 1; round <= settings.optimizer.rounds; round++) {

@@ -20,11 +20,11 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agl_optimizer import text
-from agl_optimizer.contract import AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout, stable_order
+from agl_optimizer.contract import AgentSpec, Candidate, Parent, Progress, Proposal, ProposeRequest, Rollout, stable_order
 from agl_optimizer.llm_client import ChatClient, ChatMessage
 from agl_optimizer.proxy import keyword_overlap_accuracy
 
@@ -40,13 +40,10 @@ CRITIQUE_EXCERPT_CHARS = 800
 RATIONALE_CRITIQUE_CHARS = 240
 PERFECT_REWARD = 1.0
 
-Progress = Callable[[str], None]
-
 _FENCE = re.compile(r"^```[\w-]*\n?|\n?```$")
 _EDIT_LEAD = re.compile(r"^(?:[-*]\s*)?(?:(?:new|learned|the)\s+)?(?:description|rule)(?:\s+(?:of|for)\s+[\w-]+)?\s*:\s*", re.IGNORECASE)
 _QUOTES = "\"'`*“”‘’"
 _FENCE_QUOTES = '"""'
-_WORD = re.compile(r"[^\W_]+")
 _ECHO = re.compile(r"\bpost:|\banswered\b.*\bexpected\b", re.IGNORECASE)
 
 
@@ -81,7 +78,7 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
     rejected = 0
 
     for parent in request.parents:
-        rng = random.Random(f"{request.seed}/{request.round}/{parent.id}")
+        rng = request.rng_for(parent)
         own = sorted(request.rollouts_of(parent), key=stable_order)
         low = [rollout for rollout in own if rollout.reward is not None and rollout.reward < PERFECT_REWARD]
         rule_component = _rule_component(request.agent, parent.components)
@@ -168,10 +165,7 @@ def _misses(agent: AgentSpec, rollouts: Sequence[Rollout]) -> Counter[tuple[str,
     """(field, expected label) -> how many of the rollouts answered that described field wrongly."""
     misses: Counter[tuple[str, str]] = Counter()
     for rollout in rollouts:
-        for field in agent.label_components:
-            expected = (rollout.expected or {}).get(field)
-            if expected is not None and (rollout.output or {}).get(field) != expected:
-                misses[(field, expected)] += 1
+        misses.update((field, label) for field, label in rollout.missed if field in agent.label_components)
     return misses
 
 
@@ -227,11 +221,7 @@ def edit_messages(
     assert target.field is not None and target.label is not None
     line = text.label_lines(parent.components[target.component], [target.label])[target.label]
     others = [label for label in agent.output_fields[target.field] if label != target.label]
-    missed = [
-        _excerpt(rollout.input_text)
-        for rollout in minibatch
-        if (rollout.expected or {}).get(target.field) == target.label and (rollout.output or {}).get(target.field) != target.label
-    ]
+    missed = [_excerpt(rollout.input_text) for rollout in minibatch if (target.field, target.label) in rollout.missed]
     return [
         ChatMessage("system", DESCRIPTION_SYSTEM),
         ChatMessage(
@@ -289,7 +279,7 @@ def clean_edit(raw: str, target: Target, components: dict[str, str]) -> Edit:
         candidate = re.sub(rf"^(?:[-*]\s*)?{re.escape(target.label)}\s*:\s*", "", candidate, flags=re.IGNORECASE)
     candidate = text.one_line(candidate.strip(_QUOTES + " "))
     limit = DESCRIPTION_MAX_WORDS if target.kind == "description" else RULE_MAX_WORDS
-    words = _WORD.findall(candidate)
+    words = text.words(candidate)
     repeated = Counter(text.tokenize(candidate)).most_common(1)
     if not candidate:
         return Edit(None, "empty")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -62,6 +63,9 @@ _STATS_KEYS = ("rollouts", "scored", "failed", "with_expected", "llm_calls", "re
 _CANDIDATE_ID = re.compile(r"r([1-9][0-9]*)c([1-9][0-9]*)\Z")
 DEFAULT_LLM_TIMEOUT_S = 120.0
 
+# Receives a one-line message after each step of an algorithm.
+Progress = Callable[[str], None]
+
 
 class BadInput(Exception):
     """The input cannot be used; the message says what is wrong and where."""
@@ -104,6 +108,17 @@ class Rollout:
     reasons: tuple[str, ...]  # the scorers' explanations of the reward, in order
     error: str | None
 
+    @property
+    def missed(self) -> frozenset[tuple[str, str]]:
+        """(field, expected label) of every expected label this run did not answer (all of them when it failed)."""
+        output = self.output or {}
+        return frozenset((name, label) for name, label in (self.expected or {}).items() if output.get(name) != label)
+
+
+def rollouts_of(rollouts: Sequence[Rollout], prompt_id: str) -> tuple[Rollout, ...]:
+    """The runs of the prompt `prompt_id`, in input order."""
+    return tuple(rollout for rollout in rollouts if rollout.prompt_id == prompt_id)
+
 
 def stable_order(rollout: Rollout) -> tuple[bool, str, str, str]:
     """A sort key that is the same in every cycle: rollout ids hash the cycle id, task ids and posts do not.
@@ -136,7 +151,11 @@ class ProposeRequest:
     llm: LlmEndpoint | None
 
     def rollouts_of(self, parent: Parent) -> tuple[Rollout, ...]:
-        return tuple(rollout for rollout in self.rollouts if rollout.prompt_id == parent.id)
+        return rollouts_of(self.rollouts, parent.id)
+
+    def rng_for(self, parent: Parent) -> random.Random:
+        """The RNG of every random choice about `parent`'s children: the same seed, round and parent draw the same."""
+        return random.Random(f"{self.seed}/{self.round}/{parent.id}")
 
 
 @dataclass(frozen=True)
@@ -433,7 +452,7 @@ def _parse_rollouts(
         seen_ids.add(rollout.id)
         rollouts.append(rollout)
     for index, parent in enumerate(parents):
-        own = [rollout for rollout in rollouts if rollout.prompt_id == parent.id]
+        own = rollouts_of(rollouts, parent.id)
         if not own:
             check.fail(f"parents[{index}]", f"no rollout has prompt_id {json.dumps(parent.id)}: a parent is improved from its own runs")
         if all(rollout.reward is None for rollout in own):

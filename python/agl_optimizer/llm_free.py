@@ -23,11 +23,22 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agl_optimizer import text
-from agl_optimizer.contract import INCUMBENT_ID, AgentSpec, Candidate, Parent, Proposal, ProposeRequest, Rollout, stable_order
+from agl_optimizer.contract import (
+    INCUMBENT_ID,
+    AgentSpec,
+    Candidate,
+    Parent,
+    Progress,
+    Proposal,
+    ProposeRequest,
+    Rollout,
+    rollouts_of,
+    stable_order,
+)
 from agl_optimizer.proxy import keyword_overlap_accuracy
 
 MIN_KEYWORD_POSTS = 2
@@ -44,7 +55,6 @@ MAX_ALTERNATIVES = 10
 
 # field -> label -> keywords, most distinctive first
 Keywords = dict[str, dict[str, tuple[str, ...]]]
-Progress = Callable[[str], None]
 
 _EXAMPLES_HEADER = "Examples:\n"
 _EXAMPLE_BLOCK = re.compile(r"Post: (?P<post>[^\n]*)\nAnswer: (?P<answer>\{[^\n]*\})\Z")
@@ -120,10 +130,13 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
     seen: list[dict[str, str]] = [request.components, *(parent.components for parent in request.parents)]
     plans: list[ParentPlan] = []
     for parent in request.parents:
-        rng = random.Random(f"{request.seed}/{request.round}/{parent.id}")
         own = request.rollouts_of(parent)
-        plan = ParentPlan(parent, own, learn_keywords(request.agent, evidence, own, parent.components))
-        plan.drafts = draft_children(request, plan, evidence, pool, rng, seen)
+        if params["max_keywords"] == 0:
+            learned = LearnedKeywords({}, frozenset(), 0, 0, "params.max_keywords is 0")
+        else:
+            learned = learn_keywords(request.agent, evidence, own, parent.components)
+        plan = ParentPlan(parent, own, learned)
+        plan.drafts = draft_children(request, plan, evidence, pool, request.rng_for(parent), seen)
         plans.append(plan)
         progress(f"{parent.id}: {len(plan.drafts)} children from {len(own)} rollouts and {len(pool)} demonstrable posts")
 
@@ -142,8 +155,7 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
                 )
             )
     progress("scored the children with the keyword-overlap proxy on their parents' rollouts")
-    keywords_problem = "params.max_keywords is 0" if params["max_keywords"] == 0 else None
-    return Proposal(tuple(candidates), _note(plans, params["num_candidates"], keywords_problem, pool_problem))
+    return Proposal(tuple(candidates), _note(plans, params["num_candidates"], pool_problem))
 
 
 def training_evidence(request: ProposeRequest) -> tuple[Rollout, ...]:
@@ -153,7 +165,7 @@ def training_evidence(request: ProposeRequest) -> tuple[Rollout, ...]:
     (which labels it confuses, which examples mislead it), but copying their posts or words into its
     children would let the children fit the very tasks they are then judged on.
     """
-    return tuple(rollout for rollout in request.rollouts if rollout.prompt_id == INCUMBENT_ID) or request.rollouts
+    return rollouts_of(request.rollouts, INCUMBENT_ID) or request.rollouts
 
 
 # --- demonstrations ------------------------------------------------------------------------------
@@ -273,29 +285,27 @@ def repair_examples(
     post the parent got wrong and carries the label the parent missed there. None when the parent's
     rollouts give no reason to change its examples.
     """
+    # (run the parent got wrong, its post's tokens, the labels it missed there)
     wrong = [
-        (rollout, text.token_set(rollout.input_text))
+        (rollout, text.token_set(rollout.input_text), missed)
         for rollout in sorted(own, key=stable_order)
-        if rollout.expected and any((rollout.output or {}).get(name) != label for name, label in rollout.expected.items())
+        if (missed := rollout.missed)
     ]
     if not wrong:
         return None
-
-    def missed(rollout: Rollout) -> set[tuple[str, str]]:
-        return {(name, label) for name, label in (rollout.expected or {}).items() if (rollout.output or {}).get(name) != label}
 
     def misleading(demonstration: Demonstration) -> bool:
         tokens = text.token_set(demonstration.post)
         return any(
             len(tokens & wrong_tokens) >= MIN_SHARED_WORDS
             and any((rollout.output or {}).get(name) == label for name, label in demonstration.answer if (name, label) not in (rollout.expected or {}).items())
-            for rollout, wrong_tokens in wrong
+            for rollout, wrong_tokens, _ in wrong
         )
 
     def relevance(demonstration: Demonstration) -> int:
         tokens = text.token_set(demonstration.post)
         return max(
-            (len(tokens & wrong_tokens) for rollout, wrong_tokens in wrong if missed(rollout) & set(demonstration.answer)),
+            (len(tokens & wrong_tokens) for _, wrong_tokens, missed in wrong if missed & set(demonstration.answer)),
             default=0,
         )
 
@@ -353,8 +363,7 @@ def learn_keywords(
             f"no word is distinctive of a label in at least {MIN_KEYWORD_POSTS} posts"
             " without already being in its description"
         )
-    posts = len({rollout.input_text for rollout in with_truth})
-    return LearnedKeywords(ranked, frozenset(confused), posts, len(misclassified), problem)
+    return LearnedKeywords(ranked, frozenset(confused), len(evidence_posts), len(misclassified), problem)
 
 
 def _wrong_share(own: Sequence[Rollout], name: str) -> dict[tuple[str, str], float]:
@@ -365,7 +374,7 @@ def _wrong_share(own: Sequence[Rollout], name: str) -> dict[tuple[str, str], flo
         if rollout.expected and name in rollout.expected:
             key = (rollout.input_text, rollout.expected[name])
             runs[key] += 1
-            wrong[key] += rollout.output is None or rollout.output.get(name) != rollout.expected[name]
+            wrong[key] += (name, rollout.expected[name]) in rollout.missed
     return {key: wrong[key] / runs[key] for key in runs}
 
 
@@ -548,15 +557,14 @@ def _rationale(draft: Draft, plan: ParentPlan, score: float | None, parent_score
     return " ".join(f"{clause}." for clause in clauses)
 
 
-def _note(plans: Iterable[ParentPlan], wanted: int, keywords_problem: str | None, pool_problem: str | None) -> str | None:
+def _note(plans: Iterable[ParentPlan], wanted: int, pool_problem: str | None) -> str | None:
     notes = []
     for plan in plans:
         if len(plan.drafts) >= wanted:
             continue
         reasons = []
-        keywords_reason = keywords_problem or plan.learned.problem
-        if keywords_reason:
-            reasons.append(keywords_reason)
+        if plan.learned.problem:
+            reasons.append(plan.learned.problem)
         elif not any(draft.applied_keywords for draft in plan.drafts):
             reasons.append("the learned keywords are already in the label descriptions")
         if pool_problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping, Sequence
 
@@ -27,15 +28,22 @@ _KEYWORD_SUFFIX = re.compile(r";\s*e\.g\.\s[^{}]*$")
 KEYWORD_SUFFIX_PREFIX = "; e.g. "
 
 
+def words(text: str) -> list[str]:
+    """The runs of letters/digits in `text`, as written."""
+    return _WORD.findall(text)
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercase words of letters/digits, at least MIN_TOKEN_LENGTH long, stopwords removed."""
     return [
         word
-        for word in _WORD.findall(text.lower())
+        for word in words(text.lower())
         if len(word) >= MIN_TOKEN_LENGTH and word not in STOPWORDS
     ]
 
 
+# Posts are tokenized again for every label, example and wrong run they are compared with.
+@functools.cache
 def token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 

@@ -191,16 +191,22 @@ async function refreshSchedules() {
   }
 }
 
+/** Redraws everything and remembers the change stamp it drew, so the next poll does not redraw it again. */
+async function refreshNow() {
+  const { stamp } = await api(`/v1/dashboard/pulse?agent=${encodeURIComponent(state.agent)}`);
+  if (stamp !== state.stamp) {
+    await refreshAll();
+    state.stamp = stamp;
+    return true;
+  }
+  return false;
+}
+
 async function tick() {
   try {
-    const { stamp } = await api(`/v1/dashboard/pulse?agent=${encodeURIComponent(state.agent)}`);
-    if (stamp !== state.stamp) {
-      await refreshAll();
-      state.stamp = stamp;
-    } else if (Date.now() - state.schedulesAt > SCHEDULES_EVERY_MS) {
-      await refreshSchedules();
-    } else {
-      refreshRelativeTimes();
+    if (!(await refreshNow())) {
+      if (Date.now() - state.schedulesAt > SCHEDULES_EVERY_MS) await refreshSchedules();
+      else refreshRelativeTimes();
     }
     showProblem(null);
     setLive(true);
@@ -600,7 +606,7 @@ async function submitLabelMove(event) {
     $("#label-dialog").close();
     showNotice(`${moved.event.label} now points at v${moved.event.toVersion} (${moved.event.kind === "rolled_back" ? "rolled back" : "moved"} from v${moved.event.fromVersion ?? "–"}).`);
     state.stamp = null;
-    await refreshAll();
+    await refreshNow();
   } catch (error) {
     const message = $("#label-error");
     message.textContent = error.message;
@@ -863,7 +869,7 @@ function selectAgent(agent) {
   state.stamp = null;
   state.expanded.clear();
   history.replaceState(null, "", `#agent=${encodeURIComponent(agent)}`);
-  refreshAll().catch((error) => showProblem(error.message));
+  refreshNow().catch((error) => showProblem(error.message));
 }
 
 start();

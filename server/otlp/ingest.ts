@@ -3,11 +3,11 @@
 // reward annotation spans become rewards. Spans may arrive in any order and in any number of requests:
 // each request is planned against the spans of the same traces and rollouts stored before it.
 import { createHash } from "node:crypto";
-import { listAgents } from "../../agents/registry.ts";
+import { findAgent } from "../../agents/registry.ts";
 import type { AgentDefinition } from "../../agents/types.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout, Reward } from "../../store/rollouts.ts";
-import type { AttributeValue, IngestCounts, SpanIngestPlan, SpanRecord } from "../../store/traces.ts";
+import type { AttributeValue, SpanIngestPlan, SpanRecord } from "../../store/traces.ts";
 import {
   AGENT_LIGHTNING,
   AGL_PROMPT,
@@ -23,7 +23,7 @@ import {
   STATUS_ERROR,
 } from "./semconv.ts";
 
-export const AGENT_LIGHTNING_SCORER = "agentlightning";
+const AGENT_LIGHTNING_SCORER = "agentlightning";
 
 /** Latency, token counts and versions are `integer` columns. */
 const INT4_MAX = 2_147_483_647;
@@ -33,7 +33,6 @@ export interface IngestOutcome {
   rejected: string[];
   /** Things the sender may want to know about spans that were stored. */
   warnings: string[];
-  written: IngestCounts;
 }
 
 interface RewardDimension {
@@ -62,17 +61,17 @@ export async function ingestSpans(store: Store, spans: readonly SpanRecord[]): P
     if (typeof classified === "string") rejected.push(`span ${span.spanId} (${span.name}) of trace ${span.traceId}: ${classified}`);
     else incoming.push(classified);
   }
-  if (incoming.length === 0) return { rejected, warnings: [], written: { spans: 0, rollouts: 0, rewards: 0 } };
+  if (incoming.length === 0) return { rejected, warnings: [] };
   const context = {
     traceIds: [...new Set(incoming.map((item) => item.span.traceId))],
     rolloutIds: [...new Set(incoming.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
   };
-  const { plan, written } = await store.traces.ingest(context, (stored) => planIngest(incoming, stored));
-  return { rejected, warnings: plan.warnings, written };
+  const { plan } = await store.traces.ingest(context, (stored) => planIngest(incoming, stored));
+  return { rejected, warnings: plan.warnings };
 }
 
 /** The rollout id of spans that carry Agent Lightning's `ro-…` id: prefixed, so a reader sees where it came from. */
-export function aglRolloutKey(aglRolloutId: string): string {
+function aglRolloutKey(aglRolloutId: string): string {
   return `ro-agl-${aglRolloutId.replace(/^ro-/, "")}`;
 }
 
@@ -173,14 +172,13 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
   }
 
   const plan: SpanIngestPlan & { warnings: string[] } = { spans: [], links: [], rollouts: [], rewards: [], warnings: [] };
-  const agents = new Map(listAgents().map((agent) => [agent.id, agent]));
   const groups = Map.groupBy(
     [...nodes.values()].filter((node) => node.rolloutId !== null),
     (node) => node.rolloutId!,
   );
   for (const [rolloutId, members] of groups) {
     if (!members.some((member) => member.isNew)) continue;
-    const built = buildRollout(rolloutId, members, agents);
+    const built = buildRollout(rolloutId, members);
     if (built?.rollout) plan.rollouts.push(built.rollout);
     plan.warnings.push(...(built?.warnings ?? []));
     for (const member of members) {
@@ -205,7 +203,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
  * made from its model calls alone. Null while the group has neither (only annotations so far), or when
  * the rollout was made by an earlier request (its agent span was stored before).
  */
-function buildRollout(rolloutId: string, members: Node[], agents: Map<string, AgentDefinition>): { rollout: NewRollout | null; warnings: string[] } | null {
+function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout | null; warnings: string[] } | null {
   const byStart = [...members].sort((a, b) => a.span.start.getTime() - b.span.start.getTime());
   const models = byStart.filter((member) => member.role === "model");
   const agentSpans = byStart.filter((member) => member.role === "agent");
@@ -216,7 +214,7 @@ function buildRollout(rolloutId: string, members: Node[], agents: Map<string, Ag
   const warnings: string[] = [];
   const source = main ?? models[0]!;
   const agentName = main ? agentNameOf(main.span) : (text(source.span.attributes[GEN_AI.agentName]) ?? text(source.span.resource[SERVICE_NAME]) ?? "unknown");
-  const definition = agents.get(agentName) ?? agents.get(text(source.span.attributes[GEN_AI.agentId]) ?? "");
+  const definition = findAgent(agentName) ?? findAgent(text(source.span.attributes[GEN_AI.agentId]) ?? "");
 
   const rawInput = main ? (main.span.attributes[MASTRA.agentRunInput] ?? main.span.attributes[MASTRA_LEGACY.input]) : (source.span.attributes[GEN_AI.inputMessages] ?? source.span.attributes[MASTRA_LEGACY.prompt]);
   const lastModel = models.at(-1);

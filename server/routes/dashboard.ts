@@ -3,10 +3,9 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { getAgent, listAgents } from "../../agents/registry.ts";
 import { analyzeAgent } from "../../runtime/analysis.ts";
-import { describeSchedule, listSchedules, scheduleJson } from "../../runtime/schedules.ts";
+import { listScheduleJson } from "../../runtime/schedules.ts";
 import { type Cycle, cycleJson } from "../../store/cycles.ts";
 import type { PhaseSpan } from "../../store/dashboard.ts";
-import { NotFoundError } from "../../store/errors.ts";
 import { eventJson, PRODUCTION, versionJson } from "../../store/resources.ts";
 import { rewardJson, type Rollout } from "../../store/rollouts.ts";
 import type { RouteModule, ServerDependencies } from "../app.ts";
@@ -66,7 +65,7 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
     const agents = await Promise.all(
       listAgents().map(async (agent) => {
         const resource = agent.prompt.resource;
-        const production = await orNull(store.resources.getByLabel(resource, PRODUCTION));
+        const production = (await store.resources.findByLabel(resource, PRODUCTION)) ?? null;
         const deployment = production ? (await store.resources.events(resource, HISTORY_SHOWN)).find((event) => event.label === PRODUCTION) : undefined;
         const [latestCycle] = await store.cycles.list({ agent: agent.id, limit: 1 });
         return {
@@ -132,9 +131,7 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
     const client = deps.temporal?.client;
     if (!client) return context.json({ available: false, schedules: [] });
     try {
-      const summaries = await listSchedules(client);
-      const described = await Promise.all(summaries.map((summary) => describeSchedule(client, summary.scheduleId)));
-      return context.json({ available: true, schedules: await Promise.all(described.map((description) => scheduleJson(description, store))) });
+      return context.json({ available: true, schedules: await listScheduleJson(client, store) });
     } catch (error) {
       throw new HttpError(503, "temporal_unavailable", `Temporal did not answer (${(error as Error).message}); schedules show again once it does.`);
     }
@@ -153,15 +150,6 @@ function dashboardCycle(cycle: Cycle, spans: PhaseSpan[], deps: ServerDependenci
 
 function rolloutJson(rollout: Rollout) {
   return { ...rollout, createdAt: rollout.createdAt.toISOString(), rewards: rollout.rewards.map(rewardJson) };
-}
-
-async function orNull<T>(lookup: Promise<T>): Promise<T | null> {
-  try {
-    return await lookup;
-  } catch (error) {
-    if (error instanceof NotFoundError) return null;
-    throw error;
-  }
 }
 
 function parseQuery<T>(context: Context, schema: z.ZodObject & z.ZodType<T>): T {

@@ -1,9 +1,8 @@
-import { bodyLimit } from "hono/body-limit";
 import { feedbackSchema, recordFeedback } from "../../scorers/human-feedback.ts";
 import { outcomeSchema, recordOutcome } from "../../scorers/proxy-metrics.ts";
 import { rewardJson } from "../../store/rollouts.ts";
 import type { RouteModule } from "../app.ts";
-import { readJson } from "./resources.ts";
+import { jsonBodyLimit, readJson } from "../http-errors.ts";
 
 /** One rating or one outcome event is a few hundred bytes; a comment of 2,000 characters fits many times over. */
 export const REWARD_BODY_LIMIT_BYTES = 16 * 1024;
@@ -15,11 +14,7 @@ export const REWARD_BODY_LIMIT_BYTES = 16 * 1024;
  * idempotent on the id the client sends (feedbackId, outcomeId): 201 when stored, 200 when it was already.
  */
 export const feedbackRoutes: RouteModule = (app, { config, store }) => {
-  const limitBody = bodyLimit({
-    maxSize: REWARD_BODY_LIMIT_BYTES,
-    onError: (context) =>
-      context.json({ error: { code: "payload_too_large", message: `The request body is over ${REWARD_BODY_LIMIT_BYTES} bytes. Nothing was written.` } }, 413),
-  });
+  const limitBody = jsonBodyLimit(REWARD_BODY_LIMIT_BYTES, " Nothing was written.");
 
   app.post("/v1/feedback", limitBody, async (context) => {
     const { reward, created } = await recordFeedback(store, await readJson(context, feedbackSchema));

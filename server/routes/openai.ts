@@ -1,14 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { LanguageModelV2, LanguageModelV2CallOptions, LanguageModelV2FinishReason, LanguageModelV2Prompt } from "@ai-sdk/provider";
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { createLanguageModel } from "../../agents/models/index.ts";
 import type { RouteModule } from "../app.ts";
-import { HttpError } from "../http-errors.ts";
+import { type BodyWording, HttpError, jsonBodyLimit, parseJsonBody } from "../http-errors.ts";
 
 /** A chat request is a prompt and a few posts; 1 MiB leaves room for any prompt a local model can read. */
-export const CHAT_BODY_LIMIT_BYTES = 1024 * 1024;
+const CHAT_BODY_LIMIT_BYTES = 1024 * 1024;
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 
@@ -58,11 +57,7 @@ export const openAIRoutes: RouteModule = (app, { config }) => mountOpenAIRoutes(
  * whatever its `model` field names: the answer's `model` says which one answered.
  */
 export function mountOpenAIRoutes(app: Hono, model: LanguageModelV2): void {
-  const limitBody = bodyLimit({
-    maxSize: CHAT_BODY_LIMIT_BYTES,
-    onError: (context) =>
-      context.json({ error: { code: "payload_too_large", message: `The request body is over ${CHAT_BODY_LIMIT_BYTES} bytes.` } }, 413),
-  });
+  const limitBody = jsonBodyLimit(CHAT_BODY_LIMIT_BYTES);
 
   app.get("/v1/models", (context) =>
     context.json({ object: "list", data: [{ id: model.modelId, object: "model", created: 0, owned_by: model.provider }] }),
@@ -91,19 +86,10 @@ export function mountOpenAIRoutes(app: Hono, model: LanguageModelV2): void {
   });
 }
 
+const CHAT_WORDING: BodyWording = { malformedCode: "invalid_request", invalidCode: "invalid_request", heading: "Not a chat completion request: ", tail: "", maxProblems: 5 };
+
 function parseChatRequest(body: string): ChatRequest {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body);
-  } catch (error) {
-    throw new HttpError(400, "invalid_request", `The request body is not valid JSON (${(error as Error).message}).`);
-  }
-  const parsed = chatRequest.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`);
-    throw new HttpError(400, "invalid_request", `Not a chat completion request: ${problems.slice(0, 5).join("; ")}.`);
-  }
-  return parsed.data;
+  return parseJsonBody(body, chatRequest, CHAT_WORDING);
 }
 
 function callOptions(request: ChatRequest, abortSignal: AbortSignal): LanguageModelV2CallOptions {

@@ -1,13 +1,12 @@
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { diffPromptContent } from "../../agents/prompt-diff.ts";
 import { ROOT_COMPONENT, renderPrompt } from "../../agents/prompt-template.ts";
 import { agentForResource, validatePromptContent } from "../../agents/prompt-validation.ts";
 import { eventJson, LABEL_PATTERN, LABEL_RULE, PRODUCTION, type ResourceVersion, versionJson } from "../../store/resources.ts";
 import type { RouteModule } from "../app.ts";
-import { HttpError } from "../http-errors.ts";
+import { HttpError, jsonBodyLimit, readJson } from "../http-errors.ts";
 
 /** Request bodies of the resource routes: one prompt version is at most 48,000 characters, so this fits any valid one. */
 export const RESOURCE_BODY_LIMIT_BYTES = 64 * 1024;
@@ -51,11 +50,7 @@ const API_ACTOR = "api";
  */
 export const resourceRoutes: RouteModule = (app, { store }) => {
   const resources = store.resources;
-  const limitBody = bodyLimit({
-    maxSize: RESOURCE_BODY_LIMIT_BYTES,
-    onError: (context) =>
-      context.json({ error: { code: "payload_too_large", message: `The request body is over ${RESOURCE_BODY_LIMIT_BYTES} bytes. Nothing was written.` } }, 413),
-  });
+  const limitBody = jsonBodyLimit(RESOURCE_BODY_LIMIT_BYTES, " Nothing was written.");
 
   app.get("/v1/resources/:name", async (context) => {
     const label = parse(labelName, context.req.query("label") ?? PRODUCTION, "query parameter label");
@@ -125,7 +120,7 @@ export const resourceRoutes: RouteModule = (app, { store }) => {
 };
 
 /** Strong: it changes exactly when what a client caches (name, version, content) changes. Labels are not part of it. */
-export function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">): string {
+function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">): string {
   const digest = createHash("sha256").update(`${version.name}\u0000${version.version}\u0000${JSON.stringify(version.content)}`).digest("base64url");
   return `"${digest.slice(0, 32)}"`;
 }
@@ -159,17 +154,4 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return parsed.data;
 }
 
-export async function readJson<T>(context: Context, schema: z.ZodType<T>): Promise<T> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await context.req.text());
-  } catch (error) {
-    throw new HttpError(400, "malformed_json", `The request body is not valid JSON (${(error as Error).message}). Nothing was written.`);
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`);
-    throw new HttpError(400, "invalid_input", `Invalid request body: ${problems.join("; ")}. Nothing was written.`);
-  }
-  return parsed.data;
-}
+

@@ -18,7 +18,7 @@ describe("agl schedule (scaled mode: the shared Temporal dev server, PostgreSQL,
     await database.close();
   });
 
-  test("create, list, describe, pause, resume, trigger (the run shows up in cycle list with its trigger), delete", { timeout: 120_000 }, async () => {
+  test("create, list, describe, pause, resume, trigger (the run shows up in cycle list with its trigger), delete", { timeout: 240_000 }, async () => {
     const created = await agl(["schedule", "create", id, "--agent", "post-analyzer", "--dataset", "posts", "--cron", "0 2 * * *", "--timezone", "Europe/Paris", "--paused", "--json"], { env });
     expect(created.stderr).not.toContain("error:");
     expect(created.exitCode).toBe(0);
