@@ -12,7 +12,7 @@ import type { Runtime } from "./runtime.ts";
 import type { RunningWorker } from "./worker.ts";
 
 /** A polling worker picks a new workflow task up within milliseconds; waiting longer means there is none. */
-export const PICKUP_GRACE_MS = 3_000;
+const PICKUP_GRACE_MS = 3_000;
 
 export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
   return {
