@@ -57,7 +57,7 @@ export function rolloutsStore(db: Kysely<Database>) {
     for (let start = 0; start < rollouts.length; start += INSERT_CHUNK) {
       const result = await db
         .insertInto("rollouts")
-        .values(rollouts.slice(start, start + INSERT_CHUNK).map(toRow))
+        .values(rollouts.slice(start, start + INSERT_CHUNK).map(rolloutRow))
         .onConflict((oc) => oc.column("id").doNothing())
         .executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
@@ -177,7 +177,8 @@ export async function rolloutsWithRewards(db: Kysely<Database>, rows: Selectable
   return rows.map((row) => ({ ...fromRow(row), rewards: (byRollout.get(row.id) ?? []).map(toReward) }));
 }
 
-function toRow(rollout: NewRollout) {
+/** A rollout as its row: JSON columns as text, the form both kysely inserts and a JSON-recordset insert take. */
+export function rolloutRow(rollout: NewRollout) {
   return {
     id: rollout.id,
     agent: rollout.agent,

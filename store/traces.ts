@@ -1,5 +1,5 @@
-import type { Kysely, Selectable } from "kysely";
-import { type NewRollout, type Reward, rolloutsStore } from "./rollouts.ts";
+import { type Kysely, type Selectable, sql } from "kysely";
+import { type NewRollout, type Reward, rolloutRow } from "./rollouts.ts";
 import type { Database, SpansTable } from "./schema.ts";
 
 export type AttributeValue = string | number | boolean | null | AttributeValue[] | { [key: string]: AttributeValue };
@@ -20,7 +20,10 @@ export interface SpanRecord {
   rolloutId: string | null;
 }
 
-/** What one OTLP request writes: its spans, earlier spans that now belong to a rollout, and the rollouts and rewards derived from them. */
+/**
+ * What one ingest writes: its new spans, earlier spans that now belong to a rollout, every rollout the new
+ * spans touched (rebuilt whole from all of its spans), and the rewards of those rollouts.
+ */
 export interface SpanIngestPlan {
   spans: SpanRecord[];
   links: { traceId: string; spanId: string; rolloutId: string }[];
@@ -30,66 +33,34 @@ export interface SpanIngestPlan {
 
 export interface IngestCounts {
   spans: number;
+  links: number;
+  /** Rollouts created or changed; a rebuild that changes nothing writes nothing. */
   rollouts: number;
   rewards: number;
 }
 
-const CHUNK = 250;
+/** What an ingest may connect to: the traces of its spans and the Agent Lightning rollouts they name. */
+export interface IngestContext {
+  traceIds: readonly string[];
+  rolloutIds: readonly string[];
+}
 
 export function tracesStore(db: Kysely<Database>) {
   /**
-   * One request, one transaction: reads the spans stored earlier that the new ones may connect to (same
-   * traces, same rollouts), lets `plan` derive what to write, and writes it all or nothing. Idempotent:
-   * spans on (trace, span), rollouts on their id, rewards on (rollout, scorer, dedupe key). A reward whose
-   * rollout does not exist yet waits in its span until the rollout's spans arrive.
+   * One transaction: locks the traces and rollouts the new spans belong to (so concurrent ingests of the
+   * same trace, in this process or another, run one after the other), reads the spans stored before that
+   * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement.
+   * Idempotent: spans on (trace, span), rollouts on their id (replaced by the rebuilt version, only when it
+   * differs), rewards on (rollout, scorer, dedupe key).
    */
-  async function ingest<Plan extends SpanIngestPlan>(
-    context: { traceIds: readonly string[]; rolloutIds: readonly string[] },
-    plan: (stored: SpanRecord[]) => Plan,
-  ): Promise<{ plan: Plan; written: IngestCounts }> {
+  async function ingest<Plan extends SpanIngestPlan>(context: IngestContext, plan: (stored: SpanRecord[]) => Plan): Promise<{ plan: Plan; written: IngestCounts }> {
     return db.transaction().execute(async (trx) => {
+      await lockKeys(trx, [...context.traceIds.map((id) => `trace ${id}`), ...context.rolloutIds.map((id) => `rollout ${id}`)]);
       const stored = await storedSpans(trx, context);
       const result = plan(stored);
-      let spans = 0;
-      for (const chunk of chunks(result.spans)) {
-        const inserted = await trx
-          .insertInto("spans")
-          .values(chunk.map(toRow))
-          .onConflict((oc) => oc.columns(["trace_id", "span_id"]).doNothing())
-          .executeTakeFirst();
-        spans += Number(inserted.numInsertedOrUpdatedRows ?? 0n);
-      }
-      for (const links of Map.groupBy(result.links, (link) => `${link.rolloutId}\u0000${link.traceId}`).values()) {
-        await trx
-          .updateTable("spans")
-          .set({ rollout_id: links[0]!.rolloutId })
-          .where("trace_id", "=", links[0]!.traceId)
-          .where(
-            "span_id",
-            "in",
-            links.map((link) => link.spanId),
-          )
-          .where("rollout_id", "is", null)
-          .execute();
-      }
-      const rollouts = rolloutsStore(trx);
-      const created = await rollouts.insertMany(result.rollouts);
-      const planned = new Set(result.rollouts.map((rollout) => rollout.id));
-      const existing = await rollouts.existingIds([...new Set(result.rewards.map((reward) => reward.rolloutId).filter((id) => !planned.has(id)))]);
-      const rewards = await rollouts.addRewards(result.rewards.filter((reward) => planned.has(reward.rolloutId) || existing.has(reward.rolloutId)));
-      return { plan: result, written: { spans, rollouts: created, rewards } };
+      const written = await write(trx, result);
+      return { plan: result, written };
     });
-  }
-
-  async function storedSpans(executor: Kysely<Database>, context: { traceIds: readonly string[]; rolloutIds: readonly string[] }): Promise<SpanRecord[]> {
-    const rows = new Map<string, Selectable<SpansTable>>();
-    for (const traceIds of chunks(context.traceIds)) {
-      for (const row of await executor.selectFrom("spans").selectAll().where("trace_id", "in", traceIds).execute()) rows.set(`${row.trace_id}/${row.span_id}`, row);
-    }
-    for (const rolloutIds of chunks(context.rolloutIds)) {
-      for (const row of await executor.selectFrom("spans").selectAll().where("rollout_id", "in", rolloutIds).execute()) rows.set(`${row.trace_id}/${row.span_id}`, row);
-    }
-    return [...rows.values()].map(fromRow);
   }
 
   async function spansOfTrace(traceId: string): Promise<SpanRecord[]> {
@@ -114,11 +85,97 @@ export function tracesStore(db: Kysely<Database>) {
   return { ingest, spansOfTrace, spansOfRollout, totals };
 }
 
-function* chunks<T>(items: readonly T[]): Generator<T[]> {
-  for (let start = 0; start < items.length; start += CHUNK) yield items.slice(start, start + CHUNK);
+/**
+ * Transaction-scoped advisory locks, taken in one sorted order so two ingests never wait on each other in a
+ * cycle. A hash collision only makes two unrelated ingests take turns.
+ */
+async function lockKeys(trx: Kysely<Database>, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await sql`
+    SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
+      SELECT DISTINCT hashtextextended('agl otlp ' || key, 0) AS lock_key FROM unnest(${[...keys]}::text[]) AS key ORDER BY 1
+    ) AS sorted_keys
+  `.execute(trx);
 }
 
-function toRow(span: SpanRecord) {
+async function storedSpans(trx: Kysely<Database>, context: IngestContext): Promise<SpanRecord[]> {
+  const rows = await trx
+    .selectFrom("spans")
+    .selectAll()
+    .where((eb) => eb.or([eb("trace_id", "=", sql<string>`any(${[...context.traceIds]}::text[])`), eb("rollout_id", "=", sql<string>`any(${[...context.rolloutIds]}::text[])`)]))
+    .execute();
+  return rows.map(fromRow);
+}
+
+/**
+ * The whole plan in one statement: each table's rows travel as one JSON parameter (one parse, one plan,
+ * whatever the batch size), and rewards are written only for rollouts of the same plan, which the
+ * statement's end-of-statement foreign key check sees.
+ */
+async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<IngestCounts> {
+  const spans = JSON.stringify(plan.spans.map(spanRow));
+  const links = JSON.stringify(plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId })));
+  const rollouts = JSON.stringify(plan.rollouts.map(rolloutRow));
+  const rewards = JSON.stringify(
+    plan.rewards.map((reward) => ({
+      rollout_id: reward.rolloutId,
+      scorer: reward.scorer,
+      value: reward.value,
+      reason: reward.reason,
+      details: reward.details,
+      dedupe_key: reward.dedupeKey,
+    })),
+  );
+  const { rows } = await sql<IngestCounts>`
+    WITH new_spans AS (
+      INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id)
+      SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id
+      FROM jsonb_to_recordset(${spans}::jsonb) AS x(
+        trace_id text, span_id text, parent_span_id text, name text, kind smallint, start_time timestamptz, end_time timestamptz,
+        status_code smallint, status_message text, attributes jsonb, resource jsonb, scope text, rollout_id text)
+      ON CONFLICT (trace_id, span_id) DO NOTHING
+      RETURNING 1
+    ), linked AS (
+      UPDATE spans SET rollout_id = x.rollout_id
+      FROM jsonb_to_recordset(${links}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
+      WHERE spans.trace_id = x.trace_id AND spans.span_id = x.span_id AND spans.rollout_id IS NULL
+      RETURNING 1
+    ), rebuilt AS (
+      INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+        input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
+      SELECT id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+        input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
+      FROM jsonb_to_recordset(${rollouts}::jsonb) AS x(
+        id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, candidate_id text,
+        cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
+        input_tokens integer, output_tokens integer, trace_id text, instructions text)
+      ON CONFLICT (id) DO UPDATE SET
+        agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version,
+        input = excluded.input, output = excluded.output, status = excluded.status, error = excluded.error,
+        latency_ms = excluded.latency_ms, model = excluded.model, input_tokens = excluded.input_tokens,
+        output_tokens = excluded.output_tokens, trace_id = excluded.trace_id, instructions = excluded.instructions
+      WHERE rollouts.source = 'otlp' AND (
+        rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
+        rollouts.latency_ms, rollouts.model, rollouts.input_tokens, rollouts.output_tokens, rollouts.trace_id, rollouts.instructions
+      ) IS DISTINCT FROM (
+        excluded.agent, excluded.resource_name, excluded.resource_version, excluded.input, excluded.output, excluded.status, excluded.error,
+        excluded.latency_ms, excluded.model, excluded.input_tokens, excluded.output_tokens, excluded.trace_id, excluded.instructions
+      )
+      RETURNING 1
+    ), new_rewards AS (
+      INSERT INTO rewards (rollout_id, scorer, value, reason, details, dedupe_key)
+      SELECT rollout_id, scorer, value, reason, details, dedupe_key
+      FROM jsonb_to_recordset(${rewards}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
+      ON CONFLICT (rollout_id, scorer, dedupe_key) DO NOTHING
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM new_spans) AS spans, (SELECT count(*) FROM linked) AS links,
+      (SELECT count(*) FROM rebuilt) AS rollouts, (SELECT count(*) FROM new_rewards) AS rewards
+  `.execute(trx);
+  return rows[0]!;
+}
+
+function spanRow(span: SpanRecord) {
   return {
     trace_id: span.traceId,
     span_id: span.spanId,
@@ -129,8 +186,8 @@ function toRow(span: SpanRecord) {
     end_time: span.end,
     status_code: span.statusCode,
     status_message: span.statusMessage,
-    attributes: JSON.stringify(span.attributes),
-    resource: JSON.stringify(span.resource),
+    attributes: span.attributes,
+    resource: span.resource,
     scope: span.scope,
     rollout_id: span.rolloutId,
   };

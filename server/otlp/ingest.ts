@@ -1,10 +1,15 @@
 // Spans in, rollouts and rewards out. A Mastra agent span (either shape Mastra has emitted) becomes a
 // rollout; Agent Lightning's rollout id, when a span carries one, groups spans into that rollout instead;
-// reward annotation spans become rewards. Spans may arrive in any order and in any number of requests:
-// each request is planned against the spans of the same traces and rollouts stored before it.
+// reward annotation spans become rewards.
+//
+// Spans arrive in any order, in any number of requests: OTel exporters send a child before its parent all
+// the time (the child ends first), and a parent may come in a later batch. So a rollout is never built from
+// the spans of one request: every ingest rebuilds each rollout its new spans belong to from all of that
+// rollout's spans stored so far, and replaces the stored version. The stored rollout is therefore a function
+// of the set of spans received, whatever the order and batching. Concurrent requests are written in
+// batches (group commit): one transaction for whatever arrived while the previous one ran.
 import { createHash } from "node:crypto";
 import { findAgent } from "../../agents/registry.ts";
-import type { AgentDefinition } from "../../agents/types.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout, Reward } from "../../store/rollouts.ts";
 import type { AttributeValue, SpanIngestPlan, SpanRecord } from "../../store/traces.ts";
@@ -28,6 +33,9 @@ const AGENT_LIGHTNING_SCORER = "agentlightning";
 /** Latency, token counts and versions are `integer` columns. */
 const INT4_MAX = 2_147_483_647;
 
+/** Spans written in one group-commit transaction at most; a single larger request still goes alone. */
+const MAX_BATCH_SPANS = 8_192;
+
 export interface IngestOutcome {
   /** Spans refused, with the reason; nothing else of the request is affected. */
   rejected: string[];
@@ -48,8 +56,24 @@ interface ClassifiedSpan {
   rewards: RewardDimension[] | null;
 }
 
-/** Classifies the request's spans, then plans and stores everything in one transaction. */
-export async function ingestSpans(store: Store, spans: readonly SpanRecord[]): Promise<IngestOutcome> {
+/** A warning and the spans it concerns: a request is told the warnings about the spans it sent. */
+interface Warning {
+  spanKeys: string[];
+  message: string;
+}
+
+interface PendingRequest {
+  incoming: ClassifiedSpan[];
+  rejected: string[];
+  settle: { resolve: (outcome: IngestOutcome) => void; reject: (error: unknown) => void };
+}
+
+/**
+ * Stores the spans of one OTLP request and what they make (rollouts, rewards), and resolves once that is
+ * committed: an exporter answered 200 has lost nothing. Requests that arrive while a transaction runs wait
+ * and go together in the next one.
+ */
+export function ingestSpans(store: Store, spans: readonly SpanRecord[]): Promise<IngestOutcome> {
   const rejected: string[] = [];
   const incoming: ClassifiedSpan[] = [];
   const seen = new Set<string>();
@@ -61,13 +85,73 @@ export async function ingestSpans(store: Store, spans: readonly SpanRecord[]): P
     if (typeof classified === "string") rejected.push(`span ${span.spanId} (${span.name}) of trace ${span.traceId}: ${classified}`);
     else incoming.push(classified);
   }
-  if (incoming.length === 0) return { rejected, warnings: [] };
-  const context = {
-    traceIds: [...new Set(incoming.map((item) => item.span.traceId))],
-    rolloutIds: [...new Set(incoming.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
-  };
-  const { plan } = await store.traces.ingest(context, (stored) => planIngest(incoming, stored));
-  return { rejected, warnings: plan.warnings };
+  if (incoming.length === 0) return Promise.resolve({ rejected, warnings: [] });
+  return new Promise((resolve, reject) => committerFor(store).submit({ incoming, rejected, settle: { resolve, reject } }));
+}
+
+const committers = new WeakMap<Store, GroupCommitter>();
+
+function committerFor(store: Store): GroupCommitter {
+  let committer = committers.get(store);
+  if (!committer) {
+    committer = new GroupCommitter(store);
+    committers.set(store, committer);
+  }
+  return committer;
+}
+
+/** One ingest transaction at a time per store; whatever queued meanwhile goes in the next. */
+class GroupCommitter {
+  private readonly store: Store;
+  private readonly queue: PendingRequest[] = [];
+  private running = false;
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  submit(request: PendingRequest): void {
+    this.queue.push(request);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    while (this.queue.length > 0) {
+      let size = 0;
+      let count = 0;
+      while (count < this.queue.length && (count === 0 || size + this.queue[count]!.incoming.length <= MAX_BATCH_SPANS)) size += this.queue[count++]!.incoming.length;
+      const batch = this.queue.splice(0, count);
+      try {
+        this.settle(batch, await this.commit(batch));
+      } catch (error) {
+        // One bad request must not fail the others it was batched with: each is tried alone.
+        if (batch.length === 1) batch[0]!.settle.reject(error);
+        else for (const request of batch) await this.commit([request]).then((warnings) => this.settle([request], warnings), request.settle.reject);
+      }
+    }
+    this.running = false;
+  }
+
+  private async commit(batch: readonly PendingRequest[]): Promise<Warning[]> {
+    const incoming = new Map<string, ClassifiedSpan>();
+    for (const request of batch) for (const item of request.incoming) if (!incoming.has(keyOf(item.span))) incoming.set(keyOf(item.span), item);
+    const items = [...incoming.values()];
+    const context = {
+      traceIds: [...new Set(items.map((item) => item.span.traceId))],
+      rolloutIds: [...new Set(items.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
+    };
+    const { plan } = await this.store.traces.ingest(context, (stored) => planIngest(items, stored));
+    return plan.warnings;
+  }
+
+  private settle(batch: readonly PendingRequest[], warnings: readonly Warning[]): void {
+    for (const request of batch) {
+      const keys = new Set(request.incoming.map((item) => keyOf(item.span)));
+      const mine = warnings.filter((warning) => warning.spanKeys.some((key) => keys.has(key))).map((warning) => warning.message);
+      request.settle.resolve({ rejected: request.rejected, warnings: mine });
+    }
+  }
 }
 
 /** The rollout id of spans that carry Agent Lightning's `ro-…` id: prefixed, so a reader sees where it came from. */
@@ -83,7 +167,6 @@ export function agentSpanRolloutKey(traceId: string, spanId: string): string {
 function keyOf(span: { traceId: string; spanId: string }): string {
   return `${span.traceId}/${span.spanId}`;
 }
-
 function classify(span: SpanRecord): ClassifiedSpan | string {
   const rewards = rewardDimensions(span);
   if (typeof rewards === "string") return rewards;
@@ -150,7 +233,12 @@ interface Node extends ClassifiedSpan {
   rolloutId: string | null;
 }
 
-function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[]): SpanIngestPlan & { warnings: string[] } {
+/** Orders spans by start, then span id: every choice below ("the first agent span", "the last model call") is then independent of arrival order. */
+function byStart(a: Node, b: Node): number {
+  return a.span.start.getTime() - b.span.start.getTime() || (a.span.spanId < b.span.spanId ? -1 : a.span.spanId > b.span.spanId ? 1 : 0);
+}
+
+function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[]): SpanIngestPlan & { warnings: Warning[] } {
   const nodes = new Map<string, Node>();
   for (const span of stored) {
     const classified = classify(span);
@@ -158,29 +246,33 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
   }
   for (const item of incoming) if (!nodes.has(keyOf(item.span))) nodes.set(keyOf(item.span), { ...item, isNew: true, rolloutId: null });
 
-  const nearestAgent = (node: Node): Node | null => {
+  // A span belongs to the rollout of the nearest span at or above it that names an Agent Lightning rollout or
+  // is an agent span. While a span between it and that one is missing, it belongs to none yet; once the chain
+  // is complete the answer never changes, so a span is linked at most once.
+  const rolloutOf = (node: Node): string | null => {
     let current: Node | undefined = node;
     for (let depth = 0; current && depth < 10_000; depth++) {
-      if (current.role === "agent") return current;
+      if (current.aglRolloutId) return aglRolloutKey(current.aglRolloutId);
+      if (current.role === "agent") return agentSpanRolloutKey(current.span.traceId, current.span.spanId);
       current = current.span.parentSpanId ? nodes.get(`${current.span.traceId}/${current.span.parentSpanId}`) : undefined;
     }
     return null;
   };
-  for (const node of nodes.values()) {
-    const agent = node.aglRolloutId ? null : nearestAgent(node);
-    node.rolloutId = node.aglRolloutId ? aglRolloutKey(node.aglRolloutId) : agent ? agentSpanRolloutKey(agent.span.traceId, agent.span.spanId) : null;
-  }
+  for (const node of nodes.values()) node.rolloutId = rolloutOf(node);
 
-  const plan: SpanIngestPlan & { warnings: string[] } = { spans: [], links: [], rollouts: [], rewards: [], warnings: [] };
+  const plan: SpanIngestPlan & { warnings: Warning[] } = { spans: [], links: [], rollouts: [], rewards: [], warnings: [] };
   const groups = Map.groupBy(
     [...nodes.values()].filter((node) => node.rolloutId !== null),
     (node) => node.rolloutId!,
   );
   for (const [rolloutId, members] of groups) {
-    if (!members.some((member) => member.isNew)) continue;
+    const newKeys = members.filter((member) => member.isNew).map((member) => keyOf(member.span));
+    if (newKeys.length === 0) continue;
+    members.sort(byStart);
     const built = buildRollout(rolloutId, members);
-    if (built?.rollout) plan.rollouts.push(built.rollout);
-    plan.warnings.push(...(built?.warnings ?? []));
+    plan.warnings.push(...built.warnings.map((message) => ({ spanKeys: newKeys, message })));
+    if (!built.rollout) continue;
+    plan.rollouts.push(built.rollout);
     for (const member of members) {
       member.rewards?.forEach((dimension, index) => plan.rewards.push(rewardOf(rolloutId, member, dimension, index)));
     }
@@ -189,46 +281,42 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
     if (node.isNew) plan.spans.push({ ...node.span, rolloutId: node.rolloutId });
     else if (node.rolloutId && node.span.rolloutId === null) plan.links.push({ traceId: node.span.traceId, spanId: node.span.spanId, rolloutId: node.rolloutId });
     if (node.isNew && node.rewards && !node.rolloutId) {
-      plan.warnings.push(
-        `span ${node.span.spanId} of trace ${node.span.traceId} is a reward annotation without ${AGENT_LIGHTNING.rolloutId} and no agent span above it yet: stored, it becomes a reward when its rollout's spans arrive`,
-      );
+      plan.warnings.push({
+        spanKeys: [keyOf(node.span)],
+        message: `span ${node.span.spanId} of trace ${node.span.traceId} is a reward annotation without ${AGENT_LIGHTNING.rolloutId} and no agent span above it yet: stored, it becomes a reward when its rollout's spans arrive`,
+      });
     }
   }
   return plan;
 }
 
 /**
- * The rollout of a group: from its top agent span (input, output, status, latency, prompt, agent), with
- * model and tokens from the model calls in the group; an Agent Lightning group without an agent span is
- * made from its model calls alone. Null while the group has neither (only annotations so far), or when
- * the rollout was made by an earlier request (its agent span was stored before).
+ * The rollout of a group, from all of its spans in start order: its agent span, when it has come, decides
+ * the agent, input, output, status, latency and prompt; the model calls add model names and tokens. An Agent
+ * Lightning group without an agent span is made from its model calls alone until the agent span comes.
+ * No rollout while a group has neither (only annotations so far).
  */
-function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout | null; warnings: string[] } | null {
-  const byStart = [...members].sort((a, b) => a.span.start.getTime() - b.span.start.getTime());
-  const models = byStart.filter((member) => member.role === "model");
-  const agentSpans = byStart.filter((member) => member.role === "agent");
-  const isAgl = members[0]!.aglRolloutId !== null;
-  const main = isAgl ? agentSpans[0] : agentSpans.find((member) => agentSpanRolloutKey(member.span.traceId, member.span.spanId) === rolloutId);
-  if (isAgl ? !main && models.length === 0 : !main?.isNew) return null;
+function buildRollout(rolloutId: string, members: readonly Node[]): { rollout: NewRollout | null; warnings: string[] } {
+  const models = members.filter((member) => member.role === "model");
+  const isAgl = members.some((member) => member.aglRolloutId !== null);
+  const main = members.find((member) => member.role === "agent" && (isAgl || agentSpanRolloutKey(member.span.traceId, member.span.spanId) === rolloutId));
+  const source = main ?? models[0];
+  if (!source) return { rollout: null, warnings: [] };
 
   const warnings: string[] = [];
-  const source = main ?? models[0]!;
   const agentName = main ? agentNameOf(main.span) : (text(source.span.attributes[GEN_AI.agentName]) ?? text(source.span.resource[SERVICE_NAME]) ?? "unknown");
-  const definition = findAgent(agentName) ?? findAgent(text(source.span.attributes[GEN_AI.agentId]) ?? "");
-
   const rawInput = main ? (main.span.attributes[MASTRA.agentRunInput] ?? main.span.attributes[MASTRA_LEGACY.input]) : (source.span.attributes[GEN_AI.inputMessages] ?? source.span.attributes[MASTRA_LEGACY.prompt]);
   const lastModel = models.at(-1);
   const rawOutput = main
     ? (main.span.attributes[MASTRA.agentRunOutput] ?? main.span.attributes[MASTRA_LEGACY.output])
     : (lastModel?.span.attributes[GEN_AI.outputMessages] ?? lastModel?.span.attributes[MASTRA_LEGACY.completion]);
-  const input = inputOf(definition, rawInput);
-  const output = outputOf(definition, rawOutput);
+  const run = interpretAgentRun([agentName, text(source.span.attributes[GEN_AI.agentId])], rawInput, rawOutput);
   const failedSpan = (main ? [main] : models).find((member) => member.span.statusCode === STATUS_ERROR);
   const error = failedSpan
     ? (failedSpan.span.statusMessage ?? text(failedSpan.span.attributes[ERROR_MESSAGE]) ?? `span ${failedSpan.span.name} ended with an error`)
-    : output.error;
+    : run.error;
 
-  const prompt = promptOf(source.span, definition, agentName, warnings);
+  const prompt = promptOf(source.span, run.promptResource ?? agentName, warnings);
   const start = main ? main.span.start.getTime() : Math.min(...models.map((member) => member.span.start.getTime()));
   const end = main ? main.span.end.getTime() : Math.max(...models.map((member) => member.span.end.getTime()));
   if (end - start > INT4_MAX) {
@@ -238,7 +326,7 @@ function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout
   return {
     rollout: {
       id: rolloutId,
-      agent: definition?.id ?? agentName,
+      agent: run.agent ?? agentName,
       source: "otlp",
       dataset: null,
       taskId: null,
@@ -247,8 +335,8 @@ function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout
       candidateId: null,
       cycleId: null,
       phase: null,
-      input,
-      output: output.value,
+      input: run.input,
+      output: run.output,
       status: error ? "failed" : "succeeded",
       error,
       latencyMs: end - start,
@@ -272,10 +360,10 @@ function agentNameOf(span: SpanRecord): string {
 }
 
 /** The prompt resource and version the run used: trace metadata first (`mastra.metadata.*`, unprefixed in the older shape), then the agl.prompt.* attributes of the span or its resource. */
-function promptOf(span: SpanRecord, definition: AgentDefinition | undefined, agentName: string, warnings: string[]): { resource: string; version: number | null } {
+function promptOf(span: SpanRecord, defaultResource: string, warnings: string[]): { resource: string; version: number | null } {
   const lookup = (metadataKey: string, attribute: string) =>
     span.attributes[`${MASTRA.metadataPrefix}${metadataKey}`] ?? span.attributes[metadataKey] ?? span.attributes[attribute] ?? span.resource[attribute];
-  const resource = text(lookup(PROMPT_METADATA.resource, AGL_PROMPT.resource)) ?? definition?.prompt.resource ?? agentName;
+  const resource = text(lookup(PROMPT_METADATA.resource, AGL_PROMPT.resource)) ?? defaultResource;
   const rawVersion = lookup(PROMPT_METADATA.version, AGL_PROMPT.version);
   const version = typeof rawVersion === "number" ? rawVersion : typeof rawVersion === "string" && /^\d+$/.test(rawVersion) ? Number(rawVersion) : null;
   if (rawVersion !== undefined && rawVersion !== null && (version === null || !Number.isInteger(version) || version < 1 || version > INT4_MAX)) {
@@ -304,15 +392,35 @@ function tokenSum(models: Node[], keys: readonly string[], warnings: string[]): 
   return null;
 }
 
+interface InterpretedRun {
+  /** The registered agent's id, or null when the run names no registered agent. */
+  agent: string | null;
+  /** The registered agent's prompt resource, the default when the spans name none. */
+  promptResource: string | null;
+  input: Record<string, unknown>;
+  output: Record<string, unknown> | null;
+  /** Why the run counts as failed although its spans did not say so, or null. */
+  error: string | null;
+}
+
 /**
- * The rollout's input: for a registered agent whose user message wraps one text field (e.g. `Post: {content}`),
- * that field, so the input validates against the agent's schema and can be replayed; otherwise the user text.
+ * The one place ingest reads the agent registry: finds the registered agent the run names (the first name
+ * that is one) and reads the run's input and output as that agent's. The input: for an agent whose user
+ * message wraps one text field (e.g. `Post: {content}`), that field, so the input validates against its
+ * schema and can be replayed; otherwise the user text. The output: checked against its output schema,
+ * as Mastra's `{text, object}`, the object alone, or JSON in the text. Without a registered agent: the user
+ * text and the structured object (else the text) as they came.
  */
-function inputOf(definition: AgentDefinition | undefined, raw: AttributeValue | undefined): Record<string, unknown> {
-  const parsed = parseJsonText(raw);
-  const userText = messageText(parsed, "user");
-  if (userText === null) return isRecord(parsed) ? parsed : parsed === undefined ? {} : { value: parsed };
-  if (definition) {
+function interpretAgentRun(names: readonly (string | null)[], rawInput: AttributeValue | undefined, rawOutput: AttributeValue | undefined): InterpretedRun {
+  const definition = names.flatMap((name) => (name ? [findAgent(name)] : [])).find((found) => found !== undefined);
+  const parsedInput = parseJsonText(rawInput);
+  const userText = messageText(parsedInput, "user");
+  const output = readOutput(rawOutput);
+  const asGiven = { input: userText !== null ? { text: userText } : isRecord(parsedInput) ? parsedInput : parsedInput === undefined ? {} : { value: parsedInput }, output: output.value, error: output.error };
+  if (!definition) return { agent: null, promptResource: null, ...asGiven };
+
+  let input = asGiven.input;
+  if (userText !== null) {
     const marker = "\u0000agl-input\u0000";
     const template = definition.userMessage({ [definition.inputTextField]: marker });
     const at = template.indexOf(marker);
@@ -320,28 +428,33 @@ function inputOf(definition: AgentDefinition | undefined, raw: AttributeValue | 
     const suffix = template.slice(at + marker.length);
     if (at >= 0 && userText.length >= prefix.length + suffix.length && userText.startsWith(prefix) && userText.endsWith(suffix)) {
       const structured = definition.inputSchema.safeParse({ [definition.inputTextField]: userText.slice(prefix.length, userText.length - suffix.length) });
-      if (structured.success) return structured.data;
+      if (structured.success) input = structured.data;
     }
   }
-  return { text: userText };
+  const identity = { agent: definition.id, promptResource: definition.prompt.resource, input };
+  if (output.error || output.candidates.length === 0) return { ...identity, output: output.value, error: output.error };
+  const checks = output.candidates.map((candidate) => definition.outputSchema.safeParse(candidate));
+  const valid = checks.find((check) => check.success);
+  if (valid?.success) return { ...identity, output: valid.data as Record<string, unknown>, error: null };
+  const problems = checks[0]!.error!.issues.map((issue) => `${issue.path.join(".") || "(output)"}: ${issue.message}`).join("; ");
+  return { ...identity, output: output.value, error: `output does not match the agent's schema: ${problems}` };
 }
 
-/** The rollout's output: the structured object (checked against a registered agent's schema), else the text. */
-function outputOf(definition: AgentDefinition | undefined, raw: AttributeValue | undefined): { value: Record<string, unknown> | null; error: string | null } {
+/**
+ * The agent span's output as it came: the value to store when no schema applies, the structured values a
+ * schema may accept (Mastra's `object`, JSON in the text, the bare object), or the reason the run ended.
+ */
+function readOutput(raw: AttributeValue | undefined): { value: Record<string, unknown> | null; candidates: unknown[]; error: string | null } {
   const parsed = parseJsonText(raw);
-  if (parsed === undefined || parsed === null) return { value: null, error: null };
+  if (parsed === undefined || parsed === null) return { value: null, candidates: [], error: null };
   if (isRecord(parsed) && (parsed.status === "aborted" || parsed.status === "suspended") && !("text" in parsed)) {
-    return { value: null, error: `the run was ${parsed.status}${typeof parsed.reason === "string" ? `: ${parsed.reason}` : ""}` };
+    return { value: null, candidates: [], error: `the run was ${parsed.status}${typeof parsed.reason === "string" ? `: ${parsed.reason}` : ""}` };
   }
   const textOut = messageText(parsed, "assistant");
   const object = isRecord(parsed) && isRecord(parsed.object) ? parsed.object : undefined;
-  const fallback = object ?? (textOut !== null ? { text: textOut } : isRecord(parsed) ? parsed : { value: parsed });
-  if (!definition) return { value: fallback, error: null };
-  const candidate = object ?? parseJsonText(textOut ?? undefined);
-  const checked = definition.outputSchema.safeParse(candidate);
-  if (checked.success) return { value: checked.data as Record<string, unknown>, error: null };
-  const problems = checked.error.issues.map((issue) => `${issue.path.join(".") || "(output)"}: ${issue.message}`).join("; ");
-  return { value: fallback, error: `output does not match the agent's schema: ${problems}` };
+  const value = object ?? (textOut !== null ? { text: textOut } : isRecord(parsed) ? parsed : { value: parsed });
+  const candidates = object ? [object] : textOut !== null ? [parseJsonText(textOut), ...(isRecord(parsed) ? [parsed] : [])] : [parsed];
+  return { value, candidates, error: null };
 }
 
 /** The text of the last message with the role, from a plain string, a message list (Mastra or GenAI parts), `{messages}` or `{text}`. */

@@ -72,6 +72,18 @@ describe.each(BACKENDS)("OpenTelemetry SDK exporters -> POST /v1/traces (%s)", (
     await exporter.shutdown();
   });
 
+  test("an agent span whose output is the bare structured object, not Mastra's {text, object}, is read the same way", async () => {
+    let agentSpan!: Span;
+    const spans = recordSpans({ "service.name": "shop" }, (tracer) => {
+      agentSpan = recordMastraRun(tracer, { output: JSON.stringify(ANSWER) });
+    });
+    const exporter = new ProtobufExporter({ url: endpoint() });
+    expect(await exportSpans(exporter, spans)).toEqual({ code: 0 });
+    const { traceId, spanId } = agentSpan.spanContext();
+    expect(await server.store.rollouts.get(agentSpanRolloutKey(traceId, spanId))).toMatchObject({ agent: postAnalyzer.id, output: ANSWER, status: "succeeded", error: null });
+    await exporter.shutdown();
+  });
+
   test("the older agent.<id> shape and an agent nobody registered: still a rollout, named after the agent", async () => {
     let agentSpan!: Span;
     const spans = recordSpans({ "service.name": "support" }, (tracer) => {

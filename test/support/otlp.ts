@@ -31,6 +31,8 @@ export interface MastraRunOptions {
   tokens: { input: number; output: number };
   /** Attributes the app adds to every span of the run, e.g. `mastra.metadata.promptVersion`. */
   metadata?: SpanAttributes;
+  /** `mastra.agent_run.output` as sent; by default Mastra's `{text, object, files}` around `answer`. */
+  output?: string;
   /** The older shape (@mastra/otel-exporter 0.x): `agent.<id>` with `input`/`output` and a `chat <model>` child with pre-1.37 GenAI names. */
   legacy?: boolean;
 }
@@ -95,7 +97,7 @@ export function recordMastraRun(tracer: Tracer, options: Partial<MastraRunOption
       "gen_ai.agent.name": run.agent,
       "gen_ai.system_instructions": run.instructions,
       "mastra.agent_run.input": run.userMessage,
-      "mastra.agent_run.output": JSON.stringify({ text: JSON.stringify(run.answer), object: run.answer, files: [] }),
+      "mastra.agent_run.output": run.output ?? JSON.stringify({ text: JSON.stringify(run.answer), object: run.answer, files: [] }),
       ...metadata,
     },
   });
