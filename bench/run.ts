@@ -2,9 +2,11 @@
 import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput.ts";
 import { benchPromptServing } from "./prompt-client.ts";
 import { benchOtlpIngest } from "./otlp-ingest.ts";
+import { benchOtlpPeer, PEER_DESCRIPTION } from "./otlp-peer.ts";
 
-/** `npm run bench -- prompts` runs one section; no argument runs them all. */
-const sections = process.argv.slice(2);
+/** `npm run bench -- prompts` runs one section; no argument runs them all. `--peer` adds Agent Lightning's store to the OTLP section. */
+const sections = process.argv.slice(2).filter((argument) => !argument.startsWith("--"));
+const withPeer = process.argv.includes("--peer");
 const wanted = (section: "cycle" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
 
 function row(cells: (string | number)[]): string {
@@ -85,5 +87,26 @@ if (wanted("otlp")) {
       );
     }
   }
-  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL database to add PostgreSQL rows.)");
+  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL role that may create databases to add PostgreSQL rows: each run gets a scratch database.)");
+  if (withPeer) {
+    console.log(`\n## OTLP ingest side by side: ours vs ${PEER_DESCRIPTION}\n`);
+    console.log(row(["ours", "spans/request", "spans per round", "ours spans/s", "Agent Lightning spans/s", "ratio", "stored (ours / Agent Lightning)", "our rollouts"]));
+    console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
+    for (const store of [undefined, ...(databaseUrl ? [databaseUrl] : [])]) {
+      for (const result of await benchOtlpPeer([1, 512], store)) {
+        console.log(
+          row([
+            result.ours.store,
+            result.batchSize,
+            result.spans,
+            result.ours.spansPerSecond.toFixed(0),
+            result.peer.spansPerSecond.toFixed(0),
+            result.ratio.toFixed(2),
+            `${result.ours.stored} / ${result.peer.stored}`,
+            result.ours.rollouts,
+          ]),
+        );
+      }
+    }
+  }
 }

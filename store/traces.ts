@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from "kysely";
+import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import { type NewRollout, type Reward, rolloutRow } from "./rollouts.ts";
 import type { Database, SpansTable } from "./schema.ts";
 
@@ -109,70 +109,94 @@ async function storedSpans(trx: Kysely<Database>, context: IngestContext): Promi
 
 /**
  * The whole plan in one statement: each table's rows travel as one JSON parameter (one parse, one plan,
- * whatever the batch size), and rewards are written only for rollouts of the same plan, which the
- * statement's end-of-statement foreign key check sees.
+ * whatever the batch size), and a table with nothing to write is left out of the statement (parsing and
+ * planning it would cost more than the rows). Rewards are written only for rollouts of the same plan, which
+ * the statement's end-of-statement foreign key check sees.
  */
 async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<IngestCounts> {
-  const spans = JSON.stringify(plan.spans.map(spanRow));
-  const links = JSON.stringify(plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId })));
-  const rollouts = JSON.stringify(plan.rollouts.map(rolloutRow));
-  const rewards = JSON.stringify(
-    plan.rewards.map((reward) => ({
+  const steps: { count: keyof IngestCounts; query: RawBuilder<unknown> }[] = [];
+  if (plan.spans.length > 0) {
+    steps.push({
+      count: "spans",
+      query: sql`
+        INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id)
+        SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id
+        FROM jsonb_to_recordset(${JSON.stringify(plan.spans.map(spanRow))}::jsonb) AS x(
+          trace_id text, span_id text, parent_span_id text, name text, kind smallint, start_time timestamptz, end_time timestamptz,
+          status_code smallint, status_message text, attributes jsonb, resource jsonb, scope text, rollout_id text)
+        ON CONFLICT (trace_id, span_id) DO NOTHING
+        RETURNING 1`,
+    });
+  }
+  if (plan.links.length > 0) {
+    const links = plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId }));
+    steps.push({
+      count: "links",
+      query: sql`
+        UPDATE spans SET rollout_id = x.rollout_id
+        FROM jsonb_to_recordset(${JSON.stringify(links)}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
+        WHERE spans.trace_id = x.trace_id AND spans.span_id = x.span_id AND spans.rollout_id IS NULL
+        RETURNING 1`,
+    });
+  }
+  if (plan.rollouts.length > 0) {
+    steps.push({
+      count: "rollouts",
+      query: sql`
+        INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+          input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
+        SELECT id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+          input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
+        FROM jsonb_to_recordset(${JSON.stringify(plan.rollouts.map(rolloutRow))}::jsonb) AS x(
+          id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, candidate_id text,
+          cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
+          input_tokens integer, output_tokens integer, trace_id text, instructions text)
+        ON CONFLICT (id) DO UPDATE SET
+          agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version,
+          input = excluded.input, output = excluded.output, status = excluded.status, error = excluded.error,
+          latency_ms = excluded.latency_ms, model = excluded.model, input_tokens = excluded.input_tokens,
+          output_tokens = excluded.output_tokens, trace_id = excluded.trace_id, instructions = excluded.instructions
+        WHERE rollouts.source = 'otlp' AND (
+          rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
+          rollouts.latency_ms, rollouts.model, rollouts.input_tokens, rollouts.output_tokens, rollouts.trace_id, rollouts.instructions
+        ) IS DISTINCT FROM (
+          excluded.agent, excluded.resource_name, excluded.resource_version, excluded.input, excluded.output, excluded.status, excluded.error,
+          excluded.latency_ms, excluded.model, excluded.input_tokens, excluded.output_tokens, excluded.trace_id, excluded.instructions
+        )
+        RETURNING 1`,
+    });
+  }
+  if (plan.rewards.length > 0) {
+    const rewards = plan.rewards.map((reward) => ({
       rollout_id: reward.rolloutId,
       scorer: reward.scorer,
       value: reward.value,
       reason: reward.reason,
       details: reward.details,
       dedupe_key: reward.dedupeKey,
-    })),
+    }));
+    steps.push({
+      count: "rewards",
+      query: sql`
+        INSERT INTO rewards (rollout_id, scorer, value, reason, details, dedupe_key)
+        SELECT rollout_id, scorer, value, reason, details, dedupe_key
+        FROM jsonb_to_recordset(${JSON.stringify(rewards)}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
+        ON CONFLICT (rollout_id, scorer, dedupe_key) DO NOTHING
+        RETURNING 1`,
+    });
+  }
+  const counts: IngestCounts = { spans: 0, links: 0, rollouts: 0, rewards: 0 };
+  if (steps.length === 0) return counts;
+  const ctes = sql.join(
+    steps.map((step) => sql`${sql.id(step.count)} AS (${step.query})`),
+    sql`, `,
   );
-  const { rows } = await sql<IngestCounts>`
-    WITH new_spans AS (
-      INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id)
-      SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id
-      FROM jsonb_to_recordset(${spans}::jsonb) AS x(
-        trace_id text, span_id text, parent_span_id text, name text, kind smallint, start_time timestamptz, end_time timestamptz,
-        status_code smallint, status_message text, attributes jsonb, resource jsonb, scope text, rollout_id text)
-      ON CONFLICT (trace_id, span_id) DO NOTHING
-      RETURNING 1
-    ), linked AS (
-      UPDATE spans SET rollout_id = x.rollout_id
-      FROM jsonb_to_recordset(${links}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
-      WHERE spans.trace_id = x.trace_id AND spans.span_id = x.span_id AND spans.rollout_id IS NULL
-      RETURNING 1
-    ), rebuilt AS (
-      INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
-        input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
-      SELECT id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
-        input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
-      FROM jsonb_to_recordset(${rollouts}::jsonb) AS x(
-        id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, candidate_id text,
-        cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
-        input_tokens integer, output_tokens integer, trace_id text, instructions text)
-      ON CONFLICT (id) DO UPDATE SET
-        agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version,
-        input = excluded.input, output = excluded.output, status = excluded.status, error = excluded.error,
-        latency_ms = excluded.latency_ms, model = excluded.model, input_tokens = excluded.input_tokens,
-        output_tokens = excluded.output_tokens, trace_id = excluded.trace_id, instructions = excluded.instructions
-      WHERE rollouts.source = 'otlp' AND (
-        rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
-        rollouts.latency_ms, rollouts.model, rollouts.input_tokens, rollouts.output_tokens, rollouts.trace_id, rollouts.instructions
-      ) IS DISTINCT FROM (
-        excluded.agent, excluded.resource_name, excluded.resource_version, excluded.input, excluded.output, excluded.status, excluded.error,
-        excluded.latency_ms, excluded.model, excluded.input_tokens, excluded.output_tokens, excluded.trace_id, excluded.instructions
-      )
-      RETURNING 1
-    ), new_rewards AS (
-      INSERT INTO rewards (rollout_id, scorer, value, reason, details, dedupe_key)
-      SELECT rollout_id, scorer, value, reason, details, dedupe_key
-      FROM jsonb_to_recordset(${rewards}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
-      ON CONFLICT (rollout_id, scorer, dedupe_key) DO NOTHING
-      RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM new_spans) AS spans, (SELECT count(*) FROM linked) AS links,
-      (SELECT count(*) FROM rebuilt) AS rollouts, (SELECT count(*) FROM new_rewards) AS rewards
-  `.execute(trx);
-  return rows[0]!;
+  const totals = sql.join(
+    steps.map((step) => sql`(SELECT count(*) FROM ${sql.id(step.count)}) AS ${sql.id(step.count)}`),
+    sql`, `,
+  );
+  const { rows } = await sql<Partial<IngestCounts>>`WITH ${ctes} SELECT ${totals}`.execute(trx);
+  return { ...counts, ...rows[0] };
 }
 
 function spanRow(span: SpanRecord) {
