@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
 import { type NewRollout, type Reward, rolloutRow } from "./rollouts.ts";
 import type { Database, SpansTable } from "./schema.ts";
@@ -51,15 +52,23 @@ export function tracesStore(db: Kysely<Database>) {
    * same trace, in this process or another, run one after the other), reads the spans stored before that
    * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement.
    * Idempotent: spans on (trace, span), rollouts on their id (replaced by the rebuilt version, only when it
-   * differs), rewards on (rollout, scorer, dedupe key).
+   * differs), rewards on (rollout, scorer, dedupe key). Four round trips whatever the size: BEGIN and the
+   * locks go together, then the read, the write and COMMIT.
    */
   async function ingest<Plan extends SpanIngestPlan>(context: IngestContext, plan: (stored: SpanRecord[]) => Plan): Promise<{ plan: Plan; written: IngestCounts }> {
-    return db.transaction().execute(async (trx) => {
-      await lockKeys(trx, [...context.traceIds.map((id) => `trace ${id}`), ...context.rolloutIds.map((id) => `rollout ${id}`)]);
-      const stored = await storedSpans(trx, context);
-      const result = plan(stored);
-      const written = await write(trx, result);
-      return { plan: result, written };
+    const lockKeys = [...context.traceIds.map((id) => `trace ${id}`), ...context.rolloutIds.map((id) => `rollout ${id}`)];
+    return db.connection().execute(async (connection) => {
+      try {
+        await sql.raw(`BEGIN; ${advisoryLocks(lockKeys)}`).execute(connection);
+        const stored = await storedSpans(connection, context);
+        const result = plan(stored);
+        const written = await write(connection, result);
+        await sql.raw("COMMIT").execute(connection);
+        return { plan: result, written };
+      } catch (error) {
+        await sql.raw("ROLLBACK").execute(connection).catch(() => {});
+        throw error;
+      }
     });
   }
 
@@ -87,15 +96,13 @@ export function tracesStore(db: Kysely<Database>) {
 
 /**
  * Transaction-scoped advisory locks, taken in one sorted order so two ingests never wait on each other in a
- * cycle. A hash collision only makes two unrelated ingests take turns.
+ * cycle. The keys are 64-bit hashes written as integer literals, so the statement has no parameters and can
+ * travel with BEGIN in one simple-protocol round trip. A hash collision only makes two unrelated ingests
+ * take turns.
  */
-async function lockKeys(trx: Kysely<Database>, keys: readonly string[]): Promise<void> {
-  if (keys.length === 0) return;
-  await sql`
-    SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
-      SELECT DISTINCT hashtextextended('agl otlp ' || key, 0) AS lock_key FROM unnest(${[...keys]}::text[]) AS key ORDER BY 1
-    ) AS sorted_keys
-  `.execute(trx);
+function advisoryLocks(keys: readonly string[]): string {
+  const hashes = [...new Set(keys.map((key) => createHash("sha256").update(`agl otlp ${key}`).digest().readBigInt64BE(0)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return hashes.length === 0 ? "" : `SELECT count(pg_advisory_xact_lock(lock_key)) FROM unnest('{${hashes.join(",")}}'::bigint[]) AS lock_key`;
 }
 
 async function storedSpans(trx: Kysely<Database>, context: IngestContext): Promise<SpanRecord[]> {

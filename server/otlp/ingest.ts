@@ -147,6 +147,10 @@ class GroupCommitter {
 
   private settle(batch: readonly PendingRequest[], warnings: readonly Warning[]): void {
     for (const request of batch) {
+      if (warnings.length === 0) {
+        request.settle.resolve({ rejected: request.rejected, warnings: [] });
+        continue;
+      }
       const keys = new Set(request.incoming.map((item) => keyOf(item.span)));
       const mine = warnings.filter((warning) => warning.spanKeys.some((key) => keys.has(key))).map((warning) => warning.message);
       request.settle.resolve({ rejected: request.rejected, warnings: mine });
@@ -249,14 +253,30 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
   // A span belongs to the rollout of the nearest span at or above it that names an Agent Lightning rollout or
   // is an agent span. While a span between it and that one is missing, it belongs to none yet; once the chain
   // is complete the answer never changes, so a span is linked at most once.
+  // Each span's answer is kept (`resolved`), so a trace costs one walk per span at most, and one hash per agent span.
+  const resolved = new Map<Node, string | null>();
   const rolloutOf = (node: Node): string | null => {
-    let current: Node | undefined = node;
-    for (let depth = 0; current && depth < 10_000; depth++) {
-      if (current.aglRolloutId) return aglRolloutKey(current.aglRolloutId);
-      if (current.role === "agent") return agentSpanRolloutKey(current.span.traceId, current.span.spanId);
+    const path: Node[] = [];
+    let answer: string | null = null;
+    for (let current: Node | undefined = node; current && path.length < 10_000; ) {
+      const known = resolved.get(current);
+      if (known !== undefined) {
+        answer = known;
+        break;
+      }
+      path.push(current);
+      if (current.aglRolloutId) {
+        answer = aglRolloutKey(current.aglRolloutId);
+        break;
+      }
+      if (current.role === "agent") {
+        answer = agentSpanRolloutKey(current.span.traceId, current.span.spanId);
+        break;
+      }
       current = current.span.parentSpanId ? nodes.get(`${current.span.traceId}/${current.span.parentSpanId}`) : undefined;
     }
-    return null;
+    for (const visited of path) resolved.set(visited, answer);
+    return answer;
   };
   for (const node of nodes.values()) node.rolloutId = rolloutOf(node);
 
@@ -298,8 +318,9 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
  */
 function buildRollout(rolloutId: string, members: readonly Node[]): { rollout: NewRollout | null; warnings: string[] } {
   const models = members.filter((member) => member.role === "model");
-  const isAgl = members.some((member) => member.aglRolloutId !== null);
-  const main = members.find((member) => member.role === "agent" && (isAgl || agentSpanRolloutKey(member.span.traceId, member.span.spanId) === rolloutId));
+  // A Mastra group has one agent span (a nested agent's spans form a group of their own); an Agent Lightning
+  // group's first agent span is the outermost.
+  const main = members.find((member) => member.role === "agent");
   const source = main ?? models[0];
   if (!source) return { rollout: null, warnings: [] };
 
