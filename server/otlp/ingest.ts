@@ -286,8 +286,11 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
     (node) => node.rolloutId!,
   );
   for (const [rolloutId, members] of groups) {
+    // Only agent spans, model calls and reward annotations shape a rollout: it is rebuilt when one of those
+    // joins it (arrives, or is linked by a span that completed its chain), and is unchanged otherwise.
+    const joined = members.filter((member) => (member.isNew || member.span.rolloutId === null) && (member.role !== "other" || member.rewards !== null));
+    if (joined.length === 0) continue;
     const newKeys = members.filter((member) => member.isNew).map((member) => keyOf(member.span));
-    if (newKeys.length === 0) continue;
     members.sort(byStart);
     const built = buildRollout(rolloutId, members);
     plan.warnings.push(...built.warnings.map((message) => ({ spanKeys: newKeys, message })));
