@@ -2,6 +2,8 @@ import { gzipSync } from "node:zlib";
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, test } from "vitest";
+import { decodeTraceRequest } from "../../server/otlp/decode.ts";
+import { ingestSpans } from "../../server/otlp/ingest.ts";
 import { recordMastraRun, recordSpans } from "../support/otlp.ts";
 import { serveOtlp } from "../support/otlp-server.ts";
 import { BACKENDS } from "../support/stores.ts";
@@ -133,5 +135,15 @@ describe.each(BACKENDS)("a store failure in the middle of a request (%s)", (back
     const served = await post(server, ProtobufTraceSerializer.serializeRequest(agentRun("support-bot"))!, { "content-type": "application/x-protobuf" });
     expect(served.status).toBe(200);
     expect(await server.store.traces.totals()).toEqual({ spans: 4, rollouts: 1 });
+  });
+
+  test("requests written together (group commit) are retried one by one when their transaction fails: only the bad one fails", async () => {
+    const spansOf = (agent: string) => decodeTraceRequest(ProtobufTraceSerializer.serializeRequest(agentRun(agent))!, "protobuf").spans;
+    const before = await server.store.traces.totals();
+    // Submitted in one tick: the first goes alone, the other three wait and share the next transaction.
+    const outcomes = await Promise.allSettled([ingestSpans(server.store, spansOf("support-bot")), ingestSpans(server.store, spansOf("explode")), ingestSpans(server.store, spansOf("support-bot")), ingestSpans(server.store, spansOf("support-bot"))]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(String((outcomes[1] as PromiseRejectedResult).reason)).toContain("refused by the test");
+    expect(await server.store.traces.totals()).toEqual({ spans: before.spans + 12, rollouts: before.rollouts + 3 });
   });
 });
