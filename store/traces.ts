@@ -30,6 +30,8 @@ export interface SpanIngestPlan {
   links: { traceId: string; spanId: string; rolloutId: string }[];
   rollouts: NewRollout[];
   rewards: Omit<Reward, "createdAt">[];
+  /** Rollouts the plan rebuilds whose stored spans it may not have seen: read them, then plan again. */
+  unreadRollouts: string[];
 }
 
 export interface IngestCounts {
@@ -48,20 +50,31 @@ export interface IngestContext {
 
 export function tracesStore(db: Kysely<Database>) {
   /**
-   * One transaction: locks the traces and rollouts the new spans belong to (so concurrent ingests of the
+   * One transaction: locks the traces and rollouts the new spans name (so concurrent ingests of the
    * same trace, in this process or another, run one after the other), reads the spans stored before that
    * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement.
    * Idempotent: spans on (trace, span), rollouts on their id (replaced by the rebuilt version, only when it
    * differs), rewards on (rollout, scorer, dedupe key). Four round trips whatever the size: BEGIN and the
    * locks go together, then the read, the write and COMMIT.
    */
-  async function ingest<Plan extends SpanIngestPlan>(context: IngestContext, plan: (stored: SpanRecord[]) => Plan): Promise<{ plan: Plan; written: IngestCounts }> {
+  async function ingest<Plan extends SpanIngestPlan>(context: IngestContext, plan: (stored: SpanRecord[], readRollouts: ReadonlySet<string>) => Plan): Promise<{ plan: Plan; written: IngestCounts }> {
     const lockKeys = [...context.traceIds.map((id) => `trace ${id}`), ...context.rolloutIds.map((id) => `rollout ${id}`)];
     return db.connection().execute(async (connection) => {
       try {
         await sql.raw(`BEGIN; ${advisoryLocks(lockKeys)}`).execute(connection);
         const stored = await storedSpans(connection, context);
-        const result = plan(stored);
+        const read = new Set(context.rolloutIds);
+        let result = plan(stored, read);
+        // A span may join a rollout that none of the new spans names (it inherits it from a stored parent):
+        // that rollout's other spans, in other traces maybe, are read too before it is rebuilt.
+        while (result.unreadRollouts.some((id) => !read.has(id))) {
+          const more = result.unreadRollouts.filter((id) => !read.has(id));
+          for (const id of more) read.add(id);
+          await sql.raw(advisoryLocks(more.map((id) => `rollout ${id}`))).execute(connection);
+          const known = new Set(stored.map((span) => `${span.traceId}/${span.spanId}`));
+          stored.push(...(await storedSpans(connection, { traceIds: [], rolloutIds: more })).filter((span) => !known.has(`${span.traceId}/${span.spanId}`)));
+          result = plan(stored, read);
+        }
         const written = await write(connection, result);
         await sql.raw("COMMIT").execute(connection);
         return { plan: result, written };

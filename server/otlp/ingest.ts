@@ -141,7 +141,7 @@ class GroupCommitter {
       traceIds: [...new Set(items.map((item) => item.span.traceId))],
       rolloutIds: [...new Set(items.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
     };
-    const { plan } = await this.store.traces.ingest(context, (stored) => planIngest(items, stored));
+    const { plan } = await this.store.traces.ingest(context, (stored, readRollouts) => planIngest(items, stored, readRollouts));
     return plan.warnings;
   }
 
@@ -242,7 +242,8 @@ function byStart(a: Node, b: Node): number {
   return a.span.start.getTime() - b.span.start.getTime() || (a.span.spanId < b.span.spanId ? -1 : a.span.spanId > b.span.spanId ? 1 : 0);
 }
 
-function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[]): SpanIngestPlan & { warnings: Warning[] } {
+/** `readRollouts`: the Agent Lightning rollouts whose stored spans `stored` holds (besides whole traces). */
+function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[], readRollouts: ReadonlySet<string>): SpanIngestPlan & { warnings: Warning[] } {
   const nodes = new Map<string, Node>();
   for (const span of stored) {
     const classified = classify(span);
@@ -280,7 +281,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
   };
   for (const node of nodes.values()) node.rolloutId = rolloutOf(node);
 
-  const plan: SpanIngestPlan & { warnings: Warning[] } = { spans: [], links: [], rollouts: [], rewards: [], warnings: [] };
+  const plan: SpanIngestPlan & { warnings: Warning[] } = { spans: [], links: [], rollouts: [], rewards: [], unreadRollouts: [], warnings: [] };
   const groups = Map.groupBy(
     [...nodes.values()].filter((node) => node.rolloutId !== null),
     (node) => node.rolloutId!,
@@ -290,6 +291,11 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
     // joins it (arrives, or is linked by a span that completed its chain), and is unchanged otherwise.
     const joined = members.filter((member) => (member.isNew || member.span.rolloutId === null) && (member.role !== "other" || member.rewards !== null));
     if (joined.length === 0) continue;
+    // A Mastra group lies within one trace, read whole; an Agent Lightning rollout may span traces.
+    if (members.some((member) => member.aglRolloutId !== null) && !readRollouts.has(rolloutId)) {
+      plan.unreadRollouts.push(rolloutId);
+      continue;
+    }
     const newKeys = members.filter((member) => member.isNew).map((member) => keyOf(member.span));
     members.sort(byStart);
     const built = buildRollout(rolloutId, members);

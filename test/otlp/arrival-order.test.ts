@@ -1,4 +1,4 @@
-import type { Tracer } from "@opentelemetry/api";
+import { type Context, context, type Span, type Tracer, trace } from "@opentelemetry/api";
 import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -157,6 +157,22 @@ describe.each(BACKENDS)("late spans correct and complete their rollout (%s)", (b
 
     for (const span of spans.filter((span) => span !== chat)) expect(await exportSpans(sender, [span])).toEqual({ code: 0 });
     expect(await server.store.rollouts.get("ro-agl-late-agent")).toMatchObject({ agent: postAnalyzer.id, input: { content: POST }, output: ANSWER, model: "fake/fake-keyword", inputTokens: 21, outputTokens: 5 });
+    await sender.shutdown();
+  });
+
+  test("Agent Lightning: a span without the rollout id, under one of its spans, joins that rollout, whose spans in other traces still count", async () => {
+    const chat = (tracer: Tracer, model: string, tokens: number, parent?: Context) =>
+      tracer.startSpan(`chat ${model}`, { attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.usage.input_tokens": tokens } }, parent).end();
+    const elsewhere = recordSpans({ "service.name": "trainer", ...lightning("ro-split") }, (tracer) => chat(tracer, "model-a", 5));
+    let agentSpan!: Span;
+    const agentRun = recordSpans({ "service.name": "trainer", ...lightning("ro-split") }, (tracer) => {
+      agentSpan = recordMastraRun(tracer, { tokens: { input: 0, output: 0 } });
+    });
+    const inherited = recordSpans({ "service.name": "tool-service" }, (tracer) => chat(tracer, "model-b", 7, trace.setSpanContext(context.active(), agentSpan.spanContext())));
+    const sender = exporter();
+    for (const spans of [elsewhere, agentRun, inherited]) expect(await exportSpans(sender, spans)).toEqual({ code: 0 });
+    expect(await server.store.rollouts.get("ro-agl-split")).toMatchObject({ agent: postAnalyzer.id, inputTokens: 12, model: "fake/fake-keyword, model-a, model-b" });
+    expect((await server.store.traces.spansOfRollout("ro-agl-split")).length).toBe(6);
     await sender.shutdown();
   });
 
