@@ -5,11 +5,11 @@ import { ApplicationFailure } from "@temporalio/common";
 import type { Client } from "@temporalio/client";
 import { readDatasetFile } from "../agents/dataset-file.ts";
 import { validatePromptContent } from "../agents/prompt-validation.ts";
-import { getAgent } from "../agents/registry.ts";
 import type { AgentRunner } from "../agents/runner.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { GROUND_TRUTH, rolloutReward, type ScorerRegistry } from "../scorers/registry.ts";
+import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../scorers/registry.ts";
+import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
@@ -19,15 +19,15 @@ import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSe
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
-import { agentSpecFor, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
+import { agentSpecFor, algorithmRefusal, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest, optimizerParams } from "./optimizer-contract.ts";
 
 export interface ActivityDependencies {
   config: LoadedConfig;
   store: Store;
   /** Built on first use: loading a local model is not free, and most activities never need it. */
   runnerFor(agent: AgentDefinition): AgentRunner;
-  /** The computed scorers (ground truth, the LLM judge) the configured `cycle.scorers` name. */
-  scorers: ScorerRegistry;
+  /** What scorers need from this process: the judge's model, built on first use. */
+  scoring: ScoringContext;
   /** The OpenAI-compatible endpoint model-based optimizers (APO) critique and edit with, for one call. */
   optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
 }
@@ -54,6 +54,8 @@ export interface BeginCycleInput {
   /** ...or on the live traffic (worker queue, OTLP) that arrived in the window ending at `windowEnd`. */
   traffic?: { windowEnd: string; windowMs: number; minScored: number };
   devFraction: number;
+  /** The optimizer algorithm: one that cannot change this agent's prompt fails the cycle before anything is written. */
+  algorithm: string;
 }
 
 export type BeginCycleResult =
@@ -75,10 +77,19 @@ export type BeginCycleResult =
 
 export function createCycleActivities(deps: ActivityDependencies) {
   const { store, config } = deps;
+  const plans = new Map<string, ScoringPlan>();
+  /** Which rewards count for the agent and with what weights: its own scorers, or `cycle.scorers`. */
+  const planFor = (agent: AgentDefinition): ScoringPlan => {
+    let plan = plans.get(agent.id);
+    if (!plan) plans.set(agent.id, (plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers))));
+    return plan;
+  };
 
   async function beginCycle(input: BeginCycleInput): Promise<BeginCycleResult> {
     const devOf = (ids: string[]) => ids.filter((id) => isDevTask(id, input.devFraction));
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const refusal = algorithmRefusal(agent, input.algorithm);
+    if (refusal) throw ApplicationFailure.nonRetryable(refusal, "InvalidInput");
     const incumbentVersion = (await prepareAgent(store, agent, input.dataset)).version;
     if (input.dataset) await checkDatasetFor(agent, input.dataset);
     await store.cycles.create({ id: input.cycleId, agent: agent.id, dataset: input.dataset ?? null, trigger: input.trigger });
@@ -132,7 +143,8 @@ export function createCycleActivities(deps: ActivityDependencies) {
     const rollouts = await store.rollouts.listTraffic({ agent: agent.id, from, to });
     const expected = await expectedOf(store, rollouts);
     await addConfiguredRewards(agent, rollouts, expected);
-    const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) !== undefined);
+    const { weights } = planFor(agent);
+    const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(weights, rollout.rewards) !== undefined);
     const train: Rollout[] = [];
     const validation: Rollout[] = [];
     for (const rollout of scored) {
@@ -184,12 +196,32 @@ export function createCycleActivities(deps: ActivityDependencies) {
   }
 
   /**
+   * Runs the agent once, on the first task the cycle will run, with the incumbent prompt: a model that
+   * does not load or answer (a missing model file, a refused endpoint) fails the cycle here, with its
+   * error, instead of every rollout failing. The probe's answer is not stored.
+   */
+  async function checkAgentRuns(input: { agent: string; dataset: string; taskId: string; incumbentVersion: number }): Promise<void> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const prompt = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
+    const [task] = await store.datasets.tasks(input.dataset, [input.taskId]);
+    if (!task) throw ApplicationFailure.nonRetryable(`Task "${input.taskId}" of data set "${input.dataset}" does not exist.`, "NotFound");
+    let run: AgentRunner;
+    try {
+      run = deps.runnerFor(agent);
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable(`Agent "${agent.id}" cannot run: ${(error as Error).message}`, "AgentUnavailable");
+    }
+    const result = await run(task.input, prompt.content, Context.current().cancellationSignal);
+    if (result.status === "failed") throw ApplicationFailure.create({ message: `Agent "${agent.id}" failed before the cycle collected anything (model ${result.model}): ${result.error}`, type: "AgentUnavailable" });
+  }
+
+  /**
    * Runs the agent over a batch of tasks with bounded concurrency. Each rollout's id is derived from
    * (cycle, phase, prompt, task), and rollouts already stored by an earlier attempt are skipped, so a
    * retry after a worker died neither loses nor duplicates a rollout.
    */
   async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
     const contender = prompt.candidateId ?? `v${prompt.version}`;
     return runAgentTasks(store, {
@@ -209,15 +241,14 @@ export function createCycleActivities(deps: ActivityDependencies) {
     // Every rollout of a cycle ran a task of the cycle's data set (`input.dataset`): expectedOf finds it there.
     const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase });
     if (rollouts.length === 0) return { scored: 0, added: 0 };
-    const agent = nonRetryable(() => getAgent(rollouts[0]!.agent));
+    const agent = nonRetryable(() => config.agents.get(rollouts[0]!.agent));
     const added = await addConfiguredRewards(agent, rollouts, await expectedOf(store, rollouts));
     return { scored: rollouts.filter((rollout) => rollout.rewards.length > 0).length + added, added };
   }
 
   /** A scorer that cannot compute (the judge's model unreachable) fails the activity, which is retried: the gate must not judge on partial rewards. */
   async function addConfiguredRewards(agent: AgentDefinition, rollouts: Rollout[], expected: Expected): Promise<number> {
-    const scorers = nonRetryable(() => deps.scorers.computed(config.cycle.scorers, agent));
-    const { counts, failures } = await addMissingRewards(store, rollouts, scorers, { expected, concurrency: config.cycle.concurrency });
+    const { counts, failures } = await addMissingRewards(store, rollouts, planFor(agent).computed, { expected, context: deps.scoring, concurrency: config.cycle.concurrency });
     if (failures.length > 0) throw new Error(`${failures.length} rewards could not be computed, e.g. ${failures[0]!.scorer} on ${failures[0]!.rolloutId}: ${failures[0]!.error}`);
     return counts.scored;
   }
@@ -233,19 +264,21 @@ export function createCycleActivities(deps: ActivityDependencies) {
   }
 
   /** The incumbent's record on the rollouts the cycle trains from. */
-  async function summarizeTraining(input: { cycleId: string; dataset: string; collected: "cycle" | "traffic" }): Promise<ContenderScore> {
-    return summarize(INCUMBENT, (await trainingRollouts(input.cycleId, input.dataset, input.collected)).rollouts, config.cycle.scorers);
+  async function summarizeTraining(input: { cycleId: string; agent: string; dataset: string; collected: "cycle" | "traffic" }): Promise<ContenderScore> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    return summarize(INCUMBENT, (await trainingRollouts(input.cycleId, input.dataset, input.collected)).rollouts, planFor(agent).weights);
   }
 
   /** Mean reward (of the configured scorers) and per-field accuracy of each contender on the validation split. */
-  async function summarizeContenders(input: { cycleId: string; phase: RolloutPhase; contenders: string[]; taskIds?: string[] }): Promise<ContenderScore[]> {
+  async function summarizeContenders(input: { cycleId: string; agent: string; phase: RolloutPhase; contenders: string[]; taskIds?: string[] }): Promise<ContenderScore[]> {
+    const { weights } = planFor(nonRetryable(() => config.agents.get(input.agent)));
     const only = input.taskIds ? new Set(input.taskIds) : undefined;
     const rollouts = (await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase })).filter((rollout) => !only || only.has(rollout.taskId ?? ""));
     return input.contenders.map((contender) =>
       summarize(
         contender,
         rollouts.filter((rollout) => (rollout.candidateId ?? INCUMBENT) === contender),
-        config.cycle.scorers,
+        weights,
       ),
     );
   }
@@ -262,7 +295,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     optimizer: CycleSettings["optimizer"];
   }): Promise<{ candidates: { id: string; parent: string }[]; rounds: unknown[]; stats: Record<string, unknown> }> {
     const context = Context.current();
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const incumbent = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
     const parents = await Promise.all(
       input.parents.map(async (id) => ({ id, components: id === INCUMBENT ? incumbent.content.components : (await store.cycles.candidate(input.cycleId, id)).content.components })),
@@ -276,22 +309,22 @@ export function createCycleActivities(deps: ActivityDependencies) {
       (rollout) => rollout.candidateId !== null && input.parents.includes(rollout.candidateId),
     );
     const searchExpected = await expectedOf(store, search);
-    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => {
-      const rewards = rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason }));
-      return {
-        id: rollout.id,
-        task_id: rollout.taskId,
-        prompt_id: promptId,
-        input: rollout.input,
-        output: rollout.output,
-        expected,
-        // The reward the gate judges by: the configured scorers' mean (the others travel along in `rewards`).
-        reward: rolloutReward(config.cycle.scorers, rollout.rewards) ?? null,
-        rewards,
-        error: rollout.error,
-      };
-    };
-    const apo = input.optimizer.algorithm === "apo";
+    const { weights } = planFor(agent);
+    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => ({
+      id: rollout.id,
+      task_id: rollout.taskId,
+      prompt_id: promptId,
+      input: rollout.input,
+      message: agent.message(rollout.input),
+      output: rollout.output,
+      expected,
+      // The reward the gate judges by: the weighted mean of the counted scorers (the others travel along in `rewards`).
+      reward: rolloutReward(weights, rollout.rewards) ?? null,
+      rewards: rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason })),
+      error: rollout.error,
+      ...(rollout.toolCalls?.length ? { tool_calls: rollout.toolCalls } : {}),
+    });
+    const usesModel = input.optimizer.algorithm === "apo";
     const request: OptimizerRequest = {
       schema_version: OPTIMIZER_CONTRACT_VERSION,
       command: "propose",
@@ -299,10 +332,8 @@ export function createCycleActivities(deps: ActivityDependencies) {
       algorithm: input.optimizer.algorithm,
       seed: input.optimizer.seed,
       round: input.round,
-      params: apo
-        ? { branch_factor: input.optimizer.candidates, minibatch_size: input.optimizer.minibatchSize, max_tokens: 256 }
-        : { num_candidates: input.optimizer.candidates, max_examples: input.optimizer.maxExamples, max_keywords: input.optimizer.maxKeywords },
-      agent: agentSpecFor(agent),
+      params: optimizerParams(input.optimizer),
+      agent: agentSpecFor(agent, incumbent.content.components),
       prompt: { version: incumbent.version, engine: incumbent.content.engine, components: incumbent.content.components },
       parents,
       rollouts: [
@@ -313,7 +344,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     };
     let lastProgress = { done: 0, total: 0, message: "starting" };
     const timer = setInterval(() => context.heartbeat(lastProgress), HEARTBEAT_EVERY_MS);
-    const llm = apo ? await deps.optimizerModel() : undefined;
+    const llm = usesModel ? await deps.optimizerModel() : undefined;
     try {
       const response = await runOptimizer({
         command: config.optimizer.command,
@@ -360,7 +391,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * the version the first attempt made instead of making a second one.
    */
   async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown> }): Promise<{ version: number }> {
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
     const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
     try {
@@ -403,7 +434,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, runAgentBatch, scoreRollouts, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
 }
 
 /**
@@ -429,7 +460,7 @@ export async function prepareAgent(store: Store, agent: AgentDefinition, dataset
         if (error instanceof ConflictError) return store.resources.getByLabel(agent.prompt.resource, "production");
         throw error;
       }));
-  const bundled = dataset ? agent.bundledDatasets[dataset] : undefined;
+  const bundled = dataset ? agent.datasets[dataset] : undefined;
   if (dataset && bundled && !(await store.datasets.exists(dataset))) {
     const tasks = await readDatasetFile(bundled, agent);
     await store.datasets.importTasks({ name: dataset, agent: agent.id, source: bundled, tasks }).catch((error: unknown) => {
@@ -459,8 +490,8 @@ export function rolloutId(cycleId: string, phase: string, contender: string, tas
 }
 
 /** A rollout's reward is the mean of its rewards from the configured scorers; a contender's, the mean over its rollouts that have one. */
-function summarize(contender: string, rollouts: Rollout[], scorers: readonly string[]): ContenderScore {
-  const rewards = rollouts.flatMap((rollout) => rolloutReward(scorers, rollout.rewards) ?? []);
+function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Record<string, number>>): ContenderScore {
+  const rewards = rollouts.flatMap((rollout) => rolloutReward(weights, rollout.rewards) ?? []);
   const fieldTotals = new Map<string, { right: number; total: number }>();
   for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((reward) => reward.scorer === GROUND_TRUTH))) {
     for (const [field, correct] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
@@ -470,10 +501,12 @@ function summarize(contender: string, rollouts: Rollout[], scorers: readonly str
       fieldTotals.set(field, totals);
     }
   }
+  const firstFailure = rollouts.find((rollout) => rollout.status === "failed");
   return {
     contender,
     rollouts: rollouts.length,
     failed: rollouts.filter((rollout) => rollout.status === "failed").length,
+    ...(firstFailure ? { firstError: firstFailure.error ?? "no output" } : {}),
     meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward, 0) / rewards.length : 0,
     fieldAccuracy: Object.fromEntries([...fieldTotals].map(([field, totals]) => [field, totals.right / totals.total])),
   };

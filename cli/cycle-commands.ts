@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { describeModel } from "../agents/models/index.ts";
-import { getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { findOwner } from "../runtime/ownership.ts";
 import { isRunning, onlyWorkerHere, pickedUpElsewhere, queryProgress, startCycle, startWorkerHere, waitForCycle } from "../runtime/cycles.ts";
@@ -23,9 +22,9 @@ export function registerCycleCommands(program: Command): void {
     .option("--wait", "follow the cycle until it ends and print its summary")
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent: string; dataset: string; wait?: boolean; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       // An unknown agent is rejected before anything starts: no data folder, no embedded services, no worker.
-      getAgent(options.agent);
+      config.agents.get(options.agent);
       await withRuntime(config, { store: true, temporal: true, command: `agl cycle start --agent ${options.agent}` }, (runtime) =>
         startAndMaybeWait(runtime, options),
       );
@@ -37,7 +36,7 @@ export function registerCycleCommands(program: Command): void {
     .argument("<id>", "cycle id (see: agl cycle list)")
     .option("--json", "print machine-readable JSON")
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, command: "agl cycle status" }, async (runtime) => {
         const stored = await runtime.store.cycles.get(id);
         const live = stored.finishedAt ? undefined : await liveProgress(config, id);
@@ -53,7 +52,7 @@ export function registerCycleCommands(program: Command): void {
     .option("--limit <n>", "how many", (value) => positiveInteger(value, "--limit"), 20)
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent?: string; limit: number; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, command: "agl cycle list" }, async (runtime) => {
         const cycles = await runtime.store.cycles.list({ ...(options.agent ? { agent: options.agent } : {}), limit: options.limit });
         if (options.json) return printJson(cycles.map(cycleJson));
@@ -80,7 +79,7 @@ export function registerCycleCommands(program: Command): void {
     .description("cancel a running cycle; nothing is deployed and the agent's lease is released")
     .argument("<id>", "cycle id")
     .action(async (id: string, _options: unknown, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl cycle cancel" }, async (runtime) => {
         await runtime.store.cycles.get(id);
         if (!(await isRunning(runtime.temporal.client, id))) throw new ConflictError(`Cycle ${id} is not running.`);

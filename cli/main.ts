@@ -7,6 +7,7 @@ import { registerCycleCommands } from "./cycle-commands.ts";
 import { registerDatasetCommands } from "./dataset-commands.ts";
 import { registerEvalCommand } from "./eval-command.ts";
 import { registerFeedbackCommand } from "./feedback-command.ts";
+import { registerInitCommand } from "./init-command.ts";
 import { registerPromptCommands } from "./prompts-commands.ts";
 import { registerScheduleCommands } from "./schedule-commands.ts";
 import { registerSubmitCommand } from "./submit-command.ts";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerFeedbackCommand(program);
   registerEvalCommand(program);
   registerAnalyzeCommand(program);
+  registerInitCommand(program);
   return program;
 }
 

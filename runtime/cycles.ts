@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
-import { getAgent } from "../agents/registry.ts";
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
+import { algorithmRefusal } from "../activities/optimizer-contract.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { ConflictError, NotFoundError } from "../store/errors.ts";
+import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { trainingCycle } from "../workflows/training-cycle.ts";
 import { type CycleInput, type CycleProgress, type CycleResult, PROGRESS_QUERY } from "../workflows/types.ts";
@@ -37,11 +37,23 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
   };
 }
 
-/** The agent exists, and the data set exists (or ships with the agent) and belongs to it. */
-export async function checkCycleTarget(store: Store, agentId: string, datasetName: string): Promise<AgentDefinition> {
-  const agent = getAgent(agentId);
+/** The agent exists and the configured optimizer can change its prompt: checked before anything starts, so no cycle silently does nothing. */
+export function cycleAgent(config: LoadedConfig, agentId: string): AgentDefinition {
+  const agent = config.agents.get(agentId);
+  const refusal = algorithmRefusal(agent, config.optimizer.algorithm);
+  if (refusal) throw new InvalidInputError(`${refusal}. Choose another optimizer.algorithm (AGL_OPTIMIZER_ALGORITHM) or make the component editable.`);
+  return agent;
+}
+
+/** The agent can be trained, and the data set exists (or ships with the agent) and belongs to it. */
+export async function checkCycleTarget(store: Store, config: LoadedConfig, agentId: string, datasetName: string): Promise<AgentDefinition> {
+  return checkDatasetTarget(store, cycleAgent(config, agentId), datasetName);
+}
+
+/** The data set exists (or ships with the agent) and belongs to it. */
+export async function checkDatasetTarget(store: Store, agent: AgentDefinition, datasetName: string): Promise<AgentDefinition> {
   if (!(await store.datasets.exists(datasetName))) {
-    if (!agent.bundledDatasets[datasetName]) await store.datasets.get(datasetName);
+    if (!agent.datasets[datasetName]) await store.datasets.get(datasetName);
     return agent;
   }
   const dataset = await store.datasets.get(datasetName);
@@ -71,7 +83,7 @@ export interface StartCycleOptions {
  * belongs to it, no cycle of this agent is running), then starts the workflow.
  */
 export async function startCycle(options: StartCycleOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingCycle>> {
-  const agent = await checkCycleTarget(options.store, options.agent, options.dataset);
+  const agent = await checkCycleTarget(options.store, options.config, options.agent, options.dataset);
   const holder = await options.store.cycles.leaseHolder(agent.id);
   if (holder && (await isRunning(options.client, holder))) {
     throw new ConflictError(`Cycle ${holder} is already running for agent ${agent.id}; one cycle per agent runs at a time. Follow it with: agl cycle status ${holder}`);
@@ -161,7 +173,12 @@ export async function queryProgress(handle: WorkflowHandle, timeoutMs = 2_000): 
   return Promise.race([answer, timer]);
 }
 
-/** Polls the cycle's progress until it ends; returns its result or throws its failure. */
+/** A failed cycle, told by the error that failed it (an activity's, the optimizer's, the agent's), not by Temporal's wrappers. */
+export class CycleFailedError extends Error {
+  override name = "CycleFailedError";
+}
+
+/** Polls the cycle's progress until it ends; returns its result or throws CycleFailedError with the root cause. */
 export async function waitForCycle(handle: WorkflowHandle<typeof trainingCycle>, onProgress: (progress: CycleProgress) => void, pollMs = 500): Promise<CycleResult> {
   const result = handle.result();
   let finished = false;
@@ -174,5 +191,15 @@ export async function waitForCycle(handle: WorkflowHandle<typeof trainingCycle>,
     if (progress && !finished) onProgress(progress);
     await Promise.race([sleep(pollMs), result.catch(() => undefined)]);
   }
-  return result;
+  return result.catch((error: unknown) => {
+    if (error instanceof WorkflowFailedError) throw new CycleFailedError(`Cycle ${handle.workflowId} failed: ${rootCauseMessage(error)}`);
+    throw error;
+  });
+}
+
+/** The innermost error's message: Temporal wraps what failed (an activity's ApplicationFailure) in workflow and activity failures. */
+export function rootCauseMessage(error: unknown): string {
+  let current = error;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
 }

@@ -92,7 +92,15 @@ export interface RolloutsTable {
   trace_id: string | null;
   /** The system instructions it ran with, when they came along (OTLP); others are known by their prompt version. */
   instructions: ColumnType<string | null, string | null | undefined, never>;
+  /** The tools the agent called, in order (`[{name, args, result}]`); null when it called none or the source does not say. */
+  tool_calls: ColumnType<ToolCallRecord[] | null, string | null | undefined, never>;
   created_at: CreatedAt;
+}
+
+export interface ToolCallRecord {
+  name: string;
+  args: unknown;
+  result: unknown;
 }
 
 export interface RewardsTable {

@@ -45,6 +45,11 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
     retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
   });
+  // The probe that the agent's model loads and answers: a few quick tries, then the cycle fails with its error.
+  const preflight = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
+    retry: { initialInterval: "2 seconds", maximumInterval: "10 seconds", maximumAttempts: 3 },
+  });
   const optimizer = proxyActivities<Activities>({
     startToCloseTimeout: `${settings.optimizer.timeoutMinutes + 1} minutes`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
@@ -68,6 +73,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     ...(input.dataset ? { dataset: input.dataset } : {}),
     ...(input.traffic ? { traffic: { ...input.traffic, windowEnd: scheduledTime().toISOString() } } : {}),
     devFraction: settings.optimizer.devFraction,
+    algorithm: settings.optimizer.algorithm,
   });
   if (begin.status !== "started") {
     state.phase = "done";
@@ -86,6 +92,9 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   };
 
   try {
+    // A model that does not load or answer fails the cycle now, with its error, not after every run failed.
+    const probeTask = begin.trainTaskIds[0] ?? begin.devTaskIds[0] ?? begin.validationTaskIds[0];
+    if (probeTask) await preflight.checkAgentRuns({ agent: input.agent, dataset, taskId: probeTask, incumbentVersion });
     // Live traffic already happened: its rollouts were scored when the window was taken.
     if (collected === "cycle") {
       await enter("collect", begin.trainTaskIds.length);
@@ -93,7 +102,8 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       await enter("evaluate", begin.trainTaskIds.length);
       await scoring.scoreRollouts({ cycleId, dataset, phase: "collect" });
     }
-    const training = await bookkeeping.summarizeTraining({ cycleId, dataset, collected });
+    const training = await bookkeeping.summarizeTraining({ cycleId, agent: input.agent, dataset, collected });
+    if (collected === "cycle") failIfEveryRunFailed("collect", [training]);
 
     const collect = { rollouts: training.rollouts, failed: training.failed, meanReward: training.meanReward };
 
@@ -108,7 +118,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
-    const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
+    const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
     let beam: ContenderScore[] = [incumbentOnDev!];
     const rounds: SearchRound[] = [];
     for (let round = 1; round <= settings.optimizer.rounds; round++) {
@@ -132,7 +142,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
         "search",
       );
       await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
-      const childScores = await bookkeeping.summarizeContenders({ cycleId, phase: "search", contenders: children });
+      const childScores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "search", contenders: children });
       beam = bestFirst([...beam, ...childScores]).slice(0, settings.optimizer.beamWidth);
       state.beam = beam.map((member) => member.contender);
       rounds.push({ round, scores: [incumbentOnDev!, ...childScores], beam: state.beam });
@@ -154,13 +164,15 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       "validate",
     );
     await scoring.scoreRollouts({ cycleId, dataset, phase: "validate" });
-    const scores = await bookkeeping.summarizeContenders({ cycleId, phase: "validate", contenders: contenders.map((c) => c.name) });
+    const scores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "validate", contenders: contenders.map((c) => c.name) });
+    failIfEveryRunFailed("validate", scores);
     const baseline = scores[0]!;
     const best = bestFirst(scores.slice(1))[0]!;
 
     await enter("deploy", 1);
     const scoreLine = `baseline ${formatReward(baseline.meanReward)}, best candidate ${best.contender} ${formatReward(best.meanReward)}, margin ${settings.margin}`;
-    if (best.meanReward < baseline.meanReward + settings.margin) {
+    // A tie is not an improvement: the candidate must beat the incumbent by more than the margin.
+    if (best.meanReward <= baseline.meanReward + settings.margin) {
       return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${scoreLine}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search });
     }
     const deployed = await bookkeeping.deployCandidate({
@@ -183,6 +195,17 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     state.phase = "done";
     return full;
   }
+}
+
+/**
+ * A phase in which every agent run failed measured nothing: the cycle fails with the first error instead
+ * of ending "kept" on scores of failures.
+ */
+function failIfEveryRunFailed(phase: string, scores: ContenderScore[]): void {
+  const runs = scores.reduce((sum, score) => sum + score.rollouts, 0);
+  if (runs === 0 || scores.some((score) => score.failed < score.rollouts)) return;
+  const first = scores.find((score) => score.firstError)?.firstError ?? "no error recorded";
+  throw ApplicationFailure.nonRetryable(`Every one of the ${runs} agent runs of the ${phase} phase failed; the first error: ${first}`, "EveryRunFailed");
 }
 
 /** The slot a scheduled run is for (the end of its traffic window); a manual run's is its start. */

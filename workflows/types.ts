@@ -70,6 +70,8 @@ export interface ContenderScore {
   meanReward: number;
   /** Fraction of expected fields answered right, per field. */
   fieldAccuracy: Record<string, number>;
+  /** The error of the first of its runs that failed, if any did. */
+  firstError?: string;
 }
 
 export interface CycleResult {

@@ -3,7 +3,7 @@
 // reward annotation spans become rewards. Spans may arrive in any order and in any number of requests:
 // each request is planned against the spans of the same traces and rollouts stored before it.
 import { createHash } from "node:crypto";
-import { findAgent } from "../../agents/registry.ts";
+import type { AgentRegistry } from "../../agents/registry.ts";
 import type { AgentDefinition } from "../../agents/types.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout, Reward } from "../../store/rollouts.ts";
@@ -49,7 +49,7 @@ interface ClassifiedSpan {
 }
 
 /** Classifies the request's spans, then plans and stores everything in one transaction. */
-export async function ingestSpans(store: Store, spans: readonly SpanRecord[]): Promise<IngestOutcome> {
+export async function ingestSpans(store: Store, spans: readonly SpanRecord[], agents: AgentRegistry): Promise<IngestOutcome> {
   const rejected: string[] = [];
   const incoming: ClassifiedSpan[] = [];
   const seen = new Set<string>();
@@ -66,7 +66,7 @@ export async function ingestSpans(store: Store, spans: readonly SpanRecord[]): P
     traceIds: [...new Set(incoming.map((item) => item.span.traceId))],
     rolloutIds: [...new Set(incoming.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
   };
-  const { plan } = await store.traces.ingest(context, (stored) => planIngest(incoming, stored));
+  const { plan } = await store.traces.ingest(context, (stored) => planIngest(incoming, stored, agents));
   return { rejected, warnings: plan.warnings };
 }
 
@@ -150,7 +150,7 @@ interface Node extends ClassifiedSpan {
   rolloutId: string | null;
 }
 
-function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[]): SpanIngestPlan & { warnings: string[] } {
+function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[], agents: AgentRegistry): SpanIngestPlan & { warnings: string[] } {
   const nodes = new Map<string, Node>();
   for (const span of stored) {
     const classified = classify(span);
@@ -178,7 +178,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
   );
   for (const [rolloutId, members] of groups) {
     if (!members.some((member) => member.isNew)) continue;
-    const built = buildRollout(rolloutId, members);
+    const built = buildRollout(rolloutId, members, agents);
     if (built?.rollout) plan.rollouts.push(built.rollout);
     plan.warnings.push(...(built?.warnings ?? []));
     for (const member of members) {
@@ -203,7 +203,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
  * made from its model calls alone. Null while the group has neither (only annotations so far), or when
  * the rollout was made by an earlier request (its agent span was stored before).
  */
-function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout | null; warnings: string[] } | null {
+function buildRollout(rolloutId: string, members: Node[], agents: AgentRegistry): { rollout: NewRollout | null; warnings: string[] } | null {
   const byStart = [...members].sort((a, b) => a.span.start.getTime() - b.span.start.getTime());
   const models = byStart.filter((member) => member.role === "model");
   const agentSpans = byStart.filter((member) => member.role === "agent");
@@ -214,7 +214,7 @@ function buildRollout(rolloutId: string, members: Node[]): { rollout: NewRollout
   const warnings: string[] = [];
   const source = main ?? models[0]!;
   const agentName = main ? agentNameOf(main.span) : (text(source.span.attributes[GEN_AI.agentName]) ?? text(source.span.resource[SERVICE_NAME]) ?? "unknown");
-  const definition = findAgent(agentName) ?? findAgent(text(source.span.attributes[GEN_AI.agentId]) ?? "");
+  const definition = agents.find(agentName) ?? agents.find(text(source.span.attributes[GEN_AI.agentId]) ?? "");
 
   const rawInput = main ? (main.span.attributes[MASTRA.agentRunInput] ?? main.span.attributes[MASTRA_LEGACY.input]) : (source.span.attributes[GEN_AI.inputMessages] ?? source.span.attributes[MASTRA_LEGACY.prompt]);
   const lastModel = models.at(-1);
@@ -305,25 +305,38 @@ function tokenSum(models: Node[], keys: readonly string[], warnings: string[]): 
 }
 
 /**
- * The rollout's input: for a registered agent whose user message wraps one text field (e.g. `Post: {content}`),
- * that field, so the input validates against the agent's schema and can be replayed; otherwise the user text.
+ * The rollout's input, put back into a registered agent's input schema so it can be replayed: the user
+ * message read back through the agent's `message` (an input whose only required field is text, e.g.
+ * `Post: {content}`), or parsed as the JSON input (the default message of other inputs); otherwise the user text.
  */
 function inputOf(definition: AgentDefinition | undefined, raw: AttributeValue | undefined): Record<string, unknown> {
   const parsed = parseJsonText(raw);
   const userText = messageText(parsed, "user");
   if (userText === null) return isRecord(parsed) ? parsed : parsed === undefined ? {} : { value: parsed };
   if (definition) {
-    const marker = "\u0000agl-input\u0000";
-    const template = definition.userMessage({ [definition.inputTextField]: marker });
-    const at = template.indexOf(marker);
-    const prefix = template.slice(0, at);
-    const suffix = template.slice(at + marker.length);
-    if (at >= 0 && userText.length >= prefix.length + suffix.length && userText.startsWith(prefix) && userText.endsWith(suffix)) {
-      const structured = definition.inputSchema.safeParse({ [definition.inputTextField]: userText.slice(prefix.length, userText.length - suffix.length) });
-      if (structured.success) return structured.data;
+    const textField = onlyTextField(definition);
+    if (textField) {
+      const marker = "\u0000agl-input\u0000";
+      const template = definition.message({ [textField]: marker });
+      const at = template.indexOf(marker);
+      const prefix = template.slice(0, at);
+      const suffix = template.slice(at + marker.length);
+      if (at >= 0 && userText.length >= prefix.length + suffix.length && userText.startsWith(prefix) && userText.endsWith(suffix)) {
+        const structured = definition.inputSchema.safeParse({ [textField]: userText.slice(prefix.length, userText.length - suffix.length) });
+        if (structured.success) return structured.data;
+      }
     }
+    const structured = definition.inputSchema.safeParse(parseJsonText(userText));
+    if (structured.success) return structured.data as Record<string, unknown>;
   }
   return { text: userText };
+}
+
+/** The input field a user message can be read back into: the only required field, when it is a string. */
+function onlyTextField(definition: AgentDefinition): string | undefined {
+  const required = Object.entries(definition.inputSchema.shape).filter(([, field]) => !(field as { isOptional?: () => boolean }).isOptional?.());
+  const [only] = required;
+  return required.length === 1 && (only![1] as { _zod?: { def?: { type?: string } } })._zod?.def?.type === "string" ? only![0] : undefined;
 }
 
 /** The rollout's output: the structured object (checked against a registered agent's schema), else the text. */
@@ -337,7 +350,9 @@ function outputOf(definition: AgentDefinition | undefined, raw: AttributeValue |
   const object = isRecord(parsed) && isRecord(parsed.object) ? parsed.object : undefined;
   const fallback = object ?? (textOut !== null ? { text: textOut } : isRecord(parsed) ? parsed : { value: parsed });
   if (!definition) return { value: fallback, error: null };
-  const candidate = object ?? parseJsonText(textOut ?? undefined);
+  if (!definition.outputSchema) return textOut !== null ? { value: { text: textOut }, error: null } : { value: fallback, error: "the agent answers in text, and the span holds no text answer" };
+  // Mastra's agent span holds {text, object}; some exporters put the structured object itself.
+  const candidate = object ?? (isRecord(parsed) && !("text" in parsed) ? parsed : parseJsonText(textOut ?? undefined));
   const checked = definition.outputSchema.safeParse(candidate);
   if (checked.success) return { value: checked.data as Record<string, unknown>, error: null };
   const problems = checked.error.issues.map((issue) => `${issue.path.join(".") || "(output)"}: ${issue.message}`).join("; ");

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { diffPromptContent } from "../../agents/prompt-diff.ts";
 import { ROOT_COMPONENT, renderPrompt } from "../../agents/prompt-template.ts";
-import { agentForResource, validatePromptContent } from "../../agents/prompt-validation.ts";
+import { validatePromptContent } from "../../agents/prompt-validation.ts";
 import { eventJson, LABEL_PATTERN, LABEL_RULE, PRODUCTION, type ResourceVersion, versionJson } from "../../store/resources.ts";
 import type { RouteModule } from "../app.ts";
 import { HttpError, jsonBodyLimit, readJson } from "../http-errors.ts";
@@ -48,7 +48,7 @@ const API_ACTOR = "api";
  * history, diff, move labels (compare-and-set) and publish (validated). Agents poll it through
  * client/prompt-client.ts; the dashboard reads it too.
  */
-export const resourceRoutes: RouteModule = (app, { store }) => {
+export const resourceRoutes: RouteModule = (app, { store, config }) => {
   const resources = store.resources;
   const limitBody = jsonBodyLimit(RESOURCE_BODY_LIMIT_BYTES, " Nothing was written.");
 
@@ -98,7 +98,7 @@ export const resourceRoutes: RouteModule = (app, { store }) => {
 
   app.post("/v1/resources/:name/versions", limitBody, async (context) => {
     const name = context.req.param("name");
-    const agent = agentForResource(name);
+    const agent = config.agents.forResource(name);
     const body = await readJson(context, publishBody);
     const content = validatePromptContent(agent, body.content);
     if (body.parentVersion) await resources.getVersion(name, body.parentVersion);

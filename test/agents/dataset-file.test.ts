@@ -181,7 +181,7 @@ describe("readDatasetFile", () => {
 });
 
 test("the bundled post data set parses: 240 tasks, 180 train / 60 validation, 20 per category x sentiment", async () => {
-  const tasks = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+  const tasks = await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer);
   expect(tasks).toHaveLength(240);
   expect(tasks.filter((task) => task.split === "train")).toHaveLength(180);
   expect(tasks.filter((task) => task.split === "validation")).toHaveLength(60);

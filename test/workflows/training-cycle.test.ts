@@ -2,13 +2,27 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { WorkflowFailedError } from "@temporalio/client";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
-import { cycleSettings, queryProgress, startCycle } from "../../runtime/cycles.ts";
+import { textModel } from "../../agents/models/text-model.ts";
+import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
+import { createAgentRegistry } from "../../agents/registry.ts";
+import { cycleSettings, queryProgress, rootCauseMessage, startCycle } from "../../runtime/cycles.ts";
 import type { RunningWorker } from "../../runtime/worker.ts";
 import { ConflictError } from "../../store/errors.ts";
 import type { trainingCycle } from "../../workflows/training-cycle.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { importSubset } from "../support/datasets.ts";
 import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
+
+/** A FAKE model that refuses the calls `fails` says so, and answers the others like the keyword fake. */
+function failingModel(fails: () => boolean) {
+  const answering = fakeKeywordModel();
+  return textModel("fake", "always-down", async (_turns, options) => {
+    if (fails()) throw new Error("connection refused by the FAKE provider");
+    const result = await answering.doGenerate(options);
+    const text = result.content.find((part) => part.type === "text");
+    return { text: text?.type === "text" ? text.text : "", inputTokens: 1, outputTokens: 1 };
+  });
+}
 
 describe("training cycle workflow (real Temporal dev server, fake model)", () => {
   let db: TestStore;
@@ -146,5 +160,47 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     expect(cancelled.outcome).toBe("cancelled");
     expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
     expect(await db.store.cycles.leaseHolder("post-analyzer")).toBeUndefined();
+  });
+  test("a model that does not answer fails the cycle before it collects, with the model's error; nothing is stored", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    worker = await startTestWorker(config, db.store, failingModel(() => true));
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" });
+    const failure = await handle.result().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(rootCauseMessage(failure)).toMatch(/^Agent "post-analyzer" failed before the cycle collected anything \(model fake\/always-down\): .*connection refused by the FAKE provider/);
+    expect(await db.store.rollouts.countForCycle(handle.workflowId)).toBe(0);
+    expect(await db.store.cycles.get(handle.workflowId)).toMatchObject({ outcome: "failed", phase: "done" });
+    expect(await db.store.resources.listVersions("post-analyzer")).toHaveLength(1);
+  });
+
+  test("a cycle whose every collect run failed is a failed cycle naming the first error, not a kept one", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    let calls = 0;
+    // The probe's call answers; every later one fails, as a model that breaks after warming up would.
+    worker = await startTestWorker(config, db.store, failingModel(() => ++calls > 1));
+    await importSubset(db.store, "tiny", 6, 3);
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "tiny" });
+    const failure = await handle.result().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(rootCauseMessage(failure)).toMatch(/^Every one of the 6 agent runs of the collect phase failed; the first error: .*connection refused by the FAKE provider/);
+    expect(await db.store.cycles.get(handle.workflowId)).toMatchObject({ outcome: "failed" });
+  });
+
+  test("an optimizer that cannot change the agent's prompt is refused before anything starts", async () => {
+    const config = testConfig({ optimizer: { algorithm: "few-shot" } });
+    temporal = await connectClient(config);
+    const noDemonstrations = { ...postAnalyzer, prompt: { ...postAnalyzer.prompt, examplesComponent: null } };
+    const refusing = { ...config, agents: createAgentRegistry([noDemonstrations]) };
+    await expect(startCycle({ config: refusing, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" })).rejects.toThrow(
+      'optimizer "few-shot" cannot train agent "post-analyzer": the agent takes no demonstrations (prompt.examples is false)',
+    );
+    expect(await db.store.cycles.list({ limit: 5 })).toEqual([]);
   });
 });
