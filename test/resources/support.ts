@@ -7,10 +7,11 @@ import { createServerApp, type RunningHttpServer, startHttpServer } from "../../
 import { serverRoutes } from "../../server/routes.ts";
 import type { Store } from "../../store/index.ts";
 import type { PromptContent } from "../../store/schema.ts";
+import { bundledAgents } from "../../agents/examples.ts";
 
 /** The resources API as `agl up` serves it (every registered route module), on a free loopback port. */
 export async function startApiServer(store: Store, server: { token?: string } = {}): Promise<RunningHttpServer> {
-  const config = loadConfig({ env: {}, overrides: { server } });
+  const config = loadConfig({ env: {}, agents: bundledAgents, overrides: { server } });
   return startHttpServer(createServerApp({ config, store }, serverRoutes), { host: "127.0.0.1", port: 0 });
 }
 
