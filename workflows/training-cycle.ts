@@ -1,26 +1,11 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  defineQuery,
-  isCancellation,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from "@temporalio/workflow";
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, workflowInfo } from "@temporalio/workflow";
 import { defineSearchAttributeKey } from "@temporalio/common";
-import type { createCycleActivities, PromptRef } from "../activities/cycle-activities.ts";
+import type { PromptRef } from "../activities/cycle-activities.ts";
+import { beamSearch, bestFirst } from "./beam-search.ts";
+import { cycleActivities } from "./cycle-activities-proxies.ts";
 import type { RolloutPhase } from "../store/schema.ts";
-import type { ContenderScore, CycleInput, CycleProgress, CycleResult, SearchRound } from "./types.ts";
+import type { ContenderScore, CycleInput, CycleProgress, CycleResult } from "./types.ts";
 import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
-
-type Activities = ReturnType<typeof createCycleActivities>;
-
-/** Short store operations: retried freely, they are idempotent. */
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: "1 minute",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
-});
 
 export const progressQuery = defineQuery<CycleProgress>(PROGRESS_QUERY);
 
@@ -35,28 +20,8 @@ const SCHEDULED_START_TIME = defineSearchAttributeKey("TemporalScheduledStartTim
 export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const cycleId = workflowInfo().workflowId;
   const { settings } = input;
-  const agentBatches = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
-    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
-    retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
-  });
-  // Scoring may call an LLM judge per rollout: it gets a batch's time, not a bookkeeping minute.
-  const scoring = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
-    retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
-  });
-  // The probe that the agent's model loads and answers: a few quick tries, then the cycle fails with its error.
-  const preflight = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
-    retry: { initialInterval: "2 seconds", maximumInterval: "10 seconds", maximumAttempts: 3 },
-  });
-  const optimizer = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.optimizer.timeoutMinutes + 1} minutes`,
-    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
-    // A crash or a hang may pass; bad input and contract violations are non-retryable failures.
-    retry: { initialInterval: "2 seconds", maximumInterval: "30 seconds", maximumAttempts: 3 },
-    cancellationType: "WAIT_CANCELLATION_COMPLETED",
-  });
+  const activities = cycleActivities(settings);
+  const { bookkeeping, agentBatches, scoring, preflight } = activities;
 
   const state: CycleProgress = { cycleId, agent: input.agent, phase: "starting", progress: { done: 0, total: 0 } };
   setHandler(progressQuery, () => state);
@@ -107,9 +72,8 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
 
     const collect = { rollouts: training.rollouts, failed: training.failed, meanReward: training.meanReward };
 
-    // Search: each round the optimizer proposes children of the beam, they run on the dev tasks (train
-    // tasks it never saw), and the best by dev score form the next beam. The beam lives here, in the
-    // workflow's history, so a crash resumes at the last finished round.
+    // Search on the dev tasks (train tasks the optimizer never saw); its state lives in this workflow's
+    // history, so a crash resumes at the last finished step.
     const devTaskIds = begin.devTaskIds;
     if (collected === "traffic") {
       // Traffic ran on whatever version was live at the time: measure the incumbent itself on the dev tasks.
@@ -119,35 +83,20 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
     const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
-    let beam: ContenderScore[] = [incumbentOnDev!];
-    const rounds: SearchRound[] = [];
-    for (let round = 1; round <= settings.optimizer.rounds; round++) {
-      state.round = round;
-      await enter("train", 1);
-      const proposal = await optimizer.proposeCandidates({
-        cycleId,
-        agent: input.agent,
-        dataset,
-        collected,
-        incumbentVersion,
-        round,
-        parents: beam.map((member) => member.contender),
-        optimizer: settings.optimizer,
-      });
-      if (proposal.candidates.length === 0) break;
-      const children = proposal.candidates.map((candidate) => candidate.id);
-      await enter("search", devTaskIds.length * children.length);
-      await runBatches(
-        children.map((id) => ({ prompt: { candidateId: id }, taskIds: devTaskIds })),
-        "search",
-      );
-      await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
-      const childScores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "search", contenders: children });
-      beam = bestFirst([...beam, ...childScores]).slice(0, settings.optimizer.beamWidth);
-      state.beam = beam.map((member) => member.contender);
-      rounds.push({ round, scores: [incumbentOnDev!, ...childScores], beam: state.beam });
-    }
-    const finalists = beam.filter((member) => member.contender !== INCUMBENT).map((member) => member.contender);
+    const { rounds, finalists } = await beamSearch({
+      cycleId,
+      agent: input.agent,
+      dataset,
+      collected,
+      incumbentVersion,
+      settings,
+      devTaskIds,
+      incumbentOnDev: incumbentOnDev!,
+      activities,
+      progress: state,
+      enter,
+      runBatches,
+    });
     const search = { rounds, finalists };
     if (finalists.length === 0) {
       const why = rounds.length === 0 ? "the optimizer proposed no candidates" : "no candidate scored above the incumbent on the dev tasks";
@@ -214,10 +163,6 @@ function scheduledTime(): Date {
   return slot ?? workflowInfo().startTime;
 }
 
-/** Highest mean reward first; ties keep their order, so the incumbent and earlier candidates win them. */
-function bestFirst(scores: ContenderScore[]): ContenderScore[] {
-  return [...scores].sort((a, b) => b.meanReward - a.meanReward);
-}
 
 function describeFailure(error: unknown): string {
   if (error instanceof ActivityFailure && error.cause) return describeFailure(error.cause);
