@@ -15,7 +15,8 @@ import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
-import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, INCUMBENT } from "../workflows/types.ts";
+import { lowerBound, mean, meanInterval, pairedDifferences } from "../stats/intervals.ts";
+import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type TestEvaluation } from "../workflows/types.ts";
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
@@ -43,6 +44,8 @@ export interface BatchInput {
   prompt: PromptRef;
   taskIds: string[];
   concurrency: number;
+  /** Which run of a repeated evaluation this is (from 1): each repeat of a task is a rollout of its own. */
+  repeat?: number;
 }
 
 export interface BeginCycleInput {
@@ -71,6 +74,8 @@ export type BeginCycleResult =
       /** Train tasks held out of the optimizer's input, on which the search scores candidates. */
       devTaskIds: string[];
       validationTaskIds: string[];
+      /** The data set's test split: neither the optimizer nor the gate sees it; a deployed version is measured on it. */
+      testTaskIds: string[];
     }
   | { status: "busy"; holder: string }
   | { status: "not-enough-data"; detail: string };
@@ -108,13 +113,14 @@ export function createCycleActivities(deps: ActivityDependencies) {
       await store.cycles.update(input.cycleId, { phase: "train", incumbentVersion, dataset: snapshot.dataset });
       const validationTaskIds = await store.datasets.taskIds(snapshot.dataset, "validation");
       const devTaskIds = devOf(await store.datasets.taskIds(snapshot.dataset, "train"));
-      return { status: "started", collected: "traffic", dataset: snapshot.dataset, incumbentVersion, trainTaskIds: [], devTaskIds, validationTaskIds };
+      return { status: "started", collected: "traffic", dataset: snapshot.dataset, incumbentVersion, trainTaskIds: [], devTaskIds, validationTaskIds, testTaskIds: [] };
     }
     const dataset = input.dataset!;
     const trainTaskIds = await store.datasets.taskIds(dataset, "train");
     const validationTaskIds = await store.datasets.taskIds(dataset, "validation");
+    const testTaskIds = await store.datasets.taskIds(dataset, "test");
     await store.cycles.update(input.cycleId, { phase: "collect", incumbentVersion });
-    return { status: "started", collected: "cycle", dataset, incumbentVersion, trainTaskIds, devTaskIds: devOf(trainTaskIds), validationTaskIds };
+    return { status: "started", collected: "cycle", dataset, incumbentVersion, trainTaskIds, devTaskIds: devOf(trainTaskIds), validationTaskIds, testTaskIds };
   }
 
   async function checkDatasetFor(agent: AgentDefinition, name: string): Promise<void> {
@@ -223,7 +229,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
   async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
-    const contender = prompt.candidateId ?? `v${prompt.version}`;
+    const contender = `${prompt.candidateId ?? `v${prompt.version}`}${input.repeat && input.repeat > 1 ? `#${input.repeat}` : ""}`;
     return runAgentTasks(store, {
       agent,
       run: deps.runnerFor(agent),
@@ -390,7 +396,66 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * transaction, compare-and-set on the incumbent. Keyed by the cycle, so a retried deploy returns
    * the version the first attempt made instead of making a second one.
    */
-  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown> }): Promise<{ version: number }> {
+  /** Per contender, per task: the reward averaged over the task's repeats (tasks without a counted reward left out). */
+  async function taskRewards(cycleId: string, agent: AgentDefinition, phase: RolloutPhase, contenders: readonly string[]): Promise<Map<string, Map<string, number>>> {
+    const { weights } = planFor(agent);
+    const rollouts = await store.rollouts.listForCycle({ cycleId, phase });
+    return new Map(
+      contenders.map((contender) => {
+        const rewards = Map.groupBy(
+          rollouts.filter((rollout) => (rollout.candidateId ?? INCUMBENT) === contender && rollout.taskId !== null),
+          (rollout) => rollout.taskId!,
+        );
+        const perTask = [...rewards].flatMap(([taskId, runs]) => {
+          const values = runs.flatMap((run) => rolloutReward(weights, run.rewards) ?? []);
+          return values.length > 0 ? [[taskId, mean(values)] as const] : [];
+        });
+        return [contender, new Map(perTask)];
+      }),
+    );
+  }
+
+  /**
+   * The gate: each finalist against the incumbent on the same validation tasks. A finalist's gain is the
+   * mean over tasks of (its reward - the incumbent's); it is held to a one-sided lower bound at the
+   * configured confidence, Bonferroni-corrected for the number of finalists, so that picking the best of
+   * several on the same tasks does not make noise look like a gain. The finalist with the highest bound is
+   * deployed when that bound exceeds the margin.
+   */
+  async function judgeValidation(input: { cycleId: string; agent: string; finalists: string[]; confidence: number; margin: number; repeats: number }): Promise<GateDecision> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const rewards = await taskRewards(input.cycleId, agent, "validate", [INCUMBENT, ...input.finalists]);
+    const incumbent = rewards.get(INCUMBENT)!;
+    const correctedConfidence = 1 - (1 - input.confidence) / Math.max(1, input.finalists.length);
+    const comparisons = input.finalists.map((contender) => {
+      const differences = pairedDifferences(incumbent, rewards.get(contender)!);
+      return { contender, tasks: differences.length, meanDifference: differences.length > 0 ? mean(differences) : 0, lowerBound: lowerBound(differences, correctedConfidence) };
+    });
+    const ranked = [...comparisons].sort((a, b) => (b.lowerBound ?? -Infinity) - (a.lowerBound ?? -Infinity) || b.meanDifference - a.meanDifference);
+    const chosen = ranked[0];
+    return {
+      method: `paired t over validation tasks, one-sided, Bonferroni over ${input.finalists.length} finalist${input.finalists.length === 1 ? "" : "s"}`,
+      confidence: input.confidence,
+      correctedConfidence,
+      margin: input.margin,
+      repeats: input.repeats,
+      comparisons,
+      chosen: chosen?.contender ?? null,
+      deploy: chosen?.lowerBound != null && chosen.lowerBound > input.margin,
+    };
+  }
+
+  /** The incumbent and the chosen candidate on the test split, each with its 95 % interval, and their paired difference. */
+  async function measureTest(input: { cycleId: string; agent: string; candidate: string }): Promise<TestEvaluation> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const rewards = await taskRewards(input.cycleId, agent, "test", [INCUMBENT, input.candidate]);
+    const incumbent = rewards.get(INCUMBENT)!;
+    const deployed = rewards.get(input.candidate)!;
+    const differences = pairedDifferences(incumbent, deployed);
+    return { tasks: differences.length, incumbent: meanInterval([...incumbent.values()]), deployed: meanInterval([...deployed.values()]), difference: meanInterval(differences) };
+  }
+
+  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown>; reason: string }): Promise<{ version: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
     const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
@@ -404,7 +469,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
         note: `${candidate.strategy}: ${candidate.rationale}`,
         idempotencyKey: `deploy:${input.cycleId}`,
         labels: [{ label: "production", expectedVersion: input.incumbentVersion }],
-        reason: `cycle ${input.cycleId} deployed candidate ${input.candidateId}`,
+        reason: input.reason,
       });
       return { version: version.version };
     } catch (error) {
@@ -434,7 +499,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
 }
 
 /**

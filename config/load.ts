@@ -27,6 +27,8 @@ export const environmentVariables = [
   { env: "AGL_MODEL_THREADS", path: "model.threads", type: "integer" },
   { env: "AGL_MODEL_LATENCY_MS", path: "model.latencyMs", type: "integer" },
   { env: "AGL_CYCLE_MARGIN", path: "cycle.margin", type: "number" },
+  { env: "AGL_CYCLE_CONFIDENCE", path: "cycle.confidence", type: "number" },
+  { env: "AGL_CYCLE_VALIDATION_REPEATS", path: "cycle.validationRepeats", type: "integer" },
   { env: "AGL_CYCLE_BATCH_SIZE", path: "cycle.batchSize", type: "integer" },
   { env: "AGL_CYCLE_CONCURRENCY", path: "cycle.concurrency", type: "integer" },
   { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },

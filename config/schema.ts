@@ -66,7 +66,12 @@ export const configSchema = z
       .prefault({}),
     cycle: z
       .object({
-        margin: z.number().min(0).max(2).default(0.02),
+        /** Deploy only when the one-sided lower bound on the candidate's paired gain over the incumbent exceeds this. */
+        margin: z.number().min(0).max(2).default(0),
+        /** The one-sided confidence of that bound (before the correction for several finalists). */
+        confidence: z.number().min(0.5).max(0.999).default(0.9),
+        /** Runs of each contender on each validation task, for models whose answers vary. */
+        validationRepeats: z.number().int().min(1).max(10).default(1),
         batchSize: z.number().int().min(1).max(1000).default(20),
         concurrency: z.number().int().min(1).max(256).default(4),
         parallelBatches: z.number().int().min(1).max(64).default(2),

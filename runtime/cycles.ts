@@ -20,6 +20,8 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
     concurrency: config.cycle.concurrency,
     parallelBatches: config.cycle.parallelBatches,
     margin: config.cycle.margin,
+    confidence: config.cycle.confidence,
+    validationRepeats: config.cycle.validationRepeats,
     optimizer: {
       algorithm: config.optimizer.algorithm,
       candidates: config.optimizer.candidates,

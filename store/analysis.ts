@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from "kysely";
+import { type Interval, tQuantile } from "../stats/intervals.ts";
 import type { Database } from "./schema.ts";
 
 export interface AnalysisFilter {
@@ -11,13 +12,7 @@ export interface AnalysisFilter {
   labels: Record<string, readonly string[]>;
 }
 
-/** A mean with its 95% confidence interval (Student's t); `low`/`high` are null below two samples. */
-export interface Interval {
-  n: number;
-  mean: number;
-  low: number | null;
-  high: number | null;
-}
+export type { Interval };
 
 export interface Percentiles {
   p50: number;
@@ -142,17 +137,9 @@ function scorerWeight(weights: Readonly<Record<string, number>>): RawBuilder<unk
   return cases.length > 0 ? sql`(CASE ${sql.join(cases, sql` `)} END)` : sql`NULL::float8`;
 }
 
-/** Student's t quantile for a two-sided 95% interval; past 30 degrees of freedom the Cornish-Fisher term is within 0.002 of it. */
-const T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
-
-export function tQuantile975(degreesOfFreedom: number): number {
-  const z = 1.959964;
-  return T_975[degreesOfFreedom - 1] ?? z + (z ** 3 + z) / (4 * degreesOfFreedom);
-}
-
 function interval(row: { n: number; mean: number; sd: number | null }): Interval {
   if (row.n < 2 || row.sd === null) return { n: row.n, mean: row.mean, low: null, high: null };
-  const half = (tQuantile975(row.n - 1) * row.sd) / Math.sqrt(row.n);
+  const half = (tQuantile(0.975, row.n - 1) * row.sd) / Math.sqrt(row.n);
   return { n: row.n, mean: row.mean, low: row.mean - half, high: row.mean + half };
 }
 

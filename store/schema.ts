@@ -66,8 +66,11 @@ export interface TasksTable {
 }
 
 export type RolloutSource = "queue" | "otlp";
-/** collect: the incumbent on the train split; search: candidates (and a traffic cycle's incumbent) on dev tasks; validate: the gate. */
-export type RolloutPhase = "collect" | "search" | "validate";
+/**
+ * collect: the incumbent on the train split; search: candidates (and a traffic cycle's incumbent) on dev
+ * tasks; validate: the gate; test: the deployed version and the incumbent on the test split, and `agl test`.
+ */
+export type RolloutPhase = "collect" | "search" | "validate" | "test";
 
 export interface RolloutsTable {
   id: string;

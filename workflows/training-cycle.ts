@@ -4,7 +4,7 @@ import type { PromptRef } from "../activities/cycle-activities.ts";
 import { beamSearch, bestFirst } from "./beam-search.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
 import type { RolloutPhase } from "../store/schema.ts";
-import type { ContenderScore, CycleInput, CycleProgress, CycleResult } from "./types.ts";
+import type { ContenderScore, CycleInput, CycleProgress, CycleResult, GateDecision, MeanInterval, TestEvaluation } from "./types.ts";
 import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
 
 export const progressQuery = defineQuery<CycleProgress>(PROGRESS_QUERY);
@@ -48,10 +48,10 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const { incumbentVersion, dataset, collected } = begin;
   state.incumbentVersion = incumbentVersion;
 
-  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[] }[], phase: RolloutPhase) => {
-    const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds })));
+  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[]; repeat?: number }[], phase: RolloutPhase) => {
+    const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds, repeat: job.repeat })));
     await inParallel(batches, settings.parallelBatches, async (batch) => {
-      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency });
+      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency, ...(batch.repeat ? { repeat: batch.repeat } : {}) });
       state.progress.done += batch.taskIds.length;
     });
   };
@@ -107,31 +107,46 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       { name: INCUMBENT, prompt: { version: incumbentVersion } },
       ...finalists.map((id) => ({ name: id, prompt: { candidateId: id } })),
     ];
-    await enter("validate", begin.validationTaskIds.length * contenders.length);
+    const repeats = settings.validationRepeats;
+    await enter("validate", begin.validationTaskIds.length * contenders.length * repeats);
     await runBatches(
-      contenders.map((contender) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds })),
+      contenders.flatMap((contender) => Array.from({ length: repeats }, (_, index) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds, repeat: index + 1 }))),
       "validate",
     );
     await scoring.scoreRollouts({ cycleId, dataset, phase: "validate" });
     const scores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "validate", contenders: contenders.map((c) => c.name) });
     failIfEveryRunFailed("validate", scores);
+    const gate = await bookkeeping.judgeValidation({ cycleId, agent: input.agent, finalists, confidence: settings.confidence, margin: settings.margin, repeats });
     const baseline = scores[0]!;
-    const best = bestFirst(scores.slice(1))[0]!;
+    const best = scores.find((score) => score.contender === gate.chosen) ?? bestFirst(scores.slice(1))[0]!;
+    const verdict = describeGate(gate, best.contender);
 
-    await enter("deploy", 1);
-    const scoreLine = `baseline ${formatReward(baseline.meanReward)}, best candidate ${best.contender} ${formatReward(best.meanReward)}, margin ${settings.margin}`;
-    // A tie is not an improvement: the candidate must beat the incumbent by more than the margin.
-    if (best.meanReward <= baseline.meanReward + settings.margin) {
-      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${scoreLine}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search });
+    if (!gate.deploy) {
+      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${verdict}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search, gate });
     }
+    // Decided. The test split, which neither the optimizer nor the gate saw, now measures what was chosen:
+    // nothing below depends on it but the record.
+    let test: TestEvaluation | undefined;
+    if (begin.testTaskIds.length > 0) {
+      await enter("test", begin.testTaskIds.length * 2);
+      await runBatches(
+        [{ version: incumbentVersion } as PromptRef, { candidateId: best.contender }].map((prompt) => ({ prompt, taskIds: begin.testTaskIds })),
+        "test",
+      );
+      await scoring.scoreRollouts({ cycleId, dataset, phase: "test" });
+      test = await bookkeeping.measureTest({ cycleId, agent: input.agent, candidate: best.contender });
+    }
+    await enter("deploy", 1);
     const deployed = await bookkeeping.deployCandidate({
       cycleId,
       agent: input.agent,
       candidateId: best.contender,
       incumbentVersion,
-      metrics: { validation: best, baseline, margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
+      metrics: { validation: best, baseline, gate, ...(test ? { test } : {}), margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
+      reason: `cycle ${cycleId} deployed candidate ${best.contender}: ${verdict}${test ? `; ${describeTest(test, incumbentVersion)}` : ""}`,
     });
-    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${scoreLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search });
+    const testLine = test ? `; ${describeTest(test, incumbentVersion, deployed.version)}` : "";
+    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search, gate, ...(test ? { test } : {}) });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
     await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));
@@ -172,6 +187,32 @@ function describeFailure(error: unknown): string {
 
 function formatReward(value: number): string {
   return value.toFixed(3);
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? "+" : ""}${value.toFixed(3)}`;
+}
+
+/** The gate's numbers in one line: what the audit trail and `agl cycle status` show. */
+function describeGate(gate: GateDecision, contender: string): string {
+  const comparison = gate.comparisons.find((candidate) => candidate.contender === contender);
+  if (!comparison) return "no finalist to compare";
+  const bound = comparison.lowerBound === null ? "no lower bound (fewer than two tasks)" : `lower bound ${signed(comparison.lowerBound)} at ${formatPercent(gate.correctedConfidence)}`;
+  const verdict = gate.deploy ? `above margin ${gate.margin}` : `not above margin ${gate.margin}`;
+  return `${contender} vs incumbent on ${comparison.tasks} validation tasks${gate.repeats > 1 ? ` × ${gate.repeats} runs` : ""}: gain ${signed(comparison.meanDifference)}, ${bound}, ${verdict} (${gate.method})`;
+}
+
+/** The test split's numbers in one line. */
+function describeTest(test: TestEvaluation, incumbentVersion: number, deployedVersion?: number): string {
+  const interval = (value: MeanInterval, sign = false) => {
+    const shown = sign ? signed : formatReward;
+    return value.low === null || value.high === null ? shown(value.mean) : `${shown(value.mean)} [${shown(value.low)}, ${shown(value.high)}]`;
+  };
+  return `test split (${test.tasks} tasks, 95% intervals): v${incumbentVersion} ${interval(test.incumbent)}, ${deployedVersion ? `v${deployedVersion}` : "candidate"} ${interval(test.deployed)}, difference ${interval(test.difference, true)}`;
+}
+
+function formatPercent(value: number): string {
+  return `${Number((value * 100).toFixed(1))}%`;
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

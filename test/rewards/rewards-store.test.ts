@@ -10,6 +10,7 @@ import { computedScorer, scoringPlan } from "../../scorers/registry.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../../store/errors.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout } from "../../store/rollouts.ts";
+import { tQuantile } from "../../stats/intervals.ts";
 import { BACKENDS, openTestStore, type TestStore } from "../support/stores.ts";
 
 const groundTruth = computedScorer(scoringPlan(postAnalyzer, undefined), postAnalyzer, "ground-truth");
@@ -152,7 +153,7 @@ describe.each(BACKENDS)("rewards and analysis on %s", (backend) => {
     ]);
     const [v1, v2, none] = analysis.versions;
     const v1Rewards = [1, 0, -1, -1];
-    const half = (3.182 * sd(v1Rewards)) / Math.sqrt(4);
+    const half = (tQuantile(0.975, 3) * sd(v1Rewards)) / Math.sqrt(4);
     expect(v1!.reward!.n).toBe(4);
     expect(v1!.reward!.mean).toBeCloseTo(-0.25, 10);
     expect(v1!.reward!.low).toBeCloseTo(-0.25 - half, 10);

@@ -10,7 +10,7 @@ import { judge, JUDGE_PROMPT } from "../../scorers/judge.ts";
 import { outcomeSchema } from "../../scorers/proxy-metrics.ts";
 import { agentShape, computedScorer, judgeModelSettings, rolloutReward, scoringPlan } from "../../scorers/registry.ts";
 import type { RewardScorer, ScorerInput } from "../../scorers/types.ts";
-import { tQuantile975 } from "../../store/analysis.ts";
+import { lowerBound, meanInterval, normalQuantile, pairedDifferences, standardDeviation, tQuantile } from "../../stats/intervals.ts";
 
 const POST = { content: "We closed our seed round and hired two engineers for the startup." };
 const RIGHT = { category: "startups", sentiment: "positive" };
@@ -175,11 +175,34 @@ describe("proxy outcomes and configured scorers", () => {
 });
 
 describe("analysis helpers", () => {
-  test("Student's t quantiles: the table for small samples, within 0.002 of the true value beyond", () => {
-    expect(tQuantile975(1)).toBe(12.706);
-    expect(tQuantile975(9)).toBe(2.262);
-    expect(tQuantile975(40)).toBeCloseTo(2.021, 2);
-    expect(tQuantile975(120)).toBeCloseTo(1.98, 2);
+  test("Student's t quantiles within 0.005 of the table from 4 degrees of freedom (exact for 1 and 2), normal quantiles to 1e-6", () => {
+    const table: [number, number, number][] = [
+      [0.975, 1, 12.706],
+      [0.975, 2, 4.303],
+      [0.975, 4, 2.776],
+      [0.975, 9, 2.262],
+      [0.975, 40, 2.021],
+      [0.9, 9, 1.383],
+      [0.9, 59, 1.296],
+      [0.95, 19, 1.729],
+      [0.99, 10, 2.764],
+    ];
+    for (const [p, degrees, expected] of table) expect(Math.abs(tQuantile(p, degrees) - expected)).toBeLessThan(0.005);
+    expect(normalQuantile(0.975)).toBeCloseTo(1.959964, 6);
+    expect(normalQuantile(0.01)).toBeCloseTo(-2.326348, 6);
+  });
+
+  test("intervals: two-sided on a mean, one-sided lower bounds, paired differences over shared tasks", () => {
+    const values = [1, 0, 1, 1, -1, 1, 0, 1];
+    const interval = meanInterval(values);
+    const half = (tQuantile(0.975, 7) * standardDeviation(values)) / Math.sqrt(8);
+    expect(interval).toEqual({ n: 8, mean: 0.5, low: 0.5 - half, high: 0.5 + half });
+    expect(meanInterval([0.3])).toEqual({ n: 1, mean: 0.3, low: null, high: null });
+    expect(lowerBound(values, 0.9)).toBeCloseTo(0.5 - (tQuantile(0.9, 7) * standardDeviation(values)) / Math.sqrt(8), 12);
+    expect(lowerBound([1], 0.9)).toBeNull();
+    const incumbent = new Map([["t1", 0], ["t2", 1], ["t3", -1]]);
+    const candidate = new Map([["t2", 1], ["t3", 1], ["t4", 1]]);
+    expect(pairedDifferences(incumbent, candidate)).toEqual([0, 2]);
   });
 
   test("--since takes a time or a duration back from now, and says what it wants otherwise", () => {
