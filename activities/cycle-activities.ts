@@ -11,12 +11,14 @@ import type { LoadedConfig } from "../config/load.ts";
 import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../scorers/registry.ts";
 import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { confusionMatrices } from "../store/analysis.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
 import { lowerBound, mean, meanInterval, pairedDifferences } from "../stats/intervals.ts";
-import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type TestEvaluation } from "../workflows/types.ts";
+import type { Confusion, ContenderEvaluation, EvaluationResult } from "../workflows/evaluation.ts";
+import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type MeanInterval, type TestEvaluation } from "../workflows/types.ts";
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
@@ -33,8 +35,8 @@ export interface ActivityDependencies {
   optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
 }
 
-/** Which prompt a batch runs: a published version, or a candidate of this cycle that is not published yet. */
-export type PromptRef = { version: number } | { candidateId: string };
+/** Which prompt a batch runs: a published version, or an unpublished candidate of this cycle (or of `cycleId`). */
+export type PromptRef = { version: number } | { candidateId: string; cycleId?: string };
 
 export interface BatchInput {
   cycleId: string;
@@ -197,7 +199,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
       const version = await store.resources.getVersion(agent.prompt.resource, ref.version);
       return { content: version.content, version: ref.version, candidateId: null };
     }
-    const candidate = await store.cycles.candidate(cycleId, ref.candidateId);
+    const candidate = await store.cycles.candidate(ref.cycleId ?? cycleId, ref.candidateId).catch(rethrowNonRetryable);
     return { content: candidate.content, version: null, candidateId: ref.candidateId };
   }
 
@@ -397,13 +399,13 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * the version the first attempt made instead of making a second one.
    */
   /** Per contender, per task: the reward averaged over the task's repeats (tasks without a counted reward left out). */
-  async function taskRewards(cycleId: string, agent: AgentDefinition, phase: RolloutPhase, contenders: readonly string[]): Promise<Map<string, Map<string, number>>> {
+  async function taskRewards(cycleId: string, agent: AgentDefinition, phase: RolloutPhase, contenders: readonly string[], contenderOf = cycleContender): Promise<Map<string, Map<string, number>>> {
     const { weights } = planFor(agent);
     const rollouts = await store.rollouts.listForCycle({ cycleId, phase });
     return new Map(
       contenders.map((contender) => {
         const rewards = Map.groupBy(
-          rollouts.filter((rollout) => (rollout.candidateId ?? INCUMBENT) === contender && rollout.taskId !== null),
+          rollouts.filter((rollout) => contenderOf(rollout) === contender && rollout.taskId !== null),
           (rollout) => rollout.taskId!,
         );
         const perTask = [...rewards].flatMap(([taskId, runs]) => {
@@ -455,6 +457,32 @@ export function createCycleActivities(deps: ActivityDependencies) {
     return { tasks: differences.length, incumbent: meanInterval([...incumbent.values()]), deployed: meanInterval([...deployed.values()]), difference: meanInterval(differences) };
   }
 
+  /** `agl test`'s report: each contender's reward with its interval, per scorer and per field, its confusion matrices, and the paired difference of the first two. */
+  async function summarizeEvaluation(input: { evaluationId: string; agent: string; contenders: { contender: string; description: string }[] }): Promise<Pick<EvaluationResult, "contenders" | "difference">> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const names = input.contenders.map((entry) => entry.contender);
+    const rewards = await taskRewards(input.evaluationId, agent, "test", names, evaluatedContender);
+    const rollouts = await store.rollouts.listForCycle({ cycleId: input.evaluationId, phase: "test" });
+    const expected = await expectedOf(store, rollouts);
+    const contenders = input.contenders.map(({ contender, description }): ContenderEvaluation => {
+      const own = rollouts.filter((rollout) => evaluatedContender(rollout) === contender);
+      const perTask = [...rewards.get(contender)!.values()];
+      return {
+        contender,
+        description,
+        rollouts: own.length,
+        failed: own.filter((rollout) => rollout.status === "failed").length,
+        reward: perTask.length > 0 ? meanInterval(perTask) : null,
+        rewardByScorer: rewardByScorer(own),
+        fieldAccuracy: fieldAccuracyOf(own),
+        confusion: confusionOf(agent, own, expected),
+      };
+    });
+    const [first, second] = names;
+    const differences = second === undefined ? [] : pairedDifferences(rewards.get(second)!, rewards.get(first!)!);
+    return { contenders, difference: second === undefined ? null : { ...meanInterval(differences), of: first!, against: second } };
+  }
+
   async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown>; reason: string }): Promise<{ version: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
@@ -499,7 +527,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
 }
 
 /**
@@ -533,6 +561,61 @@ export async function prepareAgent(store: Store, agent: AgentDefinition, dataset
     });
   }
   return incumbent;
+}
+
+/** Per scorer, over tasks: each task's rewards of that scorer (repeats, several ratings) averaged first. */
+function rewardByScorer(rollouts: readonly Rollout[]): Record<string, MeanInterval> {
+  const byScorer = new Map<string, Map<string, number[]>>();
+  for (const rollout of rollouts) {
+    for (const reward of rollout.rewards) {
+      const tasks = byScorer.get(reward.scorer) ?? new Map<string, number[]>();
+      const key = rollout.taskId ?? rollout.id;
+      tasks.set(key, [...(tasks.get(key) ?? []), reward.value]);
+      byScorer.set(reward.scorer, tasks);
+    }
+  }
+  return Object.fromEntries([...byScorer].sort(([a], [b]) => a.localeCompare(b)).map(([scorer, tasks]) => [scorer, meanInterval([...tasks.values()].map(mean))]));
+}
+
+/** Per field, the share of ground-truth checks that gave full credit. */
+function fieldAccuracyOf(rollouts: readonly Rollout[]): Record<string, { right: number; total: number; accuracy: number }> {
+  const totals = new Map<string, { right: number; total: number }>();
+  for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((entry) => entry.scorer === GROUND_TRUTH))) {
+    for (const [field, right] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
+      const entry = totals.get(field) ?? { right: 0, total: 0 };
+      entry.total++;
+      if (right) entry.right++;
+      totals.set(field, entry);
+    }
+  }
+  return Object.fromEntries([...totals].map(([field, entry]) => [field, { ...entry, accuracy: entry.right / entry.total }]));
+}
+
+/** For each closed label field: expected labels (rows, in the agent's order) against the labels answered. */
+function confusionOf(agent: AgentDefinition, rollouts: readonly Rollout[], expected: Expected): Record<string, Confusion> {
+  const cells = new Map<string, { field: string; expected: string; actual: string; n: number }>();
+  for (const rollout of rollouts) {
+    for (const field of Object.keys(agent.labels)) {
+      const want = expected.get(rollout.id)?.[field];
+      if (typeof want !== "string") continue;
+      const got = rollout.output === null ? "(failed)" : typeof rollout.output[field] === "string" ? (rollout.output[field] as string) : "(missing)";
+      const key = JSON.stringify([field, want, got]);
+      const cell = cells.get(key) ?? { field, expected: want, actual: got, n: 0 };
+      cell.n++;
+      cells.set(key, cell);
+    }
+  }
+  return confusionMatrices([...cells.values()], agent.labels);
+}
+
+/** In a cycle, a rollout ran the incumbent or one of the cycle's candidates. */
+function cycleContender(rollout: Rollout): string {
+  return rollout.candidateId ?? INCUMBENT;
+}
+
+/** In an evaluation, a rollout ran a published version or a candidate. */
+export function evaluatedContender(rollout: Pick<Rollout, "candidateId" | "resourceVersion">): string {
+  return rollout.candidateId ?? `v${rollout.resourceVersion}`;
 }
 
 /** The train tasks the search scores candidates on, chosen by id so every retry and activity agrees. */

@@ -2,9 +2,8 @@ import { type Command, InvalidArgumentError } from "commander";
 import { describeModel } from "../agents/models/index.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { findOwner } from "../runtime/ownership.ts";
-import { isRunning, onlyWorkerHere, pickedUpElsewhere, queryProgress, startCycle, startWorkerHere, waitForCycle } from "../runtime/cycles.ts";
+import { isRunning, queryProgress, startCycle, startWithWorker, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { RunningWorker } from "../runtime/worker.ts";
 import { type Cycle, cycleJson } from "../store/cycles.ts";
 import { ConflictError } from "../store/errors.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
@@ -94,19 +93,10 @@ async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dat
   const client = runtime.temporal.client;
   // This process owns the embedded dev server, which stops when it exits: it must run the cycle itself.
   const wait = Boolean(options.wait) || runtime.ownsEmbedded;
-  // Nobody else can run it: the embedded server is ours, or the process owning it runs no worker.
-  let worker: RunningWorker | undefined = onlyWorkerHere(runtime) ? await startWorkerHere(runtime) : undefined;
+  const { handle, worker } = await startWithWorker(runtime, "cycle", wait, Boolean(options.json), () =>
+    startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset }),
+  );
   try {
-    const handle = await startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset });
-    if (!worker && !(await pickedUpElsewhere(runtime, handle))) {
-      const queue = `task queue "${config.temporal.taskQueue}"`;
-      if (wait) {
-        if (!options.json) process.stderr.write(`No worker is running the cycle on ${queue}; running one in this process.\n`);
-        worker = await startWorkerHere(runtime);
-      } else {
-        process.stderr.write(`No worker picked up the cycle on ${queue}; it starts when one runs (agl worker), or use --wait to run one here.\n`);
-      }
-    }
     if (!wait) {
       if (options.json) return printJson({ cycleId: handle.workflowId, runId: handle.firstExecutionRunId, status: "started" });
       console.log(`Started cycle ${handle.workflowId}. Follow it with: agl cycle status ${handle.workflowId}`);

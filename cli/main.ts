@@ -11,6 +11,7 @@ import { registerInitCommand } from "./init-command.ts";
 import { registerPromptCommands } from "./prompts-commands.ts";
 import { registerScheduleCommands } from "./schedule-commands.ts";
 import { registerSubmitCommand } from "./submit-command.ts";
+import { registerTestCommand } from "./test-command.ts";
 import { registerUpCommand } from "./up-command.ts";
 import { registerWorkerCommand } from "./worker-command.ts";
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerAnalyzeCommand(program);
   registerInitCommand(program);
+  registerTestCommand(program);
   return program;
 }
 

@@ -166,6 +166,37 @@ export async function startWorkerHere(runtime: Runtime): Promise<RunningWorker> 
 }
 
 /**
+ * Starts a workflow and sees that a worker runs it: this process's own when nobody else can (the
+ * embedded server is ours, or its owner runs no worker), or when nobody picks it up and the caller
+ * waits. The caller stops the returned worker when done.
+ */
+export async function startWithWorker<H extends WorkflowHandle>(
+  runtime: Runtime,
+  what: string,
+  wait: boolean,
+  quiet: boolean,
+  start: () => Promise<H>,
+): Promise<{ handle: H; worker?: RunningWorker }> {
+  let worker = onlyWorkerHere(runtime) ? await startWorkerHere(runtime) : undefined;
+  try {
+    const handle = await start();
+    if (!worker && !(await pickedUpElsewhere(runtime, handle))) {
+      const queue = `task queue "${runtime.config.temporal.taskQueue}"`;
+      if (wait) {
+        if (!quiet) process.stderr.write(`No worker is running the ${what} on ${queue}; running one in this process.\n`);
+        worker = await startWorkerHere(runtime);
+      } else {
+        process.stderr.write(`No worker picked up the ${what} on ${queue}; it starts when one runs (agl worker), or use --wait to run one here.\n`);
+      }
+    }
+    return { handle, ...(worker ? { worker } : {}) };
+  } catch (error) {
+    await worker?.stop();
+    throw error;
+  }
+}
+
+/**
  * The running cycle's progress, or undefined when nobody can answer: a query waits for a worker, and
  * without one it would wait for a minute, so it is cut short.
  */

@@ -149,7 +149,7 @@ function percentiles(values: number[] | null): Percentiles | null {
   return { p50, p90, p99 };
 }
 
-function confusionMatrices(cells: { field: string; expected: string; actual: string; n: number }[], labels: Record<string, readonly string[]>): Record<string, ConfusionMatrix> {
+export function confusionMatrices(cells: { field: string; expected: string; actual: string; n: number }[], labels: Record<string, readonly string[]>): Record<string, ConfusionMatrix> {
   const matrices: Record<string, ConfusionMatrix> = {};
   for (const [field, fieldCells] of Map.groupBy(cells, (cell) => cell.field)) {
     const order = (seen: string[]) => {

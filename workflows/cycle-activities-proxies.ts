@@ -8,7 +8,7 @@ type Activities = ReturnType<typeof createCycleActivities>;
  * The cycle's activities, each group with the durability contract of its call sites: timeouts,
  * heartbeats and retries are read here, where a reader of the workflow looks for them.
  */
-export function cycleActivities(settings: CycleSettings) {
+export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinutes" | "heartbeatTimeoutSeconds" | "optimizer">) {
   return {
     /** Short store operations: retried freely, they are idempotent. */
     bookkeeping: proxyActivities<Activities>({
