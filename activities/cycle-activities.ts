@@ -11,13 +11,13 @@ import type { LoadedConfig } from "../config/load.ts";
 import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../scorers/registry.ts";
 import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
-import { confusionMatrices } from "../store/analysis.ts";
+import { type ConfusionMatrix, confusionMatrices } from "../store/analysis.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
 import { lowerBound, mean, meanInterval, pairedDifferences } from "../stats/intervals.ts";
-import type { Confusion, ContenderEvaluation, EvaluationResult } from "../workflows/evaluation.ts";
+import type { ContenderEvaluation, EvaluationResult } from "../workflows/evaluation.ts";
 import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type MeanInterval, type TestEvaluation } from "../workflows/types.ts";
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
@@ -592,7 +592,7 @@ function fieldAccuracyOf(rollouts: readonly Rollout[]): Record<string, { right: 
 }
 
 /** For each closed label field: expected labels (rows, in the agent's order) against the labels answered. */
-function confusionOf(agent: AgentDefinition, rollouts: readonly Rollout[], expected: Expected): Record<string, Confusion> {
+function confusionOf(agent: AgentDefinition, rollouts: readonly Rollout[], expected: Expected): Record<string, ConfusionMatrix> {
   const cells = new Map<string, { field: string; expected: string; actual: string; n: number }>();
   for (const rollout of rollouts) {
     for (const field of Object.keys(agent.labels)) {
@@ -640,15 +640,6 @@ export function rolloutId(cycleId: string, phase: string, contender: string, tas
 /** A rollout's reward is the mean of its rewards from the configured scorers; a contender's, the mean over its rollouts that have one. */
 function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Record<string, number>>): ContenderScore {
   const rewards = rollouts.flatMap((rollout) => rolloutReward(weights, rollout.rewards) ?? []);
-  const fieldTotals = new Map<string, { right: number; total: number }>();
-  for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((reward) => reward.scorer === GROUND_TRUTH))) {
-    for (const [field, correct] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
-      const totals = fieldTotals.get(field) ?? { right: 0, total: 0 };
-      totals.total++;
-      if (correct) totals.right++;
-      fieldTotals.set(field, totals);
-    }
-  }
   const firstFailure = rollouts.find((rollout) => rollout.status === "failed");
   return {
     contender,
@@ -656,7 +647,7 @@ function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Rec
     failed: rollouts.filter((rollout) => rollout.status === "failed").length,
     ...(firstFailure ? { firstError: firstFailure.error ?? "no output" } : {}),
     meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward, 0) / rewards.length : 0,
-    fieldAccuracy: Object.fromEntries([...fieldTotals].map(([field, totals]) => [field, totals.right / totals.total])),
+    fieldAccuracy: Object.fromEntries(Object.entries(fieldAccuracyOf(rollouts)).map(([field, totals]) => [field, totals.accuracy])),
   };
 }
 

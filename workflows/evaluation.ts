@@ -1,5 +1,6 @@
 import { defineQuery, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { PromptRef } from "../activities/cycle-activities.ts";
+import type { ConfusionMatrix } from "../store/analysis.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
 import { chunk, inParallel } from "./training-cycle.ts";
 import type { CycleSettings, MeanInterval, PhaseProgress } from "./types.ts";
@@ -24,13 +25,6 @@ export interface EvaluationInput {
   settings: Pick<CycleSettings, "batchSize" | "concurrency" | "parallelBatches" | "batchTimeoutMinutes" | "heartbeatTimeoutSeconds" | "optimizer">;
 }
 
-/** Rows are expected labels, columns the labels answered (`(failed)`: the run failed; `(missing)`: no such field). */
-export interface Confusion {
-  expected: string[];
-  actual: string[];
-  counts: number[][];
-}
-
 export interface ContenderEvaluation {
   contender: string;
   description: string;
@@ -40,7 +34,7 @@ export interface ContenderEvaluation {
   reward: MeanInterval | null;
   rewardByScorer: Record<string, MeanInterval>;
   fieldAccuracy: Record<string, { right: number; total: number; accuracy: number }>;
-  confusion: Record<string, Confusion>;
+  confusion: Record<string, ConfusionMatrix>;
 }
 
 export interface EvaluationResult {
