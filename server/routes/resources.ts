@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { z } from "zod";
 import { diffPromptContent } from "../../agents/prompt-diff.ts";
@@ -132,8 +133,14 @@ function sendLabel(context: Context, resource: LabelledResource, label: string):
 
 /** Built from the prepared headers as they are: @hono/node-server writes such a response straight to the socket. */
 function sendPrepared(context: Context, prepared: PreparedVersion): Response {
-  if (ifNoneMatch(context.req.header("if-none-match"), prepared.etag)) return new Response(null, { status: 304, headers: prepared.notModifiedHeaders });
+  if (ifNoneMatch(ifNoneMatchHeader(context), prepared.etag)) return new Response(null, { status: 304, headers: prepared.notModifiedHeaders });
   return new Response(prepared.body, { headers: prepared.fullHeaders });
+}
+
+/** From Node's own request when @hono/node-server serves: building the fetch API's Headers would cost more than the rest of the answer. */
+function ifNoneMatchHeader(context: Context): string | undefined {
+  const incoming = (context.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return incoming ? incoming.headers["if-none-match"] : context.req.header("if-none-match");
 }
 
 /** RFC 9110: If-None-Match compares weakly and may list several tags or `*`. */

@@ -15,9 +15,9 @@ async function served(snapshot: ResourceSnapshot, label = "production"): Promise
   return (await snapshot.lookup(NAME)).labels.get(label)?.version;
 }
 
-function followingOf(store: Store) {
-  const following = store.resourceChanges.follow();
-  return { following, current: () => waitFor("the snapshot to follow changes", async () => (following.current() ? true : undefined)) };
+/** Until the store hears of every change in time, a snapshot on it reads the database for every request. */
+function following(store: Store): Promise<true> {
+  return waitFor("the store to follow changes", async () => (store.resourceChanges.follow().current() ? true : undefined), 30_000, 20);
 }
 
 describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) => {
@@ -42,7 +42,7 @@ describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) =
         loads++;
         return store.resources.labelled(name);
       }, store.resourceChanges);
-      await followingOf(store).current();
+      await following(store);
 
       const first = await snapshot.lookup(NAME);
       expect([...first.labels.keys()]).toEqual(["production"]);
@@ -84,7 +84,7 @@ describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) =
     });
 
     test("a rollback returns only once the serving process has dropped its copy, however late it hears of it", async () => {
-      await followingOf(serving).current();
+      await following(serving);
       expect(await served(snapshot)).toBe(3);
       // Everything the database sends the serving process now arrives 300 ms late, the notification included.
       link.delayMs = 300;
@@ -107,7 +107,7 @@ describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) =
     });
 
     test("a serving process that loses its connection stops answering from memory, and catches up when it is back", async () => {
-      await followingOf(serving).current();
+      await following(serving);
       const before = (await writer.resources.getByLabel(NAME, "production")).version;
       expect(before).toBeGreaterThan(1);
       expect(await served(snapshot)).toBe(before);
@@ -127,7 +127,7 @@ describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) =
       // Back, it acknowledges every barrier sent before it listened again.
       await rollback;
       expect(await served(snapshot)).toBe(1);
-      await followingOf(serving).current();
+      await following(serving);
       const cached: LabelledResource = await snapshot.lookup(NAME);
       expect(snapshot.lookup(NAME)).toBe(cached);
       expect(cached.labels.get("production")!.version).toBe(1);
@@ -135,7 +135,7 @@ describe.each(BACKENDS)("prompt resources served from memory on %s", (backend) =
 
     test("closing unregisters: writers stop waiting for it", async () => {
       const extra = await connectStore(handle.connection);
-      await followingOf(extra).current();
+      await following(extra);
       const registered = () => writer.db.selectFrom("resource_cache_subscribers").select("id").execute();
       expect(await registered()).toHaveLength(2);
       await extra.close();
