@@ -45,6 +45,13 @@ export interface ResourceEventsTable {
   idempotency_key: ColumnType<string | null, string | null | undefined, never>;
 }
 
+/** A process serving prompt resources from memory (store/resource-changes.ts): writers wait for its acknowledgement while its lease lasts. */
+export interface ResourceCacheSubscribersTable {
+  id: string;
+  acked_barrier: number;
+  expires_at: Date;
+}
+
 export interface DatasetsTable {
   name: string;
   /** The agent whose input schema validated the tasks. */
@@ -174,6 +181,7 @@ export interface Database {
   resource_versions: ResourceVersionsTable;
   resource_labels: ResourceLabelsTable;
   resource_events: ResourceEventsTable;
+  resource_cache_subscribers: ResourceCacheSubscribersTable;
   datasets: DatasetsTable;
   tasks: TasksTable;
   rollouts: RolloutsTable;
