@@ -5,7 +5,9 @@ import { findOwner } from "../runtime/ownership.ts";
 import { isRunning, queryProgress, startCycle, startWithWorker, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { type Cycle, cycleJson } from "../store/cycles.ts";
-import { ConflictError } from "../store/errors.ts";
+import { ConflictError, InvalidInputError } from "../store/errors.ts";
+import { parseSince } from "../runtime/analysis.ts";
+import { parseDuration } from "../runtime/schedules.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { formatDuration, formatTime, percent, printJson, ProgressBar, table } from "./output.ts";
@@ -17,13 +19,25 @@ export function registerCycleCommands(program: Command): void {
     .command("start")
     .description("start a training cycle: collect -> evaluate -> train -> validate -> deploy")
     .requiredOption("--agent <agent>", "agent id, e.g. post-analyzer")
-    .requiredOption("--dataset <dataset>", "data set name (the bundled one is `posts`)")
+    .option("--dataset <dataset>", "train on a data set (the bundled one is `posts`)...")
+    .option("--traffic <window>", "...or on the live traffic of the last WINDOW (24h, 7d): queue and OTLP rollouts")
+    .option("--since <time>", "...or on the live traffic since a time (2026-11-25T08:00:00Z) or a duration back (36h)")
     .option("--wait", "follow the cycle until it ends and print its summary")
     .option("--json", "print machine-readable JSON")
-    .action(async (options: { agent: string; dataset: string; wait?: boolean; json?: boolean }, command: Command) => {
+    .action(async (options: StartOptions, command: Command) => {
       const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
-      // An unknown agent is rejected before anything starts: no data folder, no embedded services, no worker.
+      if ([options.dataset, options.traffic, options.since].filter((choice) => choice !== undefined).length !== 1) {
+        throw new InvalidInputError("Give exactly one of --dataset D, --traffic WINDOW and --since TIME.");
+      }
+      // Bad input is rejected before anything starts: no data folder, no embedded services, no worker.
       config.agents.get(options.agent);
+      const now = new Date();
+      if (options.traffic !== undefined) options.trafficMs = parseDuration(options.traffic, "--traffic");
+      if (options.since !== undefined) {
+        const since = parseSince(options.since, "--since", now);
+        if (since >= now) throw new InvalidInputError(`--since ${options.since} is not in the past.`);
+        options.trafficMs = now.getTime() - since.getTime();
+      }
       await withRuntime(config, { store: true, temporal: true, command: `agl cycle start --agent ${options.agent}` }, (runtime) =>
         startAndMaybeWait(runtime, options),
       );
@@ -88,13 +102,24 @@ export function registerCycleCommands(program: Command): void {
     });
 }
 
-async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dataset: string; wait?: boolean; json?: boolean }): Promise<void> {
+interface StartOptions {
+  agent: string;
+  dataset?: string;
+  traffic?: string;
+  since?: string;
+  /** The traffic window `--traffic` or `--since` asks for. */
+  trafficMs?: number;
+  wait?: boolean;
+  json?: boolean;
+}
+
+async function startAndMaybeWait(runtime: Runtime, options: StartOptions): Promise<void> {
   const { config } = runtime;
   const client = runtime.temporal.client;
   // This process owns the embedded dev server, which stops when it exits: it must run the cycle itself.
   const wait = Boolean(options.wait) || runtime.ownsEmbedded;
   const { handle, worker } = await startWithWorker(runtime, "cycle", wait, Boolean(options.json), () =>
-    startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset }),
+    startCycle({ config, store: runtime.store, client, agent: options.agent, ...(options.dataset !== undefined ? { dataset: options.dataset } : { trafficMs: options.trafficMs! }) }),
   );
   try {
     if (!wait) {
@@ -103,7 +128,8 @@ async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dat
       return;
     }
     if (!options.json) {
-      process.stderr.write(`Cycle ${handle.workflowId}: agent ${options.agent}, data set ${options.dataset}, model ${describeModel(config)}\n`);
+      const source = options.dataset !== undefined ? `data set ${options.dataset}` : `traffic of the last ${formatDuration(options.trafficMs!)}`;
+      process.stderr.write(`Cycle ${handle.workflowId}: agent ${options.agent}, ${source}, model ${describeModel(config)}\n`);
       if (runtime.ownsEmbedded && !options.wait) process.stderr.write("Running in the foreground: the embedded Temporal server lives as long as this command.\n");
     }
     const bar = options.json ? undefined : new ProgressBar();

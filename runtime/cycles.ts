@@ -69,12 +69,13 @@ export function newCycleId(agent: string, now = new Date()): string {
   return `cy-${agent}-${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
-export interface StartCycleOptions {
+export type StartCycleOptions = StartCycleCommon & ({ dataset: string } | { trafficMs: number });
+
+interface StartCycleCommon {
   config: LoadedConfig;
   store: Store;
   client: Client;
   agent: string;
-  dataset: string;
   trigger?: string;
   settings?: Partial<CycleInput["settings"]>;
   cycleId?: string;
@@ -85,14 +86,14 @@ export interface StartCycleOptions {
  * belongs to it, no cycle of this agent is running), then starts the workflow.
  */
 export async function startCycle(options: StartCycleOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingCycle>> {
-  const agent = await checkCycleTarget(options.store, options.config, options.agent, options.dataset);
+  const agent = "dataset" in options ? await checkCycleTarget(options.store, options.config, options.agent, options.dataset) : cycleAgent(options.config, options.agent);
   const holder = await options.store.cycles.leaseHolder(agent.id);
   if (holder && (await isRunning(options.client, holder))) {
     throw new ConflictError(`Cycle ${holder} is already running for agent ${agent.id}; one cycle per agent runs at a time. Follow it with: agl cycle status ${holder}`);
   }
   const input: CycleInput = {
     agent: agent.id,
-    dataset: options.dataset,
+    ...("dataset" in options ? { dataset: options.dataset } : { traffic: { windowMs: options.trafficMs, minScored: options.config.cycle.minTrafficRollouts } }),
     trigger: options.trigger ?? "manual",
     settings: { ...cycleSettings(options.config), ...options.settings },
   };
@@ -104,7 +105,7 @@ export async function startCycle(options: StartCycleOptions): Promise<WorkflowHa
       args: [input],
     });
     // Listed (and cancellable) from now on, even before a worker picks it up.
-    await options.store.cycles.create({ id: cycleId, agent: agent.id, dataset: options.dataset, trigger: input.trigger });
+    await options.store.cycles.create({ id: cycleId, agent: agent.id, dataset: input.dataset ?? null, trigger: input.trigger });
     return handle;
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`A cycle with id ${cycleId} already exists.`);
