@@ -59,6 +59,7 @@ export async function runAgentTasks(store: Store, batch: AgentTasks): Promise<{ 
         inputTokens: result.inputTokens,
         outputTokens: result.outputTokens,
         traceId: null,
+        toolCalls: result.toolCalls,
       });
       done++;
       if (result.status === "failed") failed++;

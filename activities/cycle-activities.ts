@@ -5,35 +5,38 @@ import { ApplicationFailure } from "@temporalio/common";
 import type { Client } from "@temporalio/client";
 import { readDatasetFile } from "../agents/dataset-file.ts";
 import { validatePromptContent } from "../agents/prompt-validation.ts";
-import { getAgent } from "../agents/registry.ts";
 import type { AgentRunner } from "../agents/runner.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { GROUND_TRUTH, rolloutReward, type ScorerRegistry } from "../scorers/registry.ts";
+import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../scorers/registry.ts";
+import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { type ConfusionMatrix, confusionMatrices } from "../store/analysis.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
-import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, INCUMBENT } from "../workflows/types.ts";
+import { lowerBound, mean, meanInterval, pairedDifferences } from "../stats/intervals.ts";
+import type { ContenderEvaluation, EvaluationResult } from "../workflows/evaluation.ts";
+import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type MeanInterval, type TestEvaluation } from "../workflows/types.ts";
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
-import { agentSpecFor, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest } from "./optimizer-contract.ts";
+import { agentSpecFor, algorithmRefusal, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest, optimizerParams } from "./optimizer-contract.ts";
 
 export interface ActivityDependencies {
   config: LoadedConfig;
   store: Store;
   /** Built on first use: loading a local model is not free, and most activities never need it. */
   runnerFor(agent: AgentDefinition): AgentRunner;
-  /** The computed scorers (ground truth, the LLM judge) the configured `cycle.scorers` name. */
-  scorers: ScorerRegistry;
+  /** What scorers need from this process: the judge's model, built on first use. */
+  scoring: ScoringContext;
   /** The OpenAI-compatible endpoint model-based optimizers (APO) critique and edit with, for one call. */
   optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
 }
 
-/** Which prompt a batch runs: a published version, or a candidate of this cycle that is not published yet. */
-export type PromptRef = { version: number } | { candidateId: string };
+/** Which prompt a batch runs: a published version, or an unpublished candidate of this cycle (or of `cycleId`). */
+export type PromptRef = { version: number } | { candidateId: string; cycleId?: string };
 
 export interface BatchInput {
   cycleId: string;
@@ -43,6 +46,8 @@ export interface BatchInput {
   prompt: PromptRef;
   taskIds: string[];
   concurrency: number;
+  /** Which run of a repeated evaluation this is (from 1): each repeat of a task is a rollout of its own. */
+  repeat?: number;
 }
 
 export interface BeginCycleInput {
@@ -54,6 +59,8 @@ export interface BeginCycleInput {
   /** ...or on the live traffic (worker queue, OTLP) that arrived in the window ending at `windowEnd`. */
   traffic?: { windowEnd: string; windowMs: number; minScored: number };
   devFraction: number;
+  /** The optimizer algorithm: one that cannot change this agent's prompt fails the cycle before anything is written. */
+  algorithm: string;
 }
 
 export type BeginCycleResult =
@@ -69,16 +76,27 @@ export type BeginCycleResult =
       /** Train tasks held out of the optimizer's input, on which the search scores candidates. */
       devTaskIds: string[];
       validationTaskIds: string[];
+      /** The data set's test split: neither the optimizer nor the gate sees it; a deployed version is measured on it. */
+      testTaskIds: string[];
     }
   | { status: "busy"; holder: string }
   | { status: "not-enough-data"; detail: string };
 
 export function createCycleActivities(deps: ActivityDependencies) {
   const { store, config } = deps;
+  const plans = new Map<string, ScoringPlan>();
+  /** Which rewards count for the agent and with what weights: its own scorers, or `cycle.scorers`. */
+  const planFor = (agent: AgentDefinition): ScoringPlan => {
+    let plan = plans.get(agent.id);
+    if (!plan) plans.set(agent.id, (plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers))));
+    return plan;
+  };
 
   async function beginCycle(input: BeginCycleInput): Promise<BeginCycleResult> {
     const devOf = (ids: string[]) => ids.filter((id) => isDevTask(id, input.devFraction));
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const refusal = algorithmRefusal(agent, input.algorithm);
+    if (refusal) throw ApplicationFailure.nonRetryable(refusal, "InvalidInput");
     const incumbentVersion = (await prepareAgent(store, agent, input.dataset)).version;
     if (input.dataset) await checkDatasetFor(agent, input.dataset);
     await store.cycles.create({ id: input.cycleId, agent: agent.id, dataset: input.dataset ?? null, trigger: input.trigger });
@@ -97,13 +115,14 @@ export function createCycleActivities(deps: ActivityDependencies) {
       await store.cycles.update(input.cycleId, { phase: "train", incumbentVersion, dataset: snapshot.dataset });
       const validationTaskIds = await store.datasets.taskIds(snapshot.dataset, "validation");
       const devTaskIds = devOf(await store.datasets.taskIds(snapshot.dataset, "train"));
-      return { status: "started", collected: "traffic", dataset: snapshot.dataset, incumbentVersion, trainTaskIds: [], devTaskIds, validationTaskIds };
+      return { status: "started", collected: "traffic", dataset: snapshot.dataset, incumbentVersion, trainTaskIds: [], devTaskIds, validationTaskIds, testTaskIds: [] };
     }
     const dataset = input.dataset!;
     const trainTaskIds = await store.datasets.taskIds(dataset, "train");
     const validationTaskIds = await store.datasets.taskIds(dataset, "validation");
+    const testTaskIds = await store.datasets.taskIds(dataset, "test");
     await store.cycles.update(input.cycleId, { phase: "collect", incumbentVersion });
-    return { status: "started", collected: "cycle", dataset, incumbentVersion, trainTaskIds, devTaskIds: devOf(trainTaskIds), validationTaskIds };
+    return { status: "started", collected: "cycle", dataset, incumbentVersion, trainTaskIds, devTaskIds: devOf(trainTaskIds), validationTaskIds, testTaskIds };
   }
 
   async function checkDatasetFor(agent: AgentDefinition, name: string): Promise<void> {
@@ -132,7 +151,8 @@ export function createCycleActivities(deps: ActivityDependencies) {
     const rollouts = await store.rollouts.listTraffic({ agent: agent.id, from, to });
     const expected = await expectedOf(store, rollouts);
     await addConfiguredRewards(agent, rollouts, expected);
-    const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) !== undefined);
+    const { weights } = planFor(agent);
+    const scored = (await store.rollouts.getMany(rollouts.map((rollout) => rollout.id))).filter((rollout) => rolloutReward(weights, rollout.rewards) !== undefined);
     const train: Rollout[] = [];
     const validation: Rollout[] = [];
     for (const rollout of scored) {
@@ -179,8 +199,28 @@ export function createCycleActivities(deps: ActivityDependencies) {
       const version = await store.resources.getVersion(agent.prompt.resource, ref.version);
       return { content: version.content, version: ref.version, candidateId: null };
     }
-    const candidate = await store.cycles.candidate(cycleId, ref.candidateId);
+    const candidate = await store.cycles.candidate(ref.cycleId ?? cycleId, ref.candidateId).catch(rethrowNonRetryable);
     return { content: candidate.content, version: null, candidateId: ref.candidateId };
+  }
+
+  /**
+   * Runs the agent once, on the first task the cycle will run, with the incumbent prompt: a model that
+   * does not load or answer (a missing model file, a refused endpoint) fails the cycle here, with its
+   * error, instead of every rollout failing. The probe's answer is not stored.
+   */
+  async function checkAgentRuns(input: { agent: string; dataset: string; taskId: string; incumbentVersion: number }): Promise<void> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const prompt = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
+    const [task] = await store.datasets.tasks(input.dataset, [input.taskId]);
+    if (!task) throw ApplicationFailure.nonRetryable(`Task "${input.taskId}" of data set "${input.dataset}" does not exist.`, "NotFound");
+    let run: AgentRunner;
+    try {
+      run = deps.runnerFor(agent);
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable(`Agent "${agent.id}" cannot run: ${(error as Error).message}`, "AgentUnavailable");
+    }
+    const result = await run(task.input, prompt.content, Context.current().cancellationSignal);
+    if (result.status === "failed") throw ApplicationFailure.create({ message: `Agent "${agent.id}" failed before the cycle collected anything (model ${result.model}): ${result.error}`, type: "AgentUnavailable" });
   }
 
   /**
@@ -189,9 +229,9 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * retry after a worker died neither loses nor duplicates a rollout.
    */
   async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
-    const contender = prompt.candidateId ?? `v${prompt.version}`;
+    const contender = `${prompt.candidateId ?? `v${prompt.version}`}${input.repeat && input.repeat > 1 ? `#${input.repeat}` : ""}`;
     return runAgentTasks(store, {
       agent,
       run: deps.runnerFor(agent),
@@ -209,15 +249,14 @@ export function createCycleActivities(deps: ActivityDependencies) {
     // Every rollout of a cycle ran a task of the cycle's data set (`input.dataset`): expectedOf finds it there.
     const rollouts = await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase });
     if (rollouts.length === 0) return { scored: 0, added: 0 };
-    const agent = nonRetryable(() => getAgent(rollouts[0]!.agent));
+    const agent = nonRetryable(() => config.agents.get(rollouts[0]!.agent));
     const added = await addConfiguredRewards(agent, rollouts, await expectedOf(store, rollouts));
     return { scored: rollouts.filter((rollout) => rollout.rewards.length > 0).length + added, added };
   }
 
   /** A scorer that cannot compute (the judge's model unreachable) fails the activity, which is retried: the gate must not judge on partial rewards. */
   async function addConfiguredRewards(agent: AgentDefinition, rollouts: Rollout[], expected: Expected): Promise<number> {
-    const scorers = nonRetryable(() => deps.scorers.computed(config.cycle.scorers, agent));
-    const { counts, failures } = await addMissingRewards(store, rollouts, scorers, { expected, concurrency: config.cycle.concurrency });
+    const { counts, failures } = await addMissingRewards(store, rollouts, planFor(agent).computed, { expected, context: deps.scoring, concurrency: config.cycle.concurrency });
     if (failures.length > 0) throw new Error(`${failures.length} rewards could not be computed, e.g. ${failures[0]!.scorer} on ${failures[0]!.rolloutId}: ${failures[0]!.error}`);
     return counts.scored;
   }
@@ -233,19 +272,21 @@ export function createCycleActivities(deps: ActivityDependencies) {
   }
 
   /** The incumbent's record on the rollouts the cycle trains from. */
-  async function summarizeTraining(input: { cycleId: string; dataset: string; collected: "cycle" | "traffic" }): Promise<ContenderScore> {
-    return summarize(INCUMBENT, (await trainingRollouts(input.cycleId, input.dataset, input.collected)).rollouts, config.cycle.scorers);
+  async function summarizeTraining(input: { cycleId: string; agent: string; dataset: string; collected: "cycle" | "traffic" }): Promise<ContenderScore> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    return summarize(INCUMBENT, (await trainingRollouts(input.cycleId, input.dataset, input.collected)).rollouts, planFor(agent).weights);
   }
 
   /** Mean reward (of the configured scorers) and per-field accuracy of each contender on the validation split. */
-  async function summarizeContenders(input: { cycleId: string; phase: RolloutPhase; contenders: string[]; taskIds?: string[] }): Promise<ContenderScore[]> {
+  async function summarizeContenders(input: { cycleId: string; agent: string; phase: RolloutPhase; contenders: string[]; taskIds?: string[] }): Promise<ContenderScore[]> {
+    const { weights } = planFor(nonRetryable(() => config.agents.get(input.agent)));
     const only = input.taskIds ? new Set(input.taskIds) : undefined;
     const rollouts = (await store.rollouts.listForCycle({ cycleId: input.cycleId, phase: input.phase })).filter((rollout) => !only || only.has(rollout.taskId ?? ""));
     return input.contenders.map((contender) =>
       summarize(
         contender,
         rollouts.filter((rollout) => (rollout.candidateId ?? INCUMBENT) === contender),
-        config.cycle.scorers,
+        weights,
       ),
     );
   }
@@ -262,7 +303,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     optimizer: CycleSettings["optimizer"];
   }): Promise<{ candidates: { id: string; parent: string }[]; rounds: unknown[]; stats: Record<string, unknown> }> {
     const context = Context.current();
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const incumbent = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
     const parents = await Promise.all(
       input.parents.map(async (id) => ({ id, components: id === INCUMBENT ? incumbent.content.components : (await store.cycles.candidate(input.cycleId, id)).content.components })),
@@ -276,22 +317,22 @@ export function createCycleActivities(deps: ActivityDependencies) {
       (rollout) => rollout.candidateId !== null && input.parents.includes(rollout.candidateId),
     );
     const searchExpected = await expectedOf(store, search);
-    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => {
-      const rewards = rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason }));
-      return {
-        id: rollout.id,
-        task_id: rollout.taskId,
-        prompt_id: promptId,
-        input: rollout.input,
-        output: rollout.output,
-        expected,
-        // The reward the gate judges by: the configured scorers' mean (the others travel along in `rewards`).
-        reward: rolloutReward(config.cycle.scorers, rollout.rewards) ?? null,
-        rewards,
-        error: rollout.error,
-      };
-    };
-    const apo = input.optimizer.algorithm === "apo";
+    const { weights } = planFor(agent);
+    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => ({
+      id: rollout.id,
+      task_id: rollout.taskId,
+      prompt_id: promptId,
+      input: rollout.input,
+      message: agent.message(rollout.input),
+      output: rollout.output,
+      expected,
+      // The reward the gate judges by: the weighted mean of the counted scorers (the others travel along in `rewards`).
+      reward: rolloutReward(weights, rollout.rewards) ?? null,
+      rewards: rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason })),
+      error: rollout.error,
+      ...(rollout.toolCalls?.length ? { tool_calls: rollout.toolCalls } : {}),
+    });
+    const usesModel = input.optimizer.algorithm === "apo";
     const request: OptimizerRequest = {
       schema_version: OPTIMIZER_CONTRACT_VERSION,
       command: "propose",
@@ -299,10 +340,8 @@ export function createCycleActivities(deps: ActivityDependencies) {
       algorithm: input.optimizer.algorithm,
       seed: input.optimizer.seed,
       round: input.round,
-      params: apo
-        ? { branch_factor: input.optimizer.candidates, minibatch_size: input.optimizer.minibatchSize, max_tokens: 256 }
-        : { num_candidates: input.optimizer.candidates, max_examples: input.optimizer.maxExamples, max_keywords: input.optimizer.maxKeywords },
-      agent: agentSpecFor(agent),
+      params: optimizerParams(input.optimizer),
+      agent: agentSpecFor(agent, incumbent.content.components),
       prompt: { version: incumbent.version, engine: incumbent.content.engine, components: incumbent.content.components },
       parents,
       rollouts: [
@@ -313,7 +352,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     };
     let lastProgress = { done: 0, total: 0, message: "starting" };
     const timer = setInterval(() => context.heartbeat(lastProgress), HEARTBEAT_EVERY_MS);
-    const llm = apo ? await deps.optimizerModel() : undefined;
+    const llm = usesModel ? await deps.optimizerModel() : undefined;
     try {
       const response = await runOptimizer({
         command: config.optimizer.command,
@@ -359,8 +398,93 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * transaction, compare-and-set on the incumbent. Keyed by the cycle, so a retried deploy returns
    * the version the first attempt made instead of making a second one.
    */
-  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown> }): Promise<{ version: number }> {
-    const agent = nonRetryable(() => getAgent(input.agent));
+  /** Per contender, per task: the reward averaged over the task's repeats (tasks without a counted reward left out). */
+  async function taskRewards(cycleId: string, agent: AgentDefinition, phase: RolloutPhase, contenders: readonly string[], contenderOf = cycleContender): Promise<Map<string, Map<string, number>>> {
+    const { weights } = planFor(agent);
+    const rollouts = await store.rollouts.listForCycle({ cycleId, phase });
+    return new Map(
+      contenders.map((contender) => {
+        const rewards = Map.groupBy(
+          rollouts.filter((rollout) => contenderOf(rollout) === contender && rollout.taskId !== null),
+          (rollout) => rollout.taskId!,
+        );
+        const perTask = [...rewards].flatMap(([taskId, runs]) => {
+          const values = runs.flatMap((run) => rolloutReward(weights, run.rewards) ?? []);
+          return values.length > 0 ? [[taskId, mean(values)] as const] : [];
+        });
+        return [contender, new Map(perTask)];
+      }),
+    );
+  }
+
+  /**
+   * The gate: each finalist against the incumbent on the same validation tasks. A finalist's gain is the
+   * mean over tasks of (its reward - the incumbent's); it is held to a one-sided lower bound at the
+   * configured confidence, Bonferroni-corrected for the number of finalists, so that picking the best of
+   * several on the same tasks does not make noise look like a gain. The finalist with the highest bound is
+   * deployed when that bound exceeds the margin.
+   */
+  async function judgeValidation(input: { cycleId: string; agent: string; finalists: string[]; confidence: number; margin: number; repeats: number }): Promise<GateDecision> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const rewards = await taskRewards(input.cycleId, agent, "validate", [INCUMBENT, ...input.finalists]);
+    const incumbent = rewards.get(INCUMBENT)!;
+    const correctedConfidence = 1 - (1 - input.confidence) / Math.max(1, input.finalists.length);
+    const comparisons = input.finalists.map((contender) => {
+      const differences = pairedDifferences(incumbent, rewards.get(contender)!);
+      return { contender, tasks: differences.length, meanDifference: differences.length > 0 ? mean(differences) : 0, lowerBound: lowerBound(differences, correctedConfidence) };
+    });
+    const ranked = [...comparisons].sort((a, b) => (b.lowerBound ?? -Infinity) - (a.lowerBound ?? -Infinity) || b.meanDifference - a.meanDifference);
+    const chosen = ranked[0];
+    return {
+      method: `paired t over validation tasks, one-sided, Bonferroni over ${input.finalists.length} finalist${input.finalists.length === 1 ? "" : "s"}`,
+      confidence: input.confidence,
+      correctedConfidence,
+      margin: input.margin,
+      repeats: input.repeats,
+      comparisons,
+      chosen: chosen?.contender ?? null,
+      deploy: chosen?.lowerBound != null && chosen.lowerBound > input.margin,
+    };
+  }
+
+  /** The incumbent and the chosen candidate on the test split, each with its 95 % interval, and their paired difference. */
+  async function measureTest(input: { cycleId: string; agent: string; candidate: string }): Promise<TestEvaluation> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const rewards = await taskRewards(input.cycleId, agent, "test", [INCUMBENT, input.candidate]);
+    const incumbent = rewards.get(INCUMBENT)!;
+    const deployed = rewards.get(input.candidate)!;
+    const differences = pairedDifferences(incumbent, deployed);
+    return { tasks: differences.length, incumbent: meanInterval([...incumbent.values()]), deployed: meanInterval([...deployed.values()]), difference: meanInterval(differences) };
+  }
+
+  /** `agl test`'s report: each contender's reward with its interval, per scorer and per field, its confusion matrices, and the paired difference of the first two. */
+  async function summarizeEvaluation(input: { evaluationId: string; agent: string; contenders: { contender: string; description: string }[] }): Promise<Pick<EvaluationResult, "contenders" | "difference">> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const names = input.contenders.map((entry) => entry.contender);
+    const rewards = await taskRewards(input.evaluationId, agent, "test", names, evaluatedContender);
+    const rollouts = await store.rollouts.listForCycle({ cycleId: input.evaluationId, phase: "test" });
+    const expected = await expectedOf(store, rollouts);
+    const contenders = input.contenders.map(({ contender, description }): ContenderEvaluation => {
+      const own = rollouts.filter((rollout) => evaluatedContender(rollout) === contender);
+      const perTask = [...rewards.get(contender)!.values()];
+      return {
+        contender,
+        description,
+        rollouts: own.length,
+        failed: own.filter((rollout) => rollout.status === "failed").length,
+        reward: perTask.length > 0 ? meanInterval(perTask) : null,
+        rewardByScorer: rewardByScorer(own),
+        fieldAccuracy: fieldAccuracyOf(own),
+        confusion: confusionOf(agent, own, expected),
+      };
+    });
+    const [first, second] = names;
+    const differences = second === undefined ? [] : pairedDifferences(rewards.get(second)!, rewards.get(first!)!);
+    return { contenders, difference: second === undefined ? null : { ...meanInterval(differences), of: first!, against: second } };
+  }
+
+  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown>; reason: string }): Promise<{ version: number }> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
     const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
     try {
@@ -373,7 +497,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
         note: `${candidate.strategy}: ${candidate.rationale}`,
         idempotencyKey: `deploy:${input.cycleId}`,
         labels: [{ label: "production", expectedVersion: input.incumbentVersion }],
-        reason: `cycle ${input.cycleId} deployed candidate ${input.candidateId}`,
+        reason: input.reason,
       });
       return { version: version.version };
     } catch (error) {
@@ -403,7 +527,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, runAgentBatch, scoreRollouts, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
 }
 
 /**
@@ -429,7 +553,7 @@ export async function prepareAgent(store: Store, agent: AgentDefinition, dataset
         if (error instanceof ConflictError) return store.resources.getByLabel(agent.prompt.resource, "production");
         throw error;
       }));
-  const bundled = dataset ? agent.bundledDatasets[dataset] : undefined;
+  const bundled = dataset ? agent.datasets[dataset] : undefined;
   if (dataset && bundled && !(await store.datasets.exists(dataset))) {
     const tasks = await readDatasetFile(bundled, agent);
     await store.datasets.importTasks({ name: dataset, agent: agent.id, source: bundled, tasks }).catch((error: unknown) => {
@@ -437,6 +561,61 @@ export async function prepareAgent(store: Store, agent: AgentDefinition, dataset
     });
   }
   return incumbent;
+}
+
+/** Per scorer, over tasks: each task's rewards of that scorer (repeats, several ratings) averaged first. */
+function rewardByScorer(rollouts: readonly Rollout[]): Record<string, MeanInterval> {
+  const byScorer = new Map<string, Map<string, number[]>>();
+  for (const rollout of rollouts) {
+    for (const reward of rollout.rewards) {
+      const tasks = byScorer.get(reward.scorer) ?? new Map<string, number[]>();
+      const key = rollout.taskId ?? rollout.id;
+      tasks.set(key, [...(tasks.get(key) ?? []), reward.value]);
+      byScorer.set(reward.scorer, tasks);
+    }
+  }
+  return Object.fromEntries([...byScorer].sort(([a], [b]) => a.localeCompare(b)).map(([scorer, tasks]) => [scorer, meanInterval([...tasks.values()].map(mean))]));
+}
+
+/** Per field, the share of ground-truth checks that gave full credit. */
+function fieldAccuracyOf(rollouts: readonly Rollout[]): Record<string, { right: number; total: number; accuracy: number }> {
+  const totals = new Map<string, { right: number; total: number }>();
+  for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((entry) => entry.scorer === GROUND_TRUTH))) {
+    for (const [field, right] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
+      const entry = totals.get(field) ?? { right: 0, total: 0 };
+      entry.total++;
+      if (right) entry.right++;
+      totals.set(field, entry);
+    }
+  }
+  return Object.fromEntries([...totals].map(([field, entry]) => [field, { ...entry, accuracy: entry.right / entry.total }]));
+}
+
+/** For each closed label field: expected labels (rows, in the agent's order) against the labels answered. */
+function confusionOf(agent: AgentDefinition, rollouts: readonly Rollout[], expected: Expected): Record<string, ConfusionMatrix> {
+  const cells = new Map<string, { field: string; expected: string; actual: string; n: number }>();
+  for (const rollout of rollouts) {
+    for (const field of Object.keys(agent.labels)) {
+      const want = expected.get(rollout.id)?.[field];
+      if (typeof want !== "string") continue;
+      const got = rollout.output === null ? "(failed)" : typeof rollout.output[field] === "string" ? (rollout.output[field] as string) : "(missing)";
+      const key = JSON.stringify([field, want, got]);
+      const cell = cells.get(key) ?? { field, expected: want, actual: got, n: 0 };
+      cell.n++;
+      cells.set(key, cell);
+    }
+  }
+  return confusionMatrices([...cells.values()], agent.labels);
+}
+
+/** In a cycle, a rollout ran the incumbent or one of the cycle's candidates. */
+function cycleContender(rollout: Rollout): string {
+  return rollout.candidateId ?? INCUMBENT;
+}
+
+/** In an evaluation, a rollout ran a published version or a candidate. */
+export function evaluatedContender(rollout: Pick<Rollout, "candidateId" | "resourceVersion">): string {
+  return rollout.candidateId ?? `v${rollout.resourceVersion}`;
 }
 
 /** The train tasks the search scores candidates on, chosen by id so every retry and activity agrees. */
@@ -459,23 +638,16 @@ export function rolloutId(cycleId: string, phase: string, contender: string, tas
 }
 
 /** A rollout's reward is the mean of its rewards from the configured scorers; a contender's, the mean over its rollouts that have one. */
-function summarize(contender: string, rollouts: Rollout[], scorers: readonly string[]): ContenderScore {
-  const rewards = rollouts.flatMap((rollout) => rolloutReward(scorers, rollout.rewards) ?? []);
-  const fieldTotals = new Map<string, { right: number; total: number }>();
-  for (const reward of rollouts.flatMap((rollout) => rollout.rewards.filter((reward) => reward.scorer === GROUND_TRUTH))) {
-    for (const [field, correct] of Object.entries((reward.details.fields ?? {}) as Record<string, boolean>)) {
-      const totals = fieldTotals.get(field) ?? { right: 0, total: 0 };
-      totals.total++;
-      if (correct) totals.right++;
-      fieldTotals.set(field, totals);
-    }
-  }
+function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Record<string, number>>): ContenderScore {
+  const rewards = rollouts.flatMap((rollout) => rolloutReward(weights, rollout.rewards) ?? []);
+  const firstFailure = rollouts.find((rollout) => rollout.status === "failed");
   return {
     contender,
     rollouts: rollouts.length,
     failed: rollouts.filter((rollout) => rollout.status === "failed").length,
+    ...(firstFailure ? { firstError: firstFailure.error ?? "no output" } : {}),
     meanReward: rewards.length > 0 ? rewards.reduce((sum, reward) => sum + reward, 0) / rewards.length : 0,
-    fieldAccuracy: Object.fromEntries([...fieldTotals].map(([field, totals]) => [field, totals.right / totals.total])),
+    fieldAccuracy: Object.fromEntries(Object.entries(fieldAccuracyOf(rollouts)).map(([field, totals]) => [field, totals.accuracy])),
   };
 }
 

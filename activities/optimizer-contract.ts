@@ -1,17 +1,22 @@
 import { z } from "zod";
 import { placeholdersOf } from "../agents/prompt-template.ts";
 import type { AgentDefinition } from "../agents/types.ts";
+import type { CycleSettings } from "../workflows/types.ts";
 
 /** Version of the JSON files exchanged with the Python optimizer; both sides refuse any other. */
-export const OPTIMIZER_CONTRACT_VERSION = 2;
+export const OPTIMIZER_CONTRACT_VERSION = 3;
 
 const label = z.string().min(1);
+const components = z.record(z.string(), z.string());
 
 export const optimizerRolloutSchema = z
   .object({
     id: z.string().min(1),
     task_id: z.string().nullable(),
     input: z.record(z.string(), z.unknown()),
+    /** The user message the agent was sent for this input. */
+    message: z.string(),
+    /** The structured answer, or `{text}` for a free-text agent; null when the run failed. */
     output: z.record(z.string(), z.unknown()).nullable(),
     expected: z.record(z.string(), z.unknown()).nullable(),
     /** Which prompt produced it: "incumbent" or a candidate id. */
@@ -19,10 +24,23 @@ export const optimizerRolloutSchema = z
     reward: z.number().min(-1).max(1).nullable(),
     rewards: z.array(z.object({ scorer: z.string(), value: z.number().min(-1).max(1), reason: z.string() }).strict()),
     error: z.string().nullable(),
+    tool_calls: z.array(z.object({ name: z.string(), args: z.unknown(), result: z.unknown() }).strict()).optional(),
   })
   .strict();
 
-const components = z.record(z.string(), z.string());
+export const optimizerAgentSchema = z
+  .object({
+    name: z.string().min(1),
+    description: z.string(),
+    output: z.object({ kind: z.enum(["object", "text"]), schema: z.record(z.string(), z.unknown()).nullable() }).strict(),
+    components: z.array(z.string().min(1)).min(1),
+    editable: z.array(z.string().min(1)),
+    required_placeholders: z.array(z.string().min(1)),
+    label_sets: z.record(z.string(), z.array(label).min(1)),
+    label_components: z.record(z.string(), z.string()),
+    examples_component: z.string().min(1).nullable(),
+  })
+  .strict();
 
 export const optimizerRequestSchema = z
   .object({
@@ -34,15 +52,7 @@ export const optimizerRequestSchema = z
     /** One call is one round of a search whose beam the workflow keeps. */
     round: z.number().int().positive(),
     params: z.record(z.string(), z.number()),
-    agent: z
-      .object({
-        name: z.string().min(1),
-        input_text_field: z.string().min(1),
-        output_fields: z.record(z.string(), z.array(label).min(1)),
-        label_components: z.record(z.string(), z.string()),
-        examples_component: z.string().min(1),
-      })
-      .strict(),
+    agent: optimizerAgentSchema,
     prompt: z
       .object({
         version: z.number().int().positive(),
@@ -86,22 +96,69 @@ export const optimizerResponseSchema = z
   .strict();
 
 export type OptimizerRequest = z.infer<typeof optimizerRequestSchema>;
+export type OptimizerAgentSpec = z.infer<typeof optimizerAgentSchema>;
 
-/** What the optimizer needs to know of an agent: its input field, its labels and which components describe them. */
-export function agentSpecFor(agent: AgentDefinition): OptimizerRequest["agent"] {
+/**
+ * What the optimizer knows of an agent: its prompt's components and which of them it may edit, its output
+ * shape as JSON Schema, and its closed label sets where it has any. `components` are the incumbent's: a
+ * published version may hold components the seed did not.
+ */
+export function agentSpecFor(agent: AgentDefinition, promptComponents: Record<string, string>): OptimizerAgentSpec {
+  const names = Object.keys(promptComponents);
   return {
     name: agent.id,
-    input_text_field: agent.inputTextField,
-    output_fields: Object.fromEntries(Object.entries(agent.labels).map(([field, labels]) => [field, [...labels]])),
-    label_components: agent.prompt.labelComponents,
+    description: agent.description,
+    output: { kind: agent.outputKind, schema: agent.outputJsonSchema },
+    components: names,
+    editable: agent.prompt.editable.filter((name) => names.includes(name)),
+    required_placeholders: [...agent.prompt.requiredPlaceholders],
+    label_sets: Object.fromEntries(Object.entries(agent.labels).map(([field, labels]) => [field, [...labels]])),
+    label_components: { ...agent.prompt.labelComponents },
     examples_component: agent.prompt.examplesComponent,
   };
+}
+
+/** The optimizer's parameters for one algorithm, from the cycle's settings. */
+export function optimizerParams(settings: CycleSettings["optimizer"]): Record<string, number> {
+  switch (settings.algorithm) {
+    case "apo":
+      return { branch_factor: settings.candidates, minibatch_size: settings.minibatchSize, max_tokens: 256 };
+    case "few-shot":
+      return { num_candidates: settings.candidates, max_examples: Math.max(1, settings.maxExamples) };
+    default:
+      return { num_candidates: settings.candidates, max_examples: settings.maxExamples, max_keywords: settings.maxKeywords };
+  }
+}
+
+/**
+ * Why `algorithm` cannot change anything of this agent's prompt, or undefined when it can. Asked before a
+ * cycle (or schedule) starts, so an algorithm never silently does nothing.
+ */
+export function algorithmRefusal(agent: AgentDefinition, algorithm: string): string | undefined {
+  const editable = new Set(agent.prompt.editable);
+  const examples = agent.prompt.examplesComponent;
+  const examplesEditable = examples !== null && editable.has(examples);
+  const labelComponents = Object.values(agent.prompt.labelComponents).filter((name) => editable.has(name));
+  const freeText = agent.prompt.editable.filter((name) => name !== examples && !Object.values(agent.prompt.labelComponents).includes(name));
+  const why = (needs: string) => `optimizer "${algorithm}" cannot train agent "${agent.id}": ${needs}`;
+  switch (algorithm) {
+    case "few-shot":
+      return examplesEditable ? undefined : why(examples === null ? "the agent takes no demonstrations (prompt.examples is false)" : `its examples component "${examples}" is not editable (prompt.editable)`);
+    case "llm-free":
+      return examplesEditable || labelComponents.length > 0
+        ? undefined
+        : why("it edits label descriptions and demonstrations, and the agent has neither an editable label component (prompt.labels) nor an editable examples component (prompt.examples)");
+    case "apo":
+      return freeText.length > 0 || labelComponents.length > 0 ? undefined : why("it rewrites instructions and label descriptions, and none of the agent's editable components is one (prompt.editable)");
+    default:
+      return why("unknown algorithm");
+  }
 }
 export type OptimizerResponse = z.infer<typeof optimizerResponseSchema>;
 
 /**
  * Checks what a schema cannot: the answer belongs to this request, candidates are distinct, and every
- * candidate keeps the prompt's components and placeholders. Returns the problems, empty when valid.
+ * candidate keeps the prompt's components and placeholders and changes only editable components. Returns the problems, empty when valid.
  */
 export function contractViolations(request: OptimizerRequest, response: OptimizerResponse): string[] {
   const problems: string[] = [];
@@ -118,6 +175,10 @@ export function contractViolations(request: OptimizerRequest, response: Optimize
     const parent = parents.get(candidate.parent);
     if (!parent) problems.push(`${where}: parent "${candidate.parent}" is not one of this round's parents`);
     else if (componentsKey(parent) === componentsKey(candidate.components)) problems.push(`${where}: identical to its parent`);
+    else {
+      const changed = Object.keys(parent).filter((name) => !request.agent.editable.includes(name) && parent[name] !== candidate.components[name]);
+      if (changed.length > 0) problems.push(`${where}: changed ${changed.map((name) => `"${name}"`).join(", ")}, which the agent does not let an optimizer edit`);
+    }
     ids.add(candidate.id);
     const names = Object.keys(candidate.components).sort();
     if (JSON.stringify(names) !== JSON.stringify(componentNames)) problems.push(`${where}: components are [${names.join(", ")}], expected [${componentNames.join(", ")}]`);

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { getAgent } from "../agents/registry.ts";
-import { rolloutReward } from "../scorers/registry.ts";
+import { rolloutReward, scoringPlan } from "../scorers/registry.ts";
 import { runAgentTasks } from "./agent-batch.ts";
 import { type ActivityDependencies, nonRetryable, prepareAgent } from "./cycle-activities.ts";
 import { addMissingRewards, expectedOf } from "./rewarding.ts";
@@ -42,7 +41,7 @@ export function createQueueActivities(deps: ActivityDependencies) {
    * batch's rollouts. A scorer failure does not fail the batch: the rollouts are what the queue owes.
    */
   async function runQueueBatch(input: QueueBatchInput): Promise<QueueBatchResult> {
-    const agent = nonRetryable(() => getAgent(input.agent));
+    const agent = nonRetryable(() => config.agents.get(input.agent));
     const production = await prepareAgent(store, agent, undefined);
     const idFor = (taskId: string) => queueRolloutId(input.submissionId, taskId);
     const batch = await runAgentTasks(store, {
@@ -57,10 +56,10 @@ export function createQueueActivities(deps: ActivityDependencies) {
     });
     const ids = input.taskIds.map(idFor);
     const rollouts = await store.rollouts.getMany(ids);
-    const scorers = nonRetryable(() => deps.scorers.computed(config.cycle.scorers, agent));
-    const { failures } = await addMissingRewards(store, rollouts, scorers, { expected: await expectedOf(store, rollouts), concurrency: input.concurrency });
+    const plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers));
+    const { failures } = await addMissingRewards(store, rollouts, plan.computed, { expected: await expectedOf(store, rollouts), context: deps.scoring, concurrency: input.concurrency });
     const stored = await store.rollouts.getMany(ids);
-    const rewards = stored.flatMap((rollout) => rolloutReward(config.cycle.scorers, rollout.rewards) ?? []);
+    const rewards = stored.flatMap((rollout) => rolloutReward(plan.weights, rollout.rewards) ?? []);
     return {
       ran: batch.ran,
       skipped: batch.skipped,

@@ -1,6 +1,6 @@
 import type { Store } from "../store/index.ts";
 import type { Reward, Rollout } from "../store/rollouts.ts";
-import type { RewardScorer } from "../scorers/types.ts";
+import type { RewardScorer, ScoringContext } from "../scorers/types.ts";
 import { batchedWriter, forEachConcurrently } from "./agent-batch.ts";
 
 export type Expected = Map<string, Record<string, unknown> | null>;
@@ -18,6 +18,7 @@ export interface RewardingCounts {
 
 export interface RewardingOptions {
   expected: Expected;
+  context: ScoringContext;
   concurrency: number;
   /** Called after each rollout with the rollouts done so far. */
   onProgress?: (done: number, total: number) => void;
@@ -40,7 +41,10 @@ export async function addMissingRewards(store: Store, rollouts: readonly Rollout
         continue;
       }
       try {
-        const reward = await scorer.score({ input: rollout.input, output: rollout.output, error: rollout.error, expected: options.expected.get(rollout.id) ?? null });
+        const reward = await scorer.score(
+          { input: rollout.input, output: rollout.output, error: rollout.error, expected: options.expected.get(rollout.id) ?? null, toolCalls: rollout.toolCalls ?? [] },
+          options.context,
+        );
         if (reward) await writer.add({ rolloutId: rollout.id, scorer: scorer.id, ...reward, dedupeKey: "" });
         else counts.notScorable++;
       } catch (error) {

@@ -1,7 +1,7 @@
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import { getAgent } from "../agents/registry.ts";
 import { ConflictError } from "../store/errors.ts";
+import type { LoadedConfig } from "../config/load.ts";
 import type { Store } from "../store/index.ts";
 import { rethrowNonRetryable } from "./cycle-activities.ts";
 
@@ -26,14 +26,14 @@ export interface RollbackPromptResult {
   eventId: number;
 }
 
-export function createRollbackActivities(deps: { store: Store }) {
+export function createRollbackActivities(deps: { store: Store; config: Pick<LoadedConfig, "agents"> }) {
   /** The store's rollback, keyed by the workflow so a retry after a lost completion returns the first move. */
   async function rollbackPromptLabel(input: RollbackPromptInput): Promise<RollbackPromptResult> {
     const { workflowExecution, activityId } = Context.current().info;
     // Standalone activities have no workflow: their own id keys the move then.
     const workflowId = workflowExecution?.workflowId ?? activityId;
     try {
-      const agent = getAgent(input.agent);
+      const agent = deps.config.agents.get(input.agent);
       const { event } = await deps.store.resources.rollback({
         name: agent.prompt.resource,
         toVersion: input.toVersion,

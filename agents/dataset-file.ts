@@ -32,7 +32,7 @@ export async function readDatasetFile(path: string, agent: AgentDefinition, defa
 }
 
 export function parseDataset(text: string, agent: AgentDefinition, source: string, defaultSplit: Task["split"] = "train"): Task[] {
-  const expectedSchema = agent.outputSchema.partial().strict();
+  const expectedSchema = agent.expectedSchema;
   const tasks: Task[] = [];
   const firstLineOf = new Map<string, number>();
   const lines = text.split(/\r?\n/);

@@ -14,15 +14,15 @@ export type LiveAgentRunner = (input: Record<string, unknown>, signal?: AbortSig
  * An agent serving live traffic: every run asks the resource client for the agent's prompt (by
  * default the version labelled `production`) and hands it to Mastra's per-request instructions, so
  * a deploy or a rollback reaches the running agent within the client's time limit, without a
- * restart. Throws PromptUnavailableError only when the client has never had any copy of the prompt.
+ * restart. `model` is for an agent defined without a model of its own. Throws PromptUnavailableError only when the client has never had any copy of the prompt.
  */
 export function createLiveAgentRunner(
   definition: AgentDefinition,
-  model: LanguageModelV2,
   client: Pick<PromptClient, "get">,
-  selector: PromptSelector = {},
+  options: { model?: LanguageModelV2; selector?: PromptSelector } = {},
 ): LiveAgentRunner {
-  const run = createAgentRunner(definition, model);
+  const run = createAgentRunner(definition, options.model);
+  const selector = options.selector ?? {};
   return async (input, signal) => {
     const served = await client.get(definition.prompt.resource, selector);
     const result = await run(input, served.resource.content, signal);

@@ -1,8 +1,7 @@
 import { z } from "zod";
-import { InvalidInputError, NotFoundError } from "../store/errors.ts";
+import { InvalidInputError } from "../store/errors.ts";
 import type { PromptContent } from "../store/schema.ts";
 import { placeholdersOf, ROOT_COMPONENT } from "./prompt-template.ts";
-import { listAgents } from "./registry.ts";
 import type { AgentDefinition } from "./types.ts";
 
 /** Generous for a system prompt, small enough that one version always fits a 64 KiB request body. */
@@ -19,19 +18,10 @@ const contentShape = z
   })
   .strict();
 
-/** The agent whose prompt lives in resource `name`; resources belong to agents through `agent.prompt.resource`. */
-export function agentForResource(name: string): AgentDefinition {
-  const agent = listAgents().find((candidate) => candidate.prompt.resource === name);
-  if (!agent) {
-    const known = listAgents().map((candidate) => candidate.prompt.resource);
-    throw new NotFoundError(`No agent uses a prompt resource named "${name}". Known resources: ${known.join(", ")}.`);
-  }
-  return agent;
-}
-
 /**
  * The one check every publish goes through (CLI, HTTP, a cycle's deploy): the content has a known
- * engine, every component the agent reads is present and non-empty (its examples may be empty),
+ * engine, every component the agent reads is present (and non-empty where its seed is), label lines
+ * name each label once,
  * no component or the whole is over the size limits, and `instructions` still has every placeholder
  * the agent needs and none naming a missing component. Throws InvalidInputError with every reason.
  */
@@ -46,11 +36,20 @@ export function validatePromptContent(agent: AgentDefinition, content: unknown):
   if (!(PROMPT_ENGINES as readonly string[]).includes(engine)) problems.push(`unknown engine "${engine}" (known: ${PROMPT_ENGINES.join(", ")})`);
 
   const examples = agent.prompt.examplesComponent;
-  const needed = new Set([ROOT_COMPONENT, ...agent.prompt.requiredPlaceholders, ...Object.values(agent.prompt.labelComponents), examples]);
+  const seed = agent.prompt.seed.components;
+  const needed = new Set([ROOT_COMPONENT, ...agent.prompt.requiredPlaceholders, ...Object.values(agent.prompt.labelComponents), ...(examples === null ? [] : [examples])]);
   for (const name of needed) {
     const text = components[name];
     if (text === undefined) problems.push(`component "${name}" is missing`);
-    else if (name !== examples && text.trim() === "") problems.push(`component "${name}" is empty`);
+    // Only what the agent's own seed fills must stay filled: demonstrations, say, may be empty.
+    else if (text.trim() === "" && (seed[name] ?? "").trim() !== "") problems.push(`component "${name}" is empty`);
+  }
+  for (const [field, component] of Object.entries(agent.prompt.labelComponents)) {
+    const text = components[component];
+    if (text === undefined) continue;
+    const described = text.split("\n").map((line) => /^\s*-\s*([^:]+?)\s*:/.exec(line)?.[1]);
+    const wrong = (agent.labels[field] ?? []).filter((label) => described.filter((name) => name === label).length !== 1);
+    if (wrong.length > 0) problems.push(`component "${component}" needs exactly one "- <label>: <description>" line for ${wrong.map((label) => `"${label}"`).join(", ")}`);
   }
   let total = 0;
   for (const [name, text] of Object.entries(components)) {

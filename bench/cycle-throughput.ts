@@ -46,7 +46,7 @@ export interface CycleBenchResult {
 
 /** 300 tasks cut from the bundled posts (repeated under new ids: the benchmark needs volume, not variety). */
 async function benchTasks(): Promise<Task[]> {
-  const posts = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+  const posts = await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer);
   return Array.from({ length: TRAIN + VALIDATION }, (_, index) => ({
     ...posts[index % posts.length]!,
     id: `bench-${String(index + 1).padStart(3, "0")}`,

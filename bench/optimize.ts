@@ -37,7 +37,7 @@ const cycles = Number(args.cycles);
 const sharedTweeteval = resolve(INSTALL_ROOT, "../shared/data/tweeteval-sentiment");
 const tweetevalDir = args.tweeteval ? resolve(args.tweeteval) : existsSync(sharedTweeteval) ? sharedTweeteval : undefined;
 
-const bundled = () => readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
+const bundled = () => readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer);
 
 /**
  * TweetEval sentiment (SemEval-2017): only the sentiment is known, so `expected` is partial and the

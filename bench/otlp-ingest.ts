@@ -49,7 +49,7 @@ export function requestBodies(batchSize: number, spanCount: number, runAttribute
     for (let run = 0; run < spanCount / 4; run++) {
       recordMastraRun(tracer, {
         agent: postAnalyzer.id,
-        userMessage: postAnalyzer.userMessage({ content: `Benchmark post ${tag}-${run}: we shipped the new onboarding flow and users love it.` }),
+        userMessage: postAnalyzer.message({ content: `Benchmark post ${tag}-${run}: we shipped the new onboarding flow and users love it.` }),
         answer: { category: "product_management", sentiment: "positive" },
         instructions,
         startMs: Date.now() - 60_000 + run,

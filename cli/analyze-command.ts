@@ -12,7 +12,7 @@ export function registerAnalyzeCommand(program: Command): void {
     .option("--since <time>", "only rollouts created since: a time (2026-11-25T08:00:00Z) or a duration back from now (24h, 7d)")
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent: string; since?: string; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       const since = options.since === undefined ? undefined : parseSince(options.since, "--since");
       await withRuntime(config, { store: true, command: "agl analyze" }, async (runtime) => {
         const analysis = await analyzeAgent(runtime.store, config, options.agent, since);

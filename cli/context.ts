@@ -1,4 +1,4 @@
-import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { type LoadedConfig, loadProject } from "../config/load.ts";
 import { openRuntime, type Runtime, type RuntimeNeeds } from "../runtime/runtime.ts";
 
 export interface GlobalOptions {
@@ -6,8 +6,9 @@ export interface GlobalOptions {
   dataDir?: string;
 }
 
-export function configFrom(options: GlobalOptions): LoadedConfig {
-  return loadConfig({
+/** The project's configuration and agents (agl.config.ts, .js, .mjs or .json; --config FILE). */
+export function configFrom(options: GlobalOptions): Promise<LoadedConfig> {
+  return loadProject({
     ...(options.config ? { file: options.config } : {}),
     ...(options.dataDir ? { overrides: { dataDir: options.dataDir } } : {}),
   });

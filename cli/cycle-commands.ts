@@ -1,13 +1,13 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { describeModel } from "../agents/models/index.ts";
-import { getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { findOwner } from "../runtime/ownership.ts";
-import { isRunning, onlyWorkerHere, pickedUpElsewhere, queryProgress, startCycle, startWorkerHere, waitForCycle } from "../runtime/cycles.ts";
+import { isRunning, queryProgress, startCycle, startWithWorker, waitForCycle } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { RunningWorker } from "../runtime/worker.ts";
 import { type Cycle, cycleJson } from "../store/cycles.ts";
-import { ConflictError } from "../store/errors.ts";
+import { ConflictError, InvalidInputError } from "../store/errors.ts";
+import { parseSince } from "../runtime/analysis.ts";
+import { parseDuration } from "../runtime/schedules.ts";
 import type { ContenderScore, CycleProgress, CycleResult } from "../workflows/types.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { formatDuration, formatTime, percent, printJson, ProgressBar, table } from "./output.ts";
@@ -19,13 +19,25 @@ export function registerCycleCommands(program: Command): void {
     .command("start")
     .description("start a training cycle: collect -> evaluate -> train -> validate -> deploy")
     .requiredOption("--agent <agent>", "agent id, e.g. post-analyzer")
-    .requiredOption("--dataset <dataset>", "data set name (the bundled one is `posts`)")
+    .option("--dataset <dataset>", "train on a data set (the bundled one is `posts`)...")
+    .option("--traffic <window>", "...or on the live traffic of the last WINDOW (24h, 7d): queue and OTLP rollouts")
+    .option("--since <time>", "...or on the live traffic since a time (2026-11-25T08:00:00Z) or a duration back (36h)")
     .option("--wait", "follow the cycle until it ends and print its summary")
     .option("--json", "print machine-readable JSON")
-    .action(async (options: { agent: string; dataset: string; wait?: boolean; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      // An unknown agent is rejected before anything starts: no data folder, no embedded services, no worker.
-      getAgent(options.agent);
+    .action(async (options: StartOptions, command: Command) => {
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      if ([options.dataset, options.traffic, options.since].filter((choice) => choice !== undefined).length !== 1) {
+        throw new InvalidInputError("Give exactly one of --dataset D, --traffic WINDOW and --since TIME.");
+      }
+      // Bad input is rejected before anything starts: no data folder, no embedded services, no worker.
+      config.agents.get(options.agent);
+      const now = new Date();
+      if (options.traffic !== undefined) options.trafficMs = parseDuration(options.traffic, "--traffic");
+      if (options.since !== undefined) {
+        const since = parseSince(options.since, "--since", now);
+        if (since >= now) throw new InvalidInputError(`--since ${options.since} is not in the past.`);
+        options.trafficMs = now.getTime() - since.getTime();
+      }
       await withRuntime(config, { store: true, temporal: true, command: `agl cycle start --agent ${options.agent}` }, (runtime) =>
         startAndMaybeWait(runtime, options),
       );
@@ -37,7 +49,7 @@ export function registerCycleCommands(program: Command): void {
     .argument("<id>", "cycle id (see: agl cycle list)")
     .option("--json", "print machine-readable JSON")
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, command: "agl cycle status" }, async (runtime) => {
         const stored = await runtime.store.cycles.get(id);
         const live = stored.finishedAt ? undefined : await liveProgress(config, id);
@@ -53,7 +65,7 @@ export function registerCycleCommands(program: Command): void {
     .option("--limit <n>", "how many", (value) => positiveInteger(value, "--limit"), 20)
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent?: string; limit: number; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, command: "agl cycle list" }, async (runtime) => {
         const cycles = await runtime.store.cycles.list({ ...(options.agent ? { agent: options.agent } : {}), limit: options.limit });
         if (options.json) return printJson(cycles.map(cycleJson));
@@ -80,7 +92,7 @@ export function registerCycleCommands(program: Command): void {
     .description("cancel a running cycle; nothing is deployed and the agent's lease is released")
     .argument("<id>", "cycle id")
     .action(async (id: string, _options: unknown, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl cycle cancel" }, async (runtime) => {
         await runtime.store.cycles.get(id);
         if (!(await isRunning(runtime.temporal.client, id))) throw new ConflictError(`Cycle ${id} is not running.`);
@@ -90,31 +102,34 @@ export function registerCycleCommands(program: Command): void {
     });
 }
 
-async function startAndMaybeWait(runtime: Runtime, options: { agent: string; dataset: string; wait?: boolean; json?: boolean }): Promise<void> {
+interface StartOptions {
+  agent: string;
+  dataset?: string;
+  traffic?: string;
+  since?: string;
+  /** The traffic window `--traffic` or `--since` asks for. */
+  trafficMs?: number;
+  wait?: boolean;
+  json?: boolean;
+}
+
+async function startAndMaybeWait(runtime: Runtime, options: StartOptions): Promise<void> {
   const { config } = runtime;
   const client = runtime.temporal.client;
   // This process owns the embedded dev server, which stops when it exits: it must run the cycle itself.
   const wait = Boolean(options.wait) || runtime.ownsEmbedded;
-  // Nobody else can run it: the embedded server is ours, or the process owning it runs no worker.
-  let worker: RunningWorker | undefined = onlyWorkerHere(runtime) ? await startWorkerHere(runtime) : undefined;
+  const { handle, worker } = await startWithWorker(runtime, "cycle", wait, Boolean(options.json), () =>
+    startCycle({ config, store: runtime.store, client, agent: options.agent, ...(options.dataset !== undefined ? { dataset: options.dataset } : { trafficMs: options.trafficMs! }) }),
+  );
   try {
-    const handle = await startCycle({ config, store: runtime.store, client, agent: options.agent, dataset: options.dataset });
-    if (!worker && !(await pickedUpElsewhere(runtime, handle))) {
-      const queue = `task queue "${config.temporal.taskQueue}"`;
-      if (wait) {
-        if (!options.json) process.stderr.write(`No worker is running the cycle on ${queue}; running one in this process.\n`);
-        worker = await startWorkerHere(runtime);
-      } else {
-        process.stderr.write(`No worker picked up the cycle on ${queue}; it starts when one runs (agl worker), or use --wait to run one here.\n`);
-      }
-    }
     if (!wait) {
       if (options.json) return printJson({ cycleId: handle.workflowId, runId: handle.firstExecutionRunId, status: "started" });
       console.log(`Started cycle ${handle.workflowId}. Follow it with: agl cycle status ${handle.workflowId}`);
       return;
     }
     if (!options.json) {
-      process.stderr.write(`Cycle ${handle.workflowId}: agent ${options.agent}, data set ${options.dataset}, model ${describeModel(config)}\n`);
+      const source = options.dataset !== undefined ? `data set ${options.dataset}` : `traffic of the last ${formatDuration(options.trafficMs!)}`;
+      process.stderr.write(`Cycle ${handle.workflowId}: agent ${options.agent}, ${source}, model ${describeModel(config)}\n`);
       if (runtime.ownsEmbedded && !options.wait) process.stderr.write("Running in the foreground: the embedded Temporal server lives as long as this command.\n");
     }
     const bar = options.json ? undefined : new ProgressBar();

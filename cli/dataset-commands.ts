@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { readDatasetFile } from "../agents/dataset-file.ts";
-import { getAgent, listAgents } from "../agents/registry.ts";
+import type { AgentDefinition } from "../agents/types.ts";
 import { InvalidInputError } from "../store/errors.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { formatTime, printJson, table } from "./output.ts";
@@ -19,11 +19,11 @@ export function registerDatasetCommands(program: Command): void {
     .option("--replace", "replace the tasks of an existing data set of that name")
     .option("--json", "print machine-readable JSON")
     .action(async (file: string, options: { name: string; agent?: string; split: "train" | "validation" | "test"; replace?: boolean; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(options.name)) {
         throw new InvalidInputError(`--name "${options.name}" must be 1-100 letters, digits, dots, dashes or underscores.`);
       }
-      const agent = getAgent(options.agent ?? onlyAgent());
+      const agent = config.agents.get(options.agent ?? onlyAgent(config.agents.list()));
       // Validate the whole file before opening the store: a bad line writes nothing at all.
       const tasks = await readDatasetFile(resolve(file), agent, options.split);
       await withRuntime(config, { store: true, command: "agl dataset import" }, async (runtime) => {
@@ -38,7 +38,7 @@ export function registerDatasetCommands(program: Command): void {
     .description("data sets with their agent and split sizes")
     .option("--json", "print machine-readable JSON")
     .action(async (options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, command: "agl dataset list" }, async (runtime) => {
         const datasets = await runtime.store.datasets.list();
         if (options.json) return printJson(datasets.map((d) => ({ ...d, createdAt: d.createdAt.toISOString() })));
@@ -52,8 +52,7 @@ export function registerDatasetCommands(program: Command): void {
     });
 }
 
-function onlyAgent(): string {
-  const agents = listAgents();
+function onlyAgent(agents: readonly AgentDefinition[]): string {
   if (agents.length !== 1) throw new InvalidInputError(`Several agents are registered (${agents.map((a) => a.id).join(", ")}): pass --agent.`);
   return agents[0]!.id;
 }

@@ -1,8 +1,7 @@
 import type { Command } from "commander";
 import { addMissingRewards, expectedOf, type RewardingCounts } from "../activities/rewarding.ts";
-import { getAgent } from "../agents/registry.ts";
 import { parseSince } from "../runtime/analysis.ts";
-import { COMPUTED_SCORERS, createJudgeModel, createScorerRegistry } from "../scorers/registry.ts";
+import { computedScorer, scoringContext, scoringPlan } from "../scorers/registry.ts";
 import { InvalidInputError } from "../store/errors.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 import { printJson, ProgressBar, table } from "./output.ts";
@@ -18,17 +17,18 @@ export function registerEvalCommand(program: Command): void {
     .description("add computed rewards (ground truth, the LLM judge) to rollouts that exist already; running it again adds nothing twice")
     .requiredOption("--agent <agent>", "agent id, e.g. post-analyzer")
     .option("--since <time>", "only rollouts created since: a time (2026-11-25T08:00:00Z) or a duration back from now (24h, 7d)")
-    .option("--scorer <scorer>", `one computed scorer (${COMPUTED_SCORERS.join(", ")}); default: the computed ones in cycle.scorers`)
+    .option("--scorer <scorer>", "one computed scorer (ground-truth, judge, or one of the agent's own); default: the agent's computed scorers (or those in cycle.scorers)")
     .option("--json", "print machine-readable JSON")
     .action(async (options: { agent: string; since?: string; scorer?: string; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(options.agent);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(options.agent);
       const since = options.since === undefined ? undefined : parseSince(options.since, "--since");
-      const registry = createScorerRegistry({ judgeModel: () => createJudgeModel(config) });
-      const scorers = options.scorer ? [registry.get(options.scorer, agent)] : registry.computed(config.cycle.scorers, agent);
+      const plan = scoringPlan(agent, config.cycle.scorers);
+      const scorers = options.scorer ? [computedScorer(plan, agent, options.scorer)] : plan.computed;
       if (scorers.length === 0) {
-        throw new InvalidInputError(`cycle.scorers (${config.cycle.scorers.join(", ")}) names no computed scorer: pass --scorer ${COMPUTED_SCORERS.join("|")}.`);
+        throw new InvalidInputError(`Agent ${agent.id}'s scorers (${plan.ids.join(", ")}) include no computed one: pass --scorer ground-truth|judge.`);
       }
+      const context = scoringContext(config);
       await withRuntime(config, { store: true, command: `agl eval --agent ${agent.id}` }, async (runtime) => {
         const store = runtime.store;
         const total = await store.rollouts.countForAgent({ agent: agent.id, ...(since ? { since } : {}) });
@@ -42,6 +42,7 @@ export function registerEvalCommand(program: Command): void {
             if (page.length === 0) break;
             const outcome = await addMissingRewards(store, page, scorers, {
               expected: await expectedOf(store, page),
+              context,
               concurrency: config.cycle.concurrency,
               onProgress: (pageDone) => bar?.update("eval", done + pageDone, total),
             });

@@ -28,7 +28,7 @@ export function registerFeedbackCommand(program: Command): void {
     .option("--feedback-id <id>", "makes a repeated command record it once")
     .option("--json", "print machine-readable JSON")
     .action(async (rolloutId: string, options: FeedbackOptions, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       const parsed = feedbackSchema.safeParse({
         rolloutId,
         ...(options.rating !== undefined ? { rating: /^\s*-?\d+(\.\d+)?\s*$/.test(options.rating) ? Number(options.rating) : options.rating } : {}),

@@ -7,9 +7,11 @@ import { registerCycleCommands } from "./cycle-commands.ts";
 import { registerDatasetCommands } from "./dataset-commands.ts";
 import { registerEvalCommand } from "./eval-command.ts";
 import { registerFeedbackCommand } from "./feedback-command.ts";
+import { registerInitCommand } from "./init-command.ts";
 import { registerPromptCommands } from "./prompts-commands.ts";
 import { registerScheduleCommands } from "./schedule-commands.ts";
 import { registerSubmitCommand } from "./submit-command.ts";
+import { registerTestCommand } from "./test-command.ts";
 import { registerUpCommand } from "./up-command.ts";
 import { registerWorkerCommand } from "./worker-command.ts";
 
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerFeedbackCommand(program);
   registerEvalCommand(program);
   registerAnalyzeCommand(program);
+  registerInitCommand(program);
+  registerTestCommand(program);
   return program;
 }
 

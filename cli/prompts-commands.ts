@@ -5,7 +5,6 @@ import type { Command } from "commander";
 import { diffPromptContent } from "../agents/prompt-diff.ts";
 import { renderPrompt } from "../agents/prompt-template.ts";
 import { validatePromptContent } from "../agents/prompt-validation.ts";
-import { getAgent } from "../agents/registry.ts";
 import { InvalidInputError } from "../store/errors.ts";
 import { eventJson, LABEL_PATTERN, LABEL_RULE, type LabelMoved, PRODUCTION, type ResourceVersion, versionJson } from "../store/resources.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
@@ -29,8 +28,8 @@ export function registerPromptCommands(program: Command): void {
     .argument("<agent>", "agent id (its prompt resource has the same name for the bundled agent)")
     .option("--json", "print machine-readable JSON")
     .action(async (agentId: string, options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(agentId);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(agentId);
       await withRuntime(config, { store: true, command: "agl prompts list" }, async (runtime) => {
         const versions = await runtime.store.resources.listVersions(agent.prompt.resource);
         if (options.json) return printJson(versions.map(versionJson));
@@ -52,8 +51,8 @@ export function registerPromptCommands(program: Command): void {
     .option("--label <label>", "the version a label points at", PRODUCTION)
     .option("--json", "print machine-readable JSON")
     .action(async (agentId: string, options: { version?: number; label: string; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(agentId);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(agentId);
       await withRuntime(config, { store: true, command: "agl prompts show" }, async (runtime) => {
         const resources = runtime.store.resources;
         const version = options.version ? await resources.getVersion(agent.prompt.resource, options.version) : await resources.getByLabel(agent.prompt.resource, options.label);
@@ -76,8 +75,8 @@ export function registerPromptCommands(program: Command): void {
       .requiredOption("--to <n>", "the earlier version", versionOption("--to"))
       .option("--label <label>", "the label to move back", PRODUCTION),
   ).action(async (agentId: string, options: ChangeOptions & { to: number; label: string }, command: Command) => {
-    const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-    const agent = getAgent(agentId);
+    const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+    const agent = config.agents.get(agentId);
     await withRuntime(config, { store: true, command: "agl prompts rollback" }, async (runtime) => {
       printMove(await runtime.store.resources.rollback({ name: agent.prompt.resource, label: options.label, toVersion: options.to, ...changeDetails(options) }), options.json);
     });
@@ -91,8 +90,8 @@ export function registerPromptCommands(program: Command): void {
       .requiredOption("--version <n>", "the version the label will point at", versionOption("--version"))
       .requiredOption("--label <label>", "the label to move, e.g. production or candidate"),
   ).action(async (agentId: string, options: ChangeOptions & { version: number; label: string }, command: Command) => {
-    const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-    const agent = getAgent(agentId);
+    const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+    const agent = config.agents.get(agentId);
     checkLabelName(options.label);
     await withRuntime(config, { store: true, command: "agl prompts promote" }, async (runtime) => {
       printMove(await runtime.store.resources.moveLabel({ name: agent.prompt.resource, label: options.label, toVersion: options.version, ...changeDetails(options) }), options.json);
@@ -107,8 +106,8 @@ export function registerPromptCommands(program: Command): void {
     .argument("<to>", "newer version", versionOption("<to>"))
     .option("--json", "print machine-readable JSON")
     .action(async (agentId: string, from: number, to: number, options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(agentId);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(agentId);
       await withRuntime(config, { store: true, command: "agl prompts diff" }, async (runtime) => {
         const resources = runtime.store.resources;
         const [before, after] = [await resources.getVersion(agent.prompt.resource, from), await resources.getVersion(agent.prompt.resource, to)];
@@ -129,8 +128,8 @@ export function registerPromptCommands(program: Command): void {
     .option("--limit <n>", "how many events", versionOption("--limit"), 200)
     .option("--json", "print machine-readable JSON")
     .action(async (agentId: string, options: { limit: number; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(agentId);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(agentId);
       await withRuntime(config, { store: true, command: "agl prompts history" }, async (runtime) => {
         const events = await runtime.store.resources.events(agent.prompt.resource, options.limit);
         if (options.json) return printJson(events.map(eventJson));
@@ -156,8 +155,8 @@ export function registerPromptCommands(program: Command): void {
     .option("--actor <who>", "who, for the audit trail (default: user:<your OS user>)")
     .option("--json", "print machine-readable JSON")
     .action(async (agentId: string, options: { file: string; label?: string; parent?: number; note?: string; reason?: string; actor?: string; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
-      const agent = getAgent(agentId);
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
+      const agent = config.agents.get(agentId);
       if (options.label) checkLabelName(options.label);
       // Checked before the store is opened: invalid content writes nothing.
       const content = validatePromptContent(agent, await readJsonFile(options.file));

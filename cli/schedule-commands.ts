@@ -26,7 +26,7 @@ export function registerScheduleCommands(program: Command): void {
     .option("--paused", "create it paused")
     .option("--json", "print machine-readable JSON")
     .action(async (id: string, options: { agent: string; dataset?: string; traffic?: string; cron?: string; every?: string; timezone?: string; paused?: boolean; json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       const request = {
         id,
         agent: options.agent,
@@ -50,7 +50,7 @@ export function registerScheduleCommands(program: Command): void {
     .description("every training-cycle schedule, with its next run and last outcome")
     .option("--json", "print machine-readable JSON")
     .action(async (options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withScheduler(config, "agl schedule list", async (runtime) => {
         const schedules = await listScheduleJson(runtime.temporal.client, runtime.store);
         if (options.json) return printJson(schedules);
@@ -70,7 +70,7 @@ export function registerScheduleCommands(program: Command): void {
     .argument("<id>", "schedule id")
     .option("--json", "print machine-readable JSON")
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withScheduler(config, "agl schedule describe", async (runtime) => {
         const description = await describeSchedule(runtime.temporal.client, id);
         if (options.json) return printJson(await scheduleJson(description, runtime.store));
@@ -90,7 +90,7 @@ export function registerScheduleCommands(program: Command): void {
       .description(description)
       .argument("<id>", "schedule id")
       .action(async (id: string, _options: unknown, command: Command) => {
-        const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+        const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
         await withScheduler(config, `agl schedule ${name}`, async (runtime) => {
           await changeSchedule(runtime.temporal.client, id, { kind: name } as ScheduleChange);
           console.log(`${done} schedule ${id}.`);
@@ -105,7 +105,7 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption("--from <time>", "ISO 8601 time, e.g. 2026-11-20T00:00:00Z")
     .requiredOption("--to <time>", "ISO 8601 time")
     .action(async (id: string, options: { from: string; to: string }, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       const from = parseTime(options.from, "--from");
       const to = parseTime(options.to, "--to");
       await withScheduler(config, "agl schedule backfill", async (runtime) => {

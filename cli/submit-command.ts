@@ -3,7 +3,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { readDatasetFile } from "../agents/dataset-file.ts";
 import { describeModel } from "../agents/models/index.ts";
-import { getAgent } from "../agents/registry.ts";
 import { onlyWorkerHere, pickedUpElsewhere, startWorkerHere } from "../runtime/cycles.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { datasetTasks, type Submission, submitTasks } from "../runtime/submissions.ts";
@@ -32,15 +31,15 @@ export function registerSubmitCommand(program: Command): void {
     .option("--wait", "follow the submission until every task ran (running a worker here if none picks it up)")
     .option("--json", "print machine-readable JSON")
     .action(async (file: string | undefined, options: SubmitOptions, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       if ((file === undefined) === (options.dataset === undefined)) {
         throw new InvalidInputError("Give exactly one of a FILE and --dataset D: agl submit tasks.jsonl --agent A, or agl submit --dataset D --agent A.");
       }
-      const agent = getAgent(options.agent);
+      const agent = config.agents.get(options.agent);
       // A file is checked line by line before anything starts: one bad line submits nothing.
       const fromFile = file === undefined ? undefined : await readDatasetFile(resolve(file), agent);
       await withRuntime(config, { store: true, temporal: true, command: `agl submit --agent ${agent.id}` }, async (runtime) => {
-        const tasks = fromFile ?? (await datasetTasks(runtime.store, agent.id, options.dataset!));
+        const tasks = fromFile ?? (await datasetTasks(runtime.store, agent, options.dataset!));
         const source = file !== undefined ? `agl submit ${resolve(file)}` : `agl submit --dataset ${options.dataset}`;
         const submission = await submitTasks({ config, store: runtime.store, client: runtime.temporal.client, agent, tasks, source, again: Boolean(options.again) });
         await report(runtime, submission, options);

@@ -10,7 +10,7 @@ export function registerUpCommand(program: Command): void {
     .command("up")
     .description("serve everything until stopped: the HTTP API, a worker, and (embedded) PGlite and the Temporal dev server")
     .action(async (_options: unknown, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl up" }, async (runtime) => {
         if (runtime.peer?.http) throw new ConflictError(`agl up already runs (pid ${runtime.peer.pid}) at ${runtime.peer.http.url}.`);
         const { startWorker } = await import("../runtime/worker.ts");

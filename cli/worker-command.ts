@@ -8,7 +8,7 @@ export function registerWorkerCommand(program: Command): void {
     .command("worker")
     .description("run a worker: executes cycles (workflows) and agent batches (activities) until stopped")
     .action(async (_options: unknown, command: Command) => {
-      const config = configFrom(command.optsWithGlobals<GlobalOptions>());
+      const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl worker" }, async (runtime) => {
         const worker = await startWorkerHere(runtime);
         process.stderr.write(

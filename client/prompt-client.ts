@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadConfig } from "../config/load.ts";
 import { PRODUCTION, type ResourceVersionJson } from "../store/resources.ts";
 
 /** A prompt version as the resources API serves it (`GET /v1/resources/:name`). */
@@ -97,7 +96,7 @@ export function createPromptClient(options: PromptClientOptions): PromptClient {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const revalidateWaitMs = options.revalidateWaitMs ?? DEFAULT_REVALIDATE_WAIT_MS;
   const fetchImpl = options.fetch ?? fetch;
-  const cacheDir = options.cacheDir ?? join(loadConfig().dataPath, "prompt-cache");
+  const cacheDir = options.cacheDir ?? join(process.env.AGL_DATA_DIR || ".agl", "prompt-cache");
   const entries = new Map<string, Entry>();
   const loading = new Map<string, Promise<ServedPrompt>>();
 

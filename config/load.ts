@@ -1,6 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { basename, extname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { z } from "zod";
+import { isAgentDefinition } from "../agents/define.ts";
+import { useConfiguredModelSettings } from "../agents/models/configured.ts";
+import { type AgentRegistry, createAgentRegistry } from "../agents/registry.ts";
+import type { AgentDefinition } from "../agents/types.ts";
 import { type Config, configSchema, type ModelProvider } from "./schema.ts";
 
 /** Environment variables and the setting each one sets; the README's configuration table mirrors this. */
@@ -22,6 +27,8 @@ export const environmentVariables = [
   { env: "AGL_MODEL_THREADS", path: "model.threads", type: "integer" },
   { env: "AGL_MODEL_LATENCY_MS", path: "model.latencyMs", type: "integer" },
   { env: "AGL_CYCLE_MARGIN", path: "cycle.margin", type: "number" },
+  { env: "AGL_CYCLE_CONFIDENCE", path: "cycle.confidence", type: "number" },
+  { env: "AGL_CYCLE_VALIDATION_REPEATS", path: "cycle.validationRepeats", type: "integer" },
   { env: "AGL_CYCLE_BATCH_SIZE", path: "cycle.batchSize", type: "integer" },
   { env: "AGL_CYCLE_CONCURRENCY", path: "cycle.concurrency", type: "integer" },
   { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },
@@ -48,7 +55,9 @@ export const environmentVariables = [
   { env: "AGL_MAX_BODY_BYTES", path: "server.maxBodyBytes", type: "integer" },
 ] as const;
 
-export const CONFIG_FILE_NAME = "agl.config.json";
+/** Looked for in the working directory, in this order; at most one may exist. */
+export const CONFIG_FILE_NAMES = ["agl.config.ts", "agl.config.mts", "agl.config.js", "agl.config.mjs", "agl.config.json"] as const;
+const MODULE_EXTENSIONS = new Set([".ts", ".mts", ".js", ".mjs"]);
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -58,8 +67,10 @@ export interface LoadConfigOptions {
   /** Directory the relative paths (data folder, config file) resolve against. */
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  /** Explicit config file; otherwise AGL_CONFIG, otherwise agl.config.json in cwd when present. */
+  /** Explicit config file; otherwise AGL_CONFIG, otherwise the one of CONFIG_FILE_NAMES in cwd. */
   file?: string;
+  /** The agents to register (a module config's; without one, loadProject brings the bundled examples). */
+  agents?: readonly AgentDefinition[];
   /** Settings that win over file and environment (tests, benchmarks). */
   overrides?: Record<string, unknown>;
 }
@@ -71,6 +82,8 @@ export interface LoadedConfig extends Omit<Config, "model"> {
   dataPath: string;
   /** The config file that was read, if any. */
   file?: string;
+  /** The agents every command, worker and server of this project knows. */
+  agents: AgentRegistry;
 }
 
 type Source = { kind: "file"; file: string } | { kind: "env"; name: string } | { kind: "override" };
@@ -81,19 +94,70 @@ type Source = { kind: "file"; file: string } | { kind: "env"; name: string } | {
  * is allowed, so a bad value fails at start instead of deep inside a cycle.
  */
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const file = configFile(options);
+  if (file && MODULE_EXTENSIONS.has(extname(file))) throw new ConfigError(`Config file ${file} is a module: load it with loadProject().`);
+  return resolveConfig(options, file, file ? readJsonObject(file) : undefined);
+}
+
+/**
+ * Reads the project's configuration, agents included: `agl.config.ts` (or .mts/.js/.mjs, or --config
+ * FILE) exports `defineConfig({agents, ...settings})` as its default; `agl.config.json` holds settings
+ * only. Without a module config the bundled example agents are registered, so the quick start works in
+ * any folder. A module that fails to import, a bad agent or two agents with one id stop here, naming
+ * the file, before anything is opened or written.
+ */
+export async function loadProject(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const file = configFile(options);
+  if (!file || !MODULE_EXTENSIONS.has(extname(file))) {
+    const agents = options.agents ?? (await import("../agents/examples.ts")).bundledAgents;
+    return withConfiguredModel(resolveConfig({ ...options, agents }, file, file ? readJsonObject(file) : undefined));
+  }
+  let exported: unknown;
+  try {
+    exported = ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
+  } catch (error) {
+    throw new ConfigError(`Could not load ${file}: ${(error as Error).message}`);
+  }
+  if (typeof exported !== "object" || exported === null || Array.isArray(exported)) {
+    throw new ConfigError(`Config file ${file} must export its configuration as the default export: export default defineConfig({ agents: [...] }).`);
+  }
+  const { agents = [], ...settings } = exported as { agents?: unknown };
+  if (!Array.isArray(agents)) throw new ConfigError(`Config file ${file}: agents must be an array of agents made by defineAgent().`);
+  const notAgents = agents.flatMap((agent, index) => (isAgentDefinition(agent) ? [] : [index]));
+  if (notAgents.length > 0) throw new ConfigError(`Config file ${file}: agents[${notAgents.join("], agents[")}] ${notAgents.length > 1 ? "are not agents" : "is not an agent"} made by defineAgent().`);
+  return withConfiguredModel(resolveConfig({ ...options, agents: options.agents ?? agents }, file, settings));
+}
+
+/** Agents built on `configuredModel()` run on the model this configuration selects. */
+function withConfiguredModel(config: LoadedConfig): LoadedConfig {
+  useConfiguredModelSettings(config);
+  return config;
+}
+
+/** The config file in effect: the explicit one (which must exist), or the only one of CONFIG_FILE_NAMES in cwd. */
+function configFile(options: LoadConfigOptions): string | undefined {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const explicit = options.file ?? env.AGL_CONFIG;
+  if (explicit) {
+    const file = resolve(cwd, explicit);
+    if (!existsSync(file)) throw new ConfigError(`Config file ${file} does not exist (from ${options.file ? "--config" : "AGL_CONFIG"}).`);
+    const extension = extname(file);
+    if (extension !== ".json" && !MODULE_EXTENSIONS.has(extension)) throw new ConfigError(`Config file ${file}: expected a .ts, .mts, .js, .mjs or .json file.`);
+    return file;
+  }
+  const found = CONFIG_FILE_NAMES.map((name) => resolve(cwd, name)).filter((candidate) => existsSync(candidate));
+  if (found.length > 1) throw new ConfigError(`Found ${found.map((candidate) => basename(candidate)).join(" and ")} in ${cwd}: keep one config file (or pass --config FILE).`);
+  return found[0];
+}
+
+/** defaults < config file < environment < overrides, validated as a whole. */
+function resolveConfig(options: LoadConfigOptions, file: string | undefined, fromFile: Record<string, unknown> | undefined): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
   const env = options.env ?? process.env;
   const sources = new Map<string, Source>();
   const raw: Record<string, unknown> = {};
-
-  const explicitFile = options.file ?? env.AGL_CONFIG;
-  const file = explicitFile ? resolve(cwd, explicitFile) : resolve(cwd, CONFIG_FILE_NAME);
-  const fileExists = existsSync(file);
-  if (explicitFile && !fileExists) {
-    throw new ConfigError(`Config file ${file} does not exist (from ${options.file ? "--config" : "AGL_CONFIG"}).`);
-  }
-  if (fileExists) {
-    const fromFile = readJsonObject(file);
+  if (file && fromFile) {
     for (const [path, value] of leaves(fromFile)) {
       setPath(raw, path, value);
       sources.set(path, { kind: "file", file });
@@ -122,12 +186,20 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, raw, sources));
   const config = parsed.data;
   checkCombinations(config, sources);
+  let agents: AgentRegistry;
+  try {
+    agents = createAgentRegistry(options.agents ?? []);
+  } catch (error) {
+    throw new ConfigError(`${file ? `Config file ${file}` : "The registered agents"}: ${(error as Error).message}.`);
+  }
+  checkScorers(config, agents, sources);
   const provider = config.model.provider ?? (config.model.baseUrl ? "openai-compatible" : "local");
   return {
     ...config,
     model: { ...config.model, provider },
     dataPath: resolve(cwd, config.dataDir),
-    ...(fileExists ? { file } : {}),
+    ...(file ? { file } : {}),
+    agents,
   };
 }
 
@@ -242,6 +314,18 @@ function knownSettings(path: readonly PropertyKey[]): string[] {
   return Object.keys(node?._zod.def.shape ?? {});
 }
 
+/** A scorer `cycle.scorers` names must be built in or belong to every registered agent, whose rewards it then weighs. */
+function checkScorers(config: Config, agents: AgentRegistry, sources: Map<string, Source>): void {
+  const builtIn = (id: string) => ["ground-truth", "judge", "human", "proxy"].includes(id) || id.startsWith("proxy:");
+  const problems = (config.cycle.scorers ?? []).flatMap((id) => {
+    const lacking = builtIn(id) ? [] : agents.list().filter((agent) => !agent.scorers.some((scorer) => scorer.id === id));
+    return lacking.length > 0 ? [`"${id}" is neither built in (ground-truth, judge, human, proxy, proxy:<event>) nor a scorer of agent${lacking.length > 1 ? "s" : ""} ${lacking.map((agent) => agent.id).join(", ")}`] : [];
+  });
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration: cycle.scorers = ${JSON.stringify(config.cycle.scorers)} (from ${describeSource(sourceOf(sources, "cycle.scorers"))}): ${problems.join("; ")}.`);
+  }
+}
+
 function checkCombinations(config: Config, sources: Map<string, Source>): void {
   if (config.model.provider === "openai-compatible" && !config.model.baseUrl) {
     throw new ConfigError(
@@ -254,7 +338,7 @@ function checkCombinations(config: Config, sources: Map<string, Source>): void {
       `Invalid configuration: scorers.judge.provider = "openai-compatible" (from ${describeSource(sources.get("scorers.judge.provider"))}) needs scorers.judge.baseUrl (AGL_JUDGE_BASE_URL) or model.baseUrl.`,
     );
   }
-  const unknownEvents = config.cycle.scorers.filter((scorer) => scorer.startsWith("proxy:") && !(scorer.slice("proxy:".length) in config.rewards.proxy));
+  const unknownEvents = (config.cycle.scorers ?? []).filter((scorer) => scorer.startsWith("proxy:") && !(scorer.slice("proxy:".length) in config.rewards.proxy));
   if (unknownEvents.length > 0) {
     const known = Object.keys(config.rewards.proxy);
     throw new ConfigError(

@@ -3,12 +3,12 @@ import { z } from "zod";
 
 export const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 export const EVENT_NAME_RULE = "an event name: a letter, then up to 63 letters, digits, dashes or underscores";
-/** Computed scorers (ground truth, the LLM judge), posted ones (human feedback, proxy outcomes: all of them, or one event). */
-const scorerName = z
-  .string()
-  .refine((name) => ["ground-truth", "judge", "human", "proxy"].includes(name) || /^proxy:[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(name), {
-    error: 'expected "ground-truth", "judge", "human", "proxy" or "proxy:<event>"',
-  });
+/** A scorer id: a built-in (ground-truth, judge, human, proxy, proxy:<event>) or one an agent defines; checked against the agents when loaded. */
+const scorerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "expected a scorer id such as ground-truth, judge, human, proxy or proxy:<event>");
+
+/** What each optimizer algorithm can change; an agent it cannot apply to is refused before a cycle starts. */
+export const OPTIMIZER_ALGORITHMS = ["llm-free", "few-shot", "apo"] as const;
+export type OptimizerAlgorithm = (typeof OPTIMIZER_ALGORITHMS)[number];
 
 /** Every setting has a default, so an empty configuration runs the embedded, offline default. */
 export const configSchema = z
@@ -66,15 +66,20 @@ export const configSchema = z
       .prefault({}),
     cycle: z
       .object({
-        margin: z.number().min(0).max(2).default(0.02),
+        /** Deploy only when the one-sided lower bound on the candidate's paired gain over the incumbent exceeds this. */
+        margin: z.number().min(0).max(2).default(0),
+        /** The one-sided confidence of that bound (before the correction for several finalists). */
+        confidence: z.number().min(0.5).max(0.999).default(0.9),
+        /** Runs of each contender on each validation task, for models whose answers vary. */
+        validationRepeats: z.number().int().min(1).max(10).default(1),
         batchSize: z.number().int().min(1).max(1000).default(20),
         concurrency: z.number().int().min(1).max(256).default(4),
         parallelBatches: z.number().int().min(1).max(64).default(2),
         collectTimeoutMinutes: z.number().min(1).max(24 * 60).default(30),
         /** A traffic-window run with fewer scored rollouts than this ends "skipped: not enough data". */
         minTrafficRollouts: z.number().int().min(1).max(1_000_000).default(20),
-        /** The rewards a cycle adds (computed scorers) and averages per rollout for its scores: human and proxy rewards count once posted. */
-        scorers: z.array(scorerName).min(1).default(["ground-truth"]),
+        /** Overrides every agent's scorers: the rewards a cycle computes and averages (with the agent's weights, 1 for others); unset: each agent's own. */
+        scorers: z.array(scorerName).min(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -102,7 +107,7 @@ export const configSchema = z
       .prefault({}),
     optimizer: z
       .object({
-        algorithm: z.enum(["llm-free", "apo"]).default("llm-free"),
+        algorithm: z.enum(OPTIMIZER_ALGORITHMS).default("llm-free"),
         /** Children proposed per beam member and round (APO's branch factor). */
         candidates: z.number().int().min(1).max(8).default(3),
         /** Search rounds; each proposes children of the beam and keeps the best by dev score. */

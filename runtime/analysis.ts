@@ -1,4 +1,4 @@
-import { findAgent, getAgent } from "../agents/registry.ts";
+import { scoringPlan } from "../scorers/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { Analysis } from "../store/analysis.ts";
 import { InvalidInputError } from "../store/errors.ts";
@@ -16,13 +16,15 @@ export function parseSince(text: string, what: string, now = new Date()): Date {
 
 /**
  * `agl analyze` and `GET /v1/analysis/:agent`: the agent's rollouts per prompt version, rewards averaged
- * over the configured scorers (`cycle.scorers`). An agent that is not registered here but sent traces
+ * over the agent's scorers with their weights (or `cycle.scorers`). An agent that is not registered here but sent traces
  * (OTLP) is analysed too, without a label order; a name nobody knows is NotFoundError.
  */
-export async function analyzeAgent(store: Store, config: Pick<LoadedConfig, "cycle">, agentId: string, since?: Date): Promise<Analysis> {
-  const agent = findAgent(agentId);
-  const analysis = await store.analysis.analyze({ agent: agentId, scorers: config.cycle.scorers, labels: agent?.labels ?? {}, ...(since ? { since } : {}) });
-  // Nothing stored and not registered: getAgent throws the NotFoundError that lists the known agents.
-  if (!agent && analysis.versions.length === 0) getAgent(agentId);
+export async function analyzeAgent(store: Store, config: Pick<LoadedConfig, "cycle" | "agents">, agentId: string, since?: Date): Promise<Analysis> {
+  const agent = config.agents.find(agentId);
+  // An agent only seen in traces has no scorers of its own: the configured ones, else ground truth, count for it.
+  const weights = agent ? scoringPlan(agent, config.cycle.scorers).weights : Object.fromEntries((config.cycle.scorers ?? ["ground-truth"]).map((id) => [id, 1]));
+  const analysis = await store.analysis.analyze({ agent: agentId, weights, labels: agent?.labels ?? {}, ...(since ? { since } : {}) });
+  // Nothing stored and not registered: get throws the NotFoundError that lists the known agents.
+  if (!agent && analysis.versions.length === 0) config.agents.get(agentId);
   return analysis;
 }

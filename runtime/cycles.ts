@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
-import { getAgent } from "../agents/registry.ts";
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from "@temporalio/client";
+import { algorithmRefusal } from "../activities/optimizer-contract.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { ConflictError, NotFoundError } from "../store/errors.ts";
+import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { trainingCycle } from "../workflows/training-cycle.ts";
 import { type CycleInput, type CycleProgress, type CycleResult, PROGRESS_QUERY } from "../workflows/types.ts";
@@ -20,6 +20,8 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
     concurrency: config.cycle.concurrency,
     parallelBatches: config.cycle.parallelBatches,
     margin: config.cycle.margin,
+    confidence: config.cycle.confidence,
+    validationRepeats: config.cycle.validationRepeats,
     optimizer: {
       algorithm: config.optimizer.algorithm,
       candidates: config.optimizer.candidates,
@@ -37,11 +39,23 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
   };
 }
 
-/** The agent exists, and the data set exists (or ships with the agent) and belongs to it. */
-export async function checkCycleTarget(store: Store, agentId: string, datasetName: string): Promise<AgentDefinition> {
-  const agent = getAgent(agentId);
+/** The agent exists and the configured optimizer can change its prompt: checked before anything starts, so no cycle silently does nothing. */
+export function cycleAgent(config: LoadedConfig, agentId: string): AgentDefinition {
+  const agent = config.agents.get(agentId);
+  const refusal = algorithmRefusal(agent, config.optimizer.algorithm);
+  if (refusal) throw new InvalidInputError(`${refusal}. Choose another optimizer.algorithm (AGL_OPTIMIZER_ALGORITHM) or make the component editable.`);
+  return agent;
+}
+
+/** The agent can be trained, and the data set exists (or ships with the agent) and belongs to it. */
+export async function checkCycleTarget(store: Store, config: LoadedConfig, agentId: string, datasetName: string): Promise<AgentDefinition> {
+  return checkDatasetTarget(store, cycleAgent(config, agentId), datasetName);
+}
+
+/** The data set exists (or ships with the agent) and belongs to it. */
+export async function checkDatasetTarget(store: Store, agent: AgentDefinition, datasetName: string): Promise<AgentDefinition> {
   if (!(await store.datasets.exists(datasetName))) {
-    if (!agent.bundledDatasets[datasetName]) await store.datasets.get(datasetName);
+    if (!agent.datasets[datasetName]) await store.datasets.get(datasetName);
     return agent;
   }
   const dataset = await store.datasets.get(datasetName);
@@ -55,12 +69,13 @@ export function newCycleId(agent: string, now = new Date()): string {
   return `cy-${agent}-${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
-export interface StartCycleOptions {
+export type StartCycleOptions = StartCycleCommon & ({ dataset: string } | { trafficMs: number });
+
+interface StartCycleCommon {
   config: LoadedConfig;
   store: Store;
   client: Client;
   agent: string;
-  dataset: string;
   trigger?: string;
   settings?: Partial<CycleInput["settings"]>;
   cycleId?: string;
@@ -71,14 +86,14 @@ export interface StartCycleOptions {
  * belongs to it, no cycle of this agent is running), then starts the workflow.
  */
 export async function startCycle(options: StartCycleOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingCycle>> {
-  const agent = await checkCycleTarget(options.store, options.agent, options.dataset);
+  const agent = "dataset" in options ? await checkCycleTarget(options.store, options.config, options.agent, options.dataset) : cycleAgent(options.config, options.agent);
   const holder = await options.store.cycles.leaseHolder(agent.id);
   if (holder && (await isRunning(options.client, holder))) {
     throw new ConflictError(`Cycle ${holder} is already running for agent ${agent.id}; one cycle per agent runs at a time. Follow it with: agl cycle status ${holder}`);
   }
   const input: CycleInput = {
     agent: agent.id,
-    dataset: options.dataset,
+    ...("dataset" in options ? { dataset: options.dataset } : { traffic: { windowMs: options.trafficMs, minScored: options.config.cycle.minTrafficRollouts } }),
     trigger: options.trigger ?? "manual",
     settings: { ...cycleSettings(options.config), ...options.settings },
   };
@@ -90,7 +105,7 @@ export async function startCycle(options: StartCycleOptions): Promise<WorkflowHa
       args: [input],
     });
     // Listed (and cancellable) from now on, even before a worker picks it up.
-    await options.store.cycles.create({ id: cycleId, agent: agent.id, dataset: options.dataset, trigger: input.trigger });
+    await options.store.cycles.create({ id: cycleId, agent: agent.id, dataset: input.dataset ?? null, trigger: input.trigger });
     return handle;
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw new ConflictError(`A cycle with id ${cycleId} already exists.`);
@@ -152,6 +167,37 @@ export async function startWorkerHere(runtime: Runtime): Promise<RunningWorker> 
 }
 
 /**
+ * Starts a workflow and sees that a worker runs it: this process's own when nobody else can (the
+ * embedded server is ours, or its owner runs no worker), or when nobody picks it up and the caller
+ * waits. The caller stops the returned worker when done.
+ */
+export async function startWithWorker<H extends WorkflowHandle>(
+  runtime: Runtime,
+  what: string,
+  wait: boolean,
+  quiet: boolean,
+  start: () => Promise<H>,
+): Promise<{ handle: H; worker?: RunningWorker }> {
+  let worker = onlyWorkerHere(runtime) ? await startWorkerHere(runtime) : undefined;
+  try {
+    const handle = await start();
+    if (!worker && !(await pickedUpElsewhere(runtime, handle))) {
+      const queue = `task queue "${runtime.config.temporal.taskQueue}"`;
+      if (wait) {
+        if (!quiet) process.stderr.write(`No worker is running the ${what} on ${queue}; running one in this process.\n`);
+        worker = await startWorkerHere(runtime);
+      } else {
+        process.stderr.write(`No worker picked up the ${what} on ${queue}; it starts when one runs (agl worker), or use --wait to run one here.\n`);
+      }
+    }
+    return { handle, ...(worker ? { worker } : {}) };
+  } catch (error) {
+    await worker?.stop();
+    throw error;
+  }
+}
+
+/**
  * The running cycle's progress, or undefined when nobody can answer: a query waits for a worker, and
  * without one it would wait for a minute, so it is cut short.
  */
@@ -161,7 +207,12 @@ export async function queryProgress(handle: WorkflowHandle, timeoutMs = 2_000): 
   return Promise.race([answer, timer]);
 }
 
-/** Polls the cycle's progress until it ends; returns its result or throws its failure. */
+/** A failed cycle, told by the error that failed it (an activity's, the optimizer's, the agent's), not by Temporal's wrappers. */
+export class CycleFailedError extends Error {
+  override name = "CycleFailedError";
+}
+
+/** Polls the cycle's progress until it ends; returns its result or throws CycleFailedError with the root cause. */
 export async function waitForCycle(handle: WorkflowHandle<typeof trainingCycle>, onProgress: (progress: CycleProgress) => void, pollMs = 500): Promise<CycleResult> {
   const result = handle.result();
   let finished = false;
@@ -174,5 +225,15 @@ export async function waitForCycle(handle: WorkflowHandle<typeof trainingCycle>,
     if (progress && !finished) onProgress(progress);
     await Promise.race([sleep(pollMs), result.catch(() => undefined)]);
   }
-  return result;
+  return result.catch((error: unknown) => {
+    if (error instanceof WorkflowFailedError) throw new CycleFailedError(`Cycle ${handle.workflowId} failed: ${rootCauseMessage(error)}`);
+    throw error;
+  });
+}
+
+/** The innermost error's message: Temporal wraps what failed (an activity's ApplicationFailure) in workflow and activity failures. */
+export function rootCauseMessage(error: unknown): string {
+  let current = error;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
 }

@@ -6,13 +6,12 @@ import {
   ScheduleOverlapPolicy,
   type ScheduleSummary,
 } from "@temporalio/client";
-import { getAgent } from "../agents/registry.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { trainingCycle } from "../workflows/training-cycle.ts";
 import type { CycleInput } from "../workflows/types.ts";
-import { checkCycleTarget, cycleSettings } from "./cycles.ts";
+import { checkCycleTarget, cycleAgent, cycleSettings } from "./cycles.ts";
 
 export interface ScheduleRequest {
   id: string;
@@ -77,7 +76,7 @@ export async function createSchedule(options: { client: Client; store: Store; co
   if ((request.cron === undefined) === (request.everyMs === undefined)) throw new InvalidInputError("Give exactly one of --cron EXPR and --every DURATION.");
   if (request.cron !== undefined) checkCron(request.cron);
   if (request.timezone !== undefined) checkTimezone(request.timezone);
-  const agent = request.dataset !== undefined ? await checkCycleTarget(options.store, request.agent, request.dataset) : getAgent(request.agent);
+  const agent = request.dataset !== undefined ? await checkCycleTarget(options.store, config, request.agent, request.dataset) : cycleAgent(config, request.agent);
 
   const input: CycleInput = {
     agent: agent.id,

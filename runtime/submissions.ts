@@ -8,7 +8,7 @@ import { ConflictError } from "../store/errors.ts";
 import type { Store } from "../store/index.ts";
 import { generationOf, submissionDataset } from "../store/submissions.ts";
 import type { processSubmission, SubmissionInput } from "../workflows/submission.ts";
-import { checkCycleTarget, cycleSettings } from "./cycles.ts";
+import { checkDatasetTarget, cycleSettings } from "./cycles.ts";
 
 export type SubmissionStatus =
   /** A new submission (or generation, with --again) was started. */
@@ -33,8 +33,8 @@ export interface Submission {
  * The tasks of data set `name`, all splits, after the same checks as a cycle's (the agent exists, the
  * data set exists or ships with it, and belongs to it). Seeds a bundled data set on first use.
  */
-export async function datasetTasks(store: Store, agentId: string, name: string): Promise<Task[]> {
-  const agent = await checkCycleTarget(store, agentId, name);
+export async function datasetTasks(store: Store, agent: AgentDefinition, name: string): Promise<Task[]> {
+  await checkDatasetTarget(store, agent, name);
   await prepareAgent(store, agent, name);
   return store.datasets.allTasks(name);
 }

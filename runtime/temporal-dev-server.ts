@@ -32,6 +32,23 @@ export interface DevServer {
  * owner that was killed is stopped first (two servers on one SQLite file would corrupt it).
  */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (error) {
+      // A free port can be taken by another process between our check and the server's bind, and a
+      // server that just stopped may hold its SQLite file a moment longer: try again on fresh ports.
+      if (!(error instanceof DevServerExitedError) || attempt === START_ATTEMPTS || options.port) throw error;
+      await sleep(500 * attempt);
+    }
+  }
+}
+
+const START_ATTEMPTS = 3;
+
+class DevServerExitedError extends Error {}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const cli = resolve(options.cli);
   if (!existsSync(cli)) {
     throw new Error(`The Temporal CLI was not found at ${cli}. Run the setup command (npm run setup), or set AGL_TEMPORAL_CLI, or point TEMPORAL_ADDRESS at a running cluster.`);
@@ -85,7 +102,7 @@ async function waitUntilServing(address: string, child: ResultPromise, timeoutMs
   while (Date.now() < deadline) {
     if (exited) {
       const result = await child;
-      throw new Error(`The Temporal dev server exited during start (code ${result.exitCode}): ${String(result.stderr).trim().slice(-2000)}`);
+      throw new DevServerExitedError(`The Temporal dev server exited during start (code ${result.exitCode}): ${String(result.stderr).trim().slice(-2000)}`);
     }
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1_000 });

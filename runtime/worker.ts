@@ -2,12 +2,13 @@ import { fileURLToPath } from "node:url";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
+import { rootCauseMessage } from "./cycles.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
 import { createRollbackActivities } from "../activities/rollback-activities.ts";
 import { createLanguageModel } from "../agents/models/index.ts";
 import { type AgentRunner, createAgentRunner } from "../agents/runner.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { createJudgeModel, createScorerRegistry } from "../scorers/registry.ts";
+import { scoringContext } from "../scorers/registry.ts";
 import type { Store } from "../store/index.ts";
 
 const WORKFLOWS_PATH = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
@@ -21,9 +22,17 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundle;
 }
 
-/** The SDK logs every worker state change at INFO; a CLI shows progress bars instead. */
+/**
+ * The SDK logs every worker state change at INFO; a CLI shows progress bars instead. What is logged is
+ * one line: a failed workflow's root cause, not the whole error object with its stack.
+ */
 function quietLogger() {
-  return new DefaultLogger("WARN");
+  return new DefaultLogger("WARN", (entry) => {
+    const meta = entry.meta ?? {};
+    const failure = meta.error === undefined ? "" : `: ${rootCauseMessage(meta.error)}`;
+    const subject = typeof meta.workflowId === "string" ? ` ${meta.workflowId}${typeof meta.workflowType === "string" ? ` (${meta.workflowType})` : ""}` : "";
+    process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${subject}${failure}\n`);
+  });
 }
 
 export function installQuietRuntime(): void {
@@ -72,7 +81,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const connection = await NativeConnection.connect({ address: options.address });
   let model = options.model;
   const runners = new Map<string, AgentRunner>();
-  let judgeModel: LanguageModelV2 | undefined;
   const deps: ActivityDependencies = {
     config: options.config,
     store: options.store,
@@ -80,18 +88,19 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     runnerFor(agent) {
       let runner = runners.get(agent.id);
       if (!runner) {
-        model ??= createLanguageModel(options.config);
+        // Only an agent without a model of its own runs on the configured one.
+        if (agent.runtime.kind === "model" && agent.runtime.model === null) model ??= createLanguageModel(options.config);
         runner = createAgentRunner(agent, model);
         runners.set(agent.id, runner);
       }
       return runner;
     },
-    scorers: createScorerRegistry({ judgeModel: () => (judgeModel ??= createJudgeModel(options.config)) }),
+    scoring: scoringContext(options.config),
   };
   const activities = {
     ...createCycleActivities(deps),
     ...createQueueActivities(deps),
-    ...createRollbackActivities({ store: options.store }),
+    ...createRollbackActivities({ store: options.store, config: options.config }),
   };
   let worker: Worker;
   try {

@@ -5,9 +5,13 @@ import { JUDGE_PROMPT, RUBRIC_LINE } from "./judge.ts";
 
 /**
  * A deterministic FAKE judge model for tests and offline runs with the fake agent model: no language
- * model at all. It reads the judge prompt the way a grader would skim it: an answered label is
- * "supported" when the input shares a word (or a five-letter stem) with the label's name or rubric
- * line. Every field supported rates 5, some 3, none 1; the reason names the unsupported fields.
+ * model at all. It skims the judge prompt the way a hurried grader would:
+ * - a label rubric (`field:` lines with `- label: description` under each): an answered label is
+ *   "supported" when the input shares a word (or a five-letter stem) with the label's name or line;
+ *   every field supported rates 5, some 3, none 1;
+ * - any other rubric: each `- criterion` line is met when the answer shares a five-letter stem with it;
+ *   the rating is 1 + 4 × the share of criteria met, rounded.
+ * The reason names what was not supported or not met.
  */
 export function fakeJudgeModel(): LanguageModelV2 {
   return textModel("fake", "fake-judge", async (turns) => {
@@ -19,11 +23,21 @@ export function fakeJudgeModel(): LanguageModelV2 {
 }
 
 function judge(prompt: string): { rating: number; reason: string } {
-  const rubric = parseRubric(section(prompt, JUDGE_PROMPT.fields));
-  const inputStems = new Set(words(section(prompt, JUDGE_PROMPT.input).join(" ")).map(stem));
+  const lines = prompt.split("\n");
+  const at = (heading: string) => lines.indexOf(heading);
+  const rubric = lines.slice(at(JUDGE_PROMPT.rubric) + 1, at(JUDGE_PROMPT.input));
+  const input = lines.slice(at(JUDGE_PROMPT.input) + 1, at(JUDGE_PROMPT.answer)).join(" ");
+  const answerEnd = lines.findLastIndex((line) => line.startsWith("Rate the answer"));
+  const answer = lines.slice(at(JUDGE_PROMPT.answer) + 1, answerEnd).join("\n").trim();
+  const labelRubric = parseLabelRubric(rubric);
+  return labelRubric.size > 0 ? judgeLabels(labelRubric, input, answer) : judgeCriteria(rubric, answer);
+}
+
+function judgeLabels(rubric: Map<string, Map<string, string>>, input: string, answerText: string): { rating: number; reason: string } {
+  const inputStems = new Set(words(input).map(stem));
   let answer: Record<string, unknown>;
   try {
-    answer = JSON.parse(section(prompt, JUDGE_PROMPT.answer).join("")) as Record<string, unknown>;
+    answer = JSON.parse(answerText) as Record<string, unknown>;
   } catch {
     return { rating: 1, reason: "the answer is not JSON" };
   }
@@ -32,23 +46,22 @@ function judge(prompt: string): { rating: number; reason: string } {
     const evidence = words(`${label.replace(/_/g, " ")} ${labels.get(label) ?? ""}`).map(stem);
     return !evidence.some((word) => inputStems.has(word));
   });
-  const supported = rubric.size - unsupported.length;
   if (unsupported.length === 0) return { rating: 5, reason: "every field fits the input" };
   const why = unsupported.map(([field]) => `${field} "${String(answer[field] ?? "")}" does not fit the input`).join("; ");
-  return { rating: supported > 0 ? 3 : 1, reason: why };
+  return { rating: unsupported.length < rubric.size ? 3 : 1, reason: why };
 }
 
-/** The lines after a heading, up to the next blank line. */
-function section(prompt: string, heading: string): string[] {
-  const lines = prompt.split("\n");
-  const start = lines.indexOf(heading);
-  if (start < 0) return [];
-  const end = lines.findIndex((line, index) => index > start && line.trim() === "");
-  return lines.slice(start + 1, end < 0 ? undefined : end);
+function judgeCriteria(rubric: string[], answer: string): { rating: number; reason: string } {
+  const criteria = rubric.map((line) => /^\s*-\s*(.+)$/.exec(line)?.[1]?.trim()).filter((line): line is string => Boolean(line));
+  if (criteria.length === 0) return { rating: 3, reason: "the rubric lists no criteria" };
+  const answerStems = new Set(words(answer).map(stem));
+  const missed = criteria.filter((criterion) => !words(criterion).some((word) => answerStems.has(stem(word))));
+  const rating = Math.round(1 + (4 * (criteria.length - missed.length)) / criteria.length);
+  return { rating, reason: missed.length === 0 ? "meets every point of the rubric" : `misses: ${missed.join("; ")}` };
 }
 
 /** `field:` lines, each followed by `- label: description` lines. */
-function parseRubric(lines: string[]): Map<string, Map<string, string>> {
+function parseLabelRubric(lines: string[]): Map<string, Map<string, string>> {
   const fields = new Map<string, Map<string, string>>();
   let current: Map<string, string> | undefined;
   for (const line of lines) {

@@ -1,56 +1,98 @@
 import { createScorer } from "@mastra/core/evals";
+import { canonical, defaultMatcher, type FieldMatcher, tokenF1 } from "./matchers.ts";
+import { type AgentShape, type ScorerSpec, scorerSpec } from "./spec.ts";
 import type { RewardScorer, ScorerInput } from "./types.ts";
+
+export const GROUND_TRUTH = "ground-truth";
 
 interface FieldCheck {
   field: string;
+  matcher: string;
   expected: unknown;
   actual: unknown;
-  correct: boolean;
+  credit: number;
+}
+
+export interface GroundTruthOptions {
+  /** Output field -> how it is compared (default from its type: labels, booleans and objects exact, text normalised, numbers equal, arrays by set overlap; a text agent's answer by token F1). */
+  fields?: Record<string, FieldMatcher>;
+  weight?: number;
 }
 
 /**
- * Compares the output with the expected fields that are present (ground truth may be partial):
- * every field right +1, some right +0.5, none right -1. A failed run gets none right.
- * Built as a Mastra scorer pipeline (preprocess -> score -> reason) so every reward has a reason.
+ * Compares the answer with the expected fields that are present (ground truth may be partial), field by
+ * field with each field's matcher. The reward is 2 × the mean credit − 1: every field right +1, none
+ * right −1, linear between; a failed run gets none right. Built as a Mastra scorer pipeline
+ * (preprocess → score → reason), so every reward has a reason.
  */
-const pipeline = createScorer<ScorerInput, unknown>({
-  id: "ground-truth",
-  description: "Exact match of each expected field: all right +1, some right +0.5, none right -1.",
-})
-  .preprocess(({ run }): { checks: FieldCheck[] } => {
-    const { expected, output } = run.input!;
-    const checks = Object.entries(expected ?? {}).map(([field, value]) => {
-      const actual = output?.[field];
-      return { field, expected: value, actual, correct: output !== null && JSON.stringify(actual) === JSON.stringify(value) };
-    });
-    return { checks };
-  })
-  .generateScore(({ results }) => {
-    const { checks } = results.preprocessStepResult;
-    const right = checks.filter((check) => check.correct).length;
-    if (right === checks.length) return 1;
-    return right > 0 ? 0.5 : -1;
-  })
-  .generateReason(({ run, results }) => {
-    const { checks } = results.preprocessStepResult;
-    const parts = checks.map((check) =>
-      check.correct ? `${check.field} right (${String(check.expected)})` : `${check.field} wrong (expected ${String(check.expected)}, got ${check.actual === undefined ? "nothing" : String(check.actual)})`,
-    );
-    const failure = run.input!.output === null ? `the agent failed (${run.input!.error ?? "no output"}); ` : "";
-    return `${failure}${parts.join("; ")}`;
+export function groundTruth(options: GroundTruthOptions = {}): ScorerSpec {
+  const chosen = options.fields ?? {};
+  return scorerSpec({
+    id: GROUND_TRUTH,
+    weight: options.weight,
+    alternativesFields: Object.entries(chosen)
+      .filter(([, matcher]) => matcher.acceptsAlternatives)
+      .map(([field]) => field),
+    build: (agent) => groundTruthScorer(agent, chosen),
   });
+}
 
-export const groundTruthScorer: RewardScorer = {
-  id: "ground-truth",
-  description: pipeline.description,
-  async score(input) {
-    if (!input.expected || Object.keys(input.expected).length === 0) return undefined;
-    const result = await pipeline.run({ input, output: input.output });
-    const checks = (result.preprocessStepResult as { checks: FieldCheck[] }).checks;
-    return {
-      value: result.score as number,
-      reason: result.reason ?? "",
-      details: { fields: Object.fromEntries(checks.map((check) => [check.field, check.correct])) },
-    };
-  },
-};
+function groundTruthScorer(agent: AgentShape, chosen: Record<string, FieldMatcher>): RewardScorer {
+  const properties = (agent.outputJsonSchema?.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const matcherFor = (field: string) => chosen[field] ?? (agent.outputKind === "text" && field === "text" ? tokenF1() : defaultMatcher(properties[field]));
+  const pipeline = createScorer<ScorerInput, unknown>({
+    id: GROUND_TRUTH,
+    description: "Each expected field compared with its matcher; reward 2 × mean credit − 1.",
+  })
+    .preprocess(({ run }): { checks: FieldCheck[] } => {
+      const { expected, output } = run.input!;
+      const checks = Object.entries(expected ?? {}).map(([field, value]) => {
+        const matcher = matcherFor(field);
+        const actual = output?.[field];
+        return { field, matcher: matcher.name, expected: value, actual, credit: output === null || actual === undefined ? 0 : matcher.credit(value, actual) };
+      });
+      return { checks };
+    })
+    .generateScore(({ results }) => {
+      const { checks } = results.preprocessStepResult;
+      return 2 * (checks.reduce((sum, check) => sum + check.credit, 0) / checks.length) - 1;
+    })
+    .generateReason(({ run, results }) => {
+      const parts = results.preprocessStepResult.checks.map(describeCheck);
+      const failure = run.input!.output === null ? `the agent failed (${run.input!.error ?? "no output"}); ` : "";
+      return `${failure}${parts.join("; ")}`;
+    });
+
+  return {
+    id: GROUND_TRUTH,
+    description: pipeline.description,
+    async score(input) {
+      if (!input.expected || Object.keys(input.expected).length === 0) return undefined;
+      const result = await pipeline.run({ input, output: input.output });
+      const checks = (result.preprocessStepResult as { checks: FieldCheck[] }).checks;
+      return {
+        value: result.score as number,
+        reason: result.reason ?? "",
+        details: {
+          fields: Object.fromEntries(checks.map((check) => [check.field, check.credit >= 1])),
+          credit: Object.fromEntries(checks.map((check) => [check.field, round(check.credit)])),
+        },
+      };
+    },
+  };
+}
+
+function describeCheck(check: FieldCheck): string {
+  const shown = (value: unknown) => (value === undefined ? "nothing" : truncate(typeof value === "string" ? value : canonical(value)));
+  if (check.credit >= 1) return `${check.field} right (${shown(check.expected)})`;
+  const partial = check.credit > 0 ? ` ${round(check.credit)} by ${check.matcher}` : "";
+  return `${check.field} wrong${partial} (expected ${shown(check.expected)}, got ${shown(check.actual)})`;
+}
+
+function truncate(text: string, limit = 80): string {
+  return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

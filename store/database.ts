@@ -19,12 +19,21 @@ const typeParsers: pg.CustomTypesConfig = {
 
 export type PgConnection = string | { host: string; port: number; user?: string; database?: string };
 
-export function createPool(connection: PgConnection, max = 10): pg.Pool {
+function clientConfig(connection: PgConnection): pg.ClientConfig {
   const base = typeof connection === "string" ? { connectionString: connection } : { user: "postgres", database: "postgres", ...connection };
-  const pool = new pg.Pool({ ...base, max, types: typeParsers, idleTimeoutMillis: 10_000 });
+  return { ...base, types: typeParsers };
+}
+
+export function createPool(connection: PgConnection, max = 10): pg.Pool {
+  const pool = new pg.Pool({ ...clientConfig(connection), max, idleTimeoutMillis: 10_000 });
   // An idle client losing its connection (server restart) must not crash the process; the next query reconnects.
   pool.on("error", () => {});
   return pool;
+}
+
+/** A connection of its own, outside the pool: for a session that must stay open (LISTEN). */
+export function createClient(connection: PgConnection): pg.Client {
+  return new pg.Client(clientConfig(connection));
 }
 
 export function createDatabase(pool: pg.Pool): Kysely<Database> {

@@ -5,6 +5,7 @@ import { cyclesStore } from "./cycles.ts";
 import { dashboardStore } from "./dashboard.ts";
 import { createDatabase, createPool, migrateToLatest, type PgConnection } from "./database.ts";
 import { datasetsStore } from "./datasets.ts";
+import { type ResourceChanges, resourceChanges } from "./resource-changes.ts";
 import { resourcesStore } from "./resources.ts";
 import { rolloutsStore } from "./rollouts.ts";
 import type { Database } from "./schema.ts";
@@ -14,6 +15,8 @@ import { tracesStore } from "./traces.ts";
 export interface Store {
   readonly db: Kysely<Database>;
   readonly resources: ReturnType<typeof resourcesStore>;
+  /** Publishes and label moves, as they commit here or elsewhere (README: "Prompt serving from memory"). */
+  readonly resourceChanges: ResourceChanges;
   readonly datasets: ReturnType<typeof datasetsStore>;
   readonly rollouts: ReturnType<typeof rolloutsStore>;
   readonly cycles: ReturnType<typeof cyclesStore>;
@@ -34,9 +37,11 @@ export async function connectStore(connection: PgConnection, options: { poolSize
     await db.destroy();
     throw error;
   }
+  const changes = resourceChanges(db, connection);
   return {
     db,
-    resources: resourcesStore(db),
+    resources: resourcesStore(db, changes),
+    resourceChanges: changes,
     datasets: datasetsStore(db),
     rollouts: rolloutsStore(db),
     cycles: cyclesStore(db),
@@ -45,6 +50,7 @@ export async function connectStore(connection: PgConnection, options: { poolSize
     analysis: analysisStore(db),
     dashboard: dashboardStore(db),
     async close() {
+      await changes.close();
       await db.destroy();
       await options.onClose?.();
     },

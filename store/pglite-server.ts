@@ -9,9 +9,14 @@
  * served, until it is idle again. A connection that goes away while holding the session is rolled back.
  *
  * Because there is only one session, session state is shared by every connection: SET, named prepared statements,
- * named portals, temporary tables, LISTEN and advisory session locks leak between connections. The project's store
- * uses none of these. Anything else using the same PGlite instance directly (db.query) bypasses this arbitration and
- * may land inside a client's open transaction, so the owner process should go through the server too.
+ * named portals, temporary tables and advisory session locks leak between connections. The project's store uses none
+ * of these. Anything else using the same PGlite instance directly (db.query) bypasses this arbitration and may land
+ * inside a client's open transaction, so the owner process should go through the server too.
+ *
+ * LISTEN/UNLISTEN are the exception: the server keeps who listens to what per connection, takes every notification
+ * out of the output of the group that committed it, and hands it to each connection listening on its channel, as
+ * PostgreSQL would. It recognises them as simple-query statements of their own (`LISTEN x`, `UNLISTEN x`,
+ * `UNLISTEN *`, several separated by `;`), which is what pg's `client.query("LISTEN x")` sends.
  */
 import { lstat, mkdir, rm } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
@@ -47,6 +52,9 @@ const PROTOCOL_MAJOR_VERSION = 3;
 const MAX_STARTUP_PACKET_BYTES = 10_000;
 
 const READY_FOR_QUERY = 0x5a; // 'Z'
+const NOTIFICATION_RESPONSE = 0x41; // 'A'
+const ERROR_RESPONSE = 0x45; // 'E'
+const SIMPLE_QUERY = 0x51; // 'Q'
 const TERMINATE = 0x58; // 'X'
 /** Messages after which a client waits for the server, so the buffered group must run now. */
 const GROUP_BOUNDARIES = new Set([0x51 /* Q */, 0x53 /* S */, 0x48 /* H */, 0x46 /* F */]);
@@ -153,13 +161,25 @@ function sessionArbiterFor(db: PGlite): SessionArbiter {
 
 type Waiter = { client: ClientConnection; grant: (granted: boolean) => void };
 
-/** Hands the single PGlite session to one group at a time and keeps it with a connection between its groups while that connection is mid-transaction. */
+/** A group of frontend messages and the LISTEN/UNLISTEN statements among them. */
+interface Group {
+  messages: Uint8Array;
+  channelChanges: ChannelChange[];
+}
+
+type ChannelChange = { listen: boolean; channel: string | "*" };
+
+/**
+ * Hands the single PGlite session to one group at a time and keeps it with a connection between its groups while that
+ * connection is mid-transaction. Routes notifications to the connections listening on their channel.
+ */
 class SessionArbiter {
   private readonly db: PGlite;
   private holder: ClientConnection | null = null;
   private running = false;
   private readonly waiters: Waiter[] = [];
   private failure: Error | null = null;
+  private readonly listeners = new Map<string, Set<ClientConnection>>();
 
   constructor(db: PGlite) {
     this.db = db;
@@ -174,20 +194,56 @@ class SessionArbiter {
   }
 
   /** Runs one group for `client`; returns false if the client went away before its turn came. */
-  async run(client: ClientConnection, frontendMessages: Uint8Array, onBackendData: (chunk: Uint8Array) => void): Promise<boolean> {
+  async run(client: ClientConnection, group: Group, onBackendData: (chunk: Uint8Array) => void): Promise<boolean> {
     if (!(await this.acquire(client))) return false;
-    const tracker = new ReadyForQueryTracker();
+    const output = new BackendOutput(onBackendData, (notification) => this.deliver(notification));
     let stillHeld = false;
     try {
-      await this.execute(frontendMessages, (chunk) => {
-        tracker.feed(chunk);
-        onBackendData(chunk);
-      });
-      stillHeld = tracker.endStatus !== "I";
+      await this.execute(group.messages, (chunk) => output.feed(chunk));
+      output.end();
+      stillHeld = output.endStatus !== "I";
+      if (group.channelChanges.length > 0 && !output.sawError) {
+        const relisten = this.applyChannelChanges(client, group.channelChanges);
+        // Still inside this turn, so no other group commits while the session is not listening.
+        if (relisten.length > 0) await this.execute(simpleQuery(relisten.map((channel) => `LISTEN ${quoteIdentifier(channel)}`).join("; ")), () => {});
+      }
     } finally {
       this.release(stillHeld ? client : null);
     }
     return true;
+  }
+
+  /** The client stops receiving notifications; the session keeps listening (others may listen, and unused channels cost nothing). */
+  forget(client: ClientConnection): void {
+    for (const members of this.listeners.values()) members.delete(client);
+  }
+
+  /** Returns the channels the session must LISTEN to again: a client's UNLISTEN stopped the one shared session listening to them. */
+  private applyChannelChanges(client: ClientConnection, changes: ChannelChange[]): string[] {
+    const unlistened = new Set<string>();
+    for (const { listen, channel } of changes) {
+      if (listen) {
+        if (channel === "*") continue;
+        let members = this.listeners.get(channel);
+        if (!members) this.listeners.set(channel, (members = new Set()));
+        members.add(client);
+      } else {
+        for (const [name, members] of this.listeners) {
+          if (channel !== "*" && channel !== name) continue;
+          members.delete(client);
+          unlistened.add(name);
+        }
+        // Any other channel the session listens to for nobody is dropped by UNLISTEN *, and fine to drop.
+      }
+    }
+    return [...unlistened].filter((channel) => (this.listeners.get(channel)?.size ?? 0) > 0);
+  }
+
+  private deliver(notification: Buffer): void {
+    // NotificationResponse: type, length, sender pid (Int32), then the channel as a C string.
+    const channelStart = 9;
+    const channel = notification.toString("utf8", channelStart, notification.indexOf(0, channelStart));
+    for (const client of this.listeners.get(channel) ?? []) client.notify(notification);
   }
 
   /** Ends whatever the departed client left open in the session and lets the others in. */
@@ -250,33 +306,85 @@ class SessionArbiter {
 }
 
 /**
- * Follows message framing across the raw output chunks to learn whether the output ended with ReadyForQuery and
- * with which transaction status; no ReadyForQuery at the end means an extended-query sequence is still open.
+ * Follows message framing across the raw output chunks: forwards everything but notifications (handed to `notify`
+ * whole, in order), and learns whether the output ended with ReadyForQuery and with which transaction status; no
+ * ReadyForQuery at the end means an extended-query sequence is still open. Chunks are views into PGlite's memory,
+ * valid only during the call: `forward` copies what it keeps, and a header cut by a chunk end is held back until it
+ * is known not to start a notification.
  */
-class ReadyForQueryTracker {
+export class BackendOutput {
   private readonly header = Buffer.alloc(5);
   private headerBytes = 0;
+  /** How many of `headerBytes` came in earlier chunks (and were not forwarded yet). */
+  private heldBack = 0;
   private bodyBytesLeft = 0;
   private messageType = 0;
   private lastStatus = 0;
+  private notification: Buffer | null = null;
+  private notificationBytes = 0;
+  sawError = false;
+  private readonly forward: (bytes: Uint8Array) => void;
+  private readonly notify: (notification: Buffer) => void;
+
+  constructor(forward: (bytes: Uint8Array) => void, notify: (notification: Buffer) => void) {
+    this.forward = forward;
+    this.notify = notify;
+  }
 
   feed(chunk: Uint8Array): void {
     let offset = 0;
+    let forwardFrom = 0;
     while (offset < chunk.length) {
       if (this.bodyBytesLeft > 0) {
         const taken = Math.min(this.bodyBytesLeft, chunk.length - offset);
         if (this.messageType === READY_FOR_QUERY) this.lastStatus = chunk[offset + taken - 1]!;
+        if (this.notification) {
+          this.notification.set(chunk.subarray(offset, offset + taken), this.notificationBytes);
+          this.notificationBytes += taken;
+          forwardFrom = offset + taken;
+        }
         offset += taken;
         this.bodyBytesLeft -= taken;
+        if (this.bodyBytesLeft === 0) this.notificationDone();
         continue;
       }
       this.header[this.headerBytes++] = chunk[offset++]!;
-      if (this.headerBytes === this.header.length) {
-        this.messageType = this.header[0]!;
-        this.bodyBytesLeft = this.header.readInt32BE(1) - 4;
-        this.headerBytes = 0;
+      if (this.headerBytes < this.header.length) continue;
+      this.messageType = this.header[0]!;
+      this.bodyBytesLeft = this.header.readInt32BE(1) - 4;
+      this.headerBytes = 0;
+      if (this.messageType === ERROR_RESPONSE) this.sawError = true;
+      if (this.messageType === NOTIFICATION_RESPONSE) {
+        if (this.heldBack === 0) this.send(chunk.subarray(forwardFrom, offset - this.header.length));
+        forwardFrom = offset;
+        this.notification = Buffer.alloc(this.header.length + this.bodyBytesLeft);
+        this.header.copy(this.notification);
+        this.notificationBytes = this.header.length;
+        if (this.bodyBytesLeft === 0) this.notificationDone();
+      } else if (this.heldBack > 0) {
+        // Nothing of this chunk was forwarded yet, so the held-back start of the header still goes first.
+        this.send(this.header.subarray(0, this.heldBack));
       }
+      this.heldBack = 0;
     }
+    this.send(chunk.subarray(forwardFrom, chunk.length - (this.headerBytes - this.heldBack)));
+    this.heldBack = this.headerBytes;
+  }
+
+  /** A well-formed output never ends inside a message; this keeps a truncated one from being swallowed. */
+  end(): void {
+    this.send(this.header.subarray(0, this.heldBack));
+    this.heldBack = 0;
+  }
+
+  private notificationDone(): void {
+    if (!this.notification) return;
+    this.notify(this.notification);
+    this.notification = null;
+  }
+
+  private send(bytes: Uint8Array): void {
+    if (bytes.length > 0) this.forward(bytes);
   }
 
   get endStatus(): "I" | "T" | "E" | null {
@@ -331,7 +439,8 @@ class ClientConnection {
   private readonly options: ClientConnectionOptions;
   private readonly incoming = new ByteQueue();
   private groupMessages: Buffer[] = [];
-  private readonly readyGroups: Buffer[] = [];
+  private groupChannelChanges: ChannelChange[] = [];
+  private readonly readyGroups: Group[] = [];
   private startupDone = false;
   private stopReading = false;
   private closed = false;
@@ -387,7 +496,7 @@ class ClientConnection {
     } else {
       this.startupDone = true;
       // PGlite recognises a startup packet only as the sole content of an exec call.
-      this.enqueueGroup(packet);
+      this.enqueueGroup({ messages: packet, channelChanges: [] });
     }
     return true;
   }
@@ -411,14 +520,16 @@ class ClientConnection {
       return false;
     }
     this.groupMessages.push(message);
+    if (type === SIMPLE_QUERY) this.groupChannelChanges.push(...channelChangesOf(message.toString("utf8", 5, message.length - 1)));
     if (GROUP_BOUNDARIES.has(type)) {
-      this.enqueueGroup(this.groupMessages.length === 1 ? message : Buffer.concat(this.groupMessages));
+      this.enqueueGroup({ messages: this.groupMessages.length === 1 ? message : Buffer.concat(this.groupMessages), channelChanges: this.groupChannelChanges });
       this.groupMessages = [];
+      this.groupChannelChanges = [];
     }
     return true;
   }
 
-  private enqueueGroup(group: Buffer): void {
+  private enqueueGroup(group: Group): void {
     this.readyGroups.push(group);
     if (this.isProcessing) return;
     this.isProcessing = true;
@@ -442,6 +553,11 @@ class ClientConnection {
   private send(chunk: Uint8Array): void {
     // The chunk is a view into PGlite's wasm heap, reused by the next call, so it must be copied.
     if (this.socket.writable) this.socket.write(Buffer.from(chunk));
+  }
+
+  /** An asynchronous NotificationResponse: any group of this client has been answered in full by now, or it is the one committing. */
+  notify(notification: Buffer): void {
+    if (this.socket.writable) this.socket.write(notification);
   }
 
   private startIdleInTransactionTimer(): void {
@@ -468,6 +584,7 @@ class ClientConnection {
     if (this.closed) return this.finished;
     this.closed = true;
     this.stopReading = true;
+    this.session.forget(this);
     this.clearIdleInTransactionTimer();
     this.readyGroups.length = 0;
     const inFlight = this.processing;
@@ -486,6 +603,31 @@ function isBackendDeath(error: unknown): boolean {
 
 function errorMessage(error: unknown): string {
   return typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error);
+}
+
+const LISTEN_STATEMENT = /\s*(UNLISTEN|LISTEN)\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*|\*)\s*(?:;\s*|$)/iy;
+
+/** The LISTEN/UNLISTEN statements of a simple query made of nothing else; none for any other query. */
+function channelChangesOf(query: string): ChannelChange[] {
+  if (!/^\s*(?:UN)?LISTEN\s/i.test(query)) return [];
+  const changes: ChannelChange[] = [];
+  LISTEN_STATEMENT.lastIndex = 0;
+  while (LISTEN_STATEMENT.lastIndex < query.length) {
+    const match = LISTEN_STATEMENT.exec(query);
+    if (!match) return [];
+    const name = match[2]!;
+    const channel = name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name === "*" ? "*" : name.toLowerCase();
+    changes.push({ listen: match[1]!.toUpperCase() === "LISTEN", channel });
+  }
+  return changes;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function simpleQuery(text: string): Buffer {
+  return frontendMessage("Q", Buffer.from(`${text}\0`));
 }
 
 function frontendMessage(type: string, body: Buffer): Buffer {

@@ -1,5 +1,6 @@
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import { ConflictError, InvalidInputError, NotFoundError } from "./errors.ts";
+import type { ResourceChanges } from "./resource-changes.ts";
 import type { Database, PromptContent, ResourceEventsTable, ResourceVersionsTable } from "./schema.ts";
 
 export interface ResourceVersion {
@@ -86,7 +87,17 @@ export const LABEL_RULE = "1-63 letters, digits, '.', '_' or '-', starting with 
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-export function resourcesStore(db: Kysely<Database>) {
+/** A resource's labels and the versions they point at, ordered by label. */
+export interface LabelledVersion {
+  label: string;
+  version: ResourceVersion;
+}
+
+/**
+ * `changes.committed` runs after every successful publish, label move and rollback, before it returns:
+ * processes serving copies from memory have dropped them by then (store/resource-changes.ts).
+ */
+export function resourcesStore(db: Kysely<Database>, changes: Pick<ResourceChanges, "committed">) {
   async function getVersion(name: string, version: number): Promise<ResourceVersion> {
     const row = await withLabels(db).where("v.name", "=", name).where("v.version", "=", version).executeTakeFirst();
     if (!row) throw await missingVersion(db, name, version);
@@ -101,6 +112,17 @@ export function resourcesStore(db: Kysely<Database>) {
       .where("target.label", "=", label)
       .executeTakeFirst();
     return row ? toVersion(row, row.labels) : undefined;
+  }
+
+  /** Every label of `name` with its version, in one round trip: what a copy in memory is loaded from. */
+  async function labelled(name: string): Promise<LabelledVersion[]> {
+    const rows = await withLabels(db)
+      .innerJoin("resource_labels as target", (join) => join.onRef("target.name", "=", "v.name").onRef("target.version", "=", "v.version"))
+      .select("target.label as label")
+      .where("target.name", "=", name)
+      .orderBy("target.label")
+      .execute();
+    return rows.map((row) => ({ label: row.label, version: toVersion(row, row.labels) }));
   }
 
   async function getByLabel(name: string, label: string): Promise<ResourceVersion> {
@@ -132,7 +154,11 @@ export function resourcesStore(db: Kysely<Database>) {
   async function publish(input: PublishInput): Promise<ResourceVersion> {
     if (input.idempotencyKey) {
       const existing = await findByIdempotencyKey(input.idempotencyKey);
-      if (existing) return existing;
+      // A retry after a crash: the first attempt may have committed without waiting for the copies in memory.
+      if (existing) {
+        await changes.committed(input.name);
+        return existing;
+      }
     }
     const version = await db.transaction().execute(async (trx) => {
       // Serialises publishers of one name so version numbers stay dense and unique.
@@ -179,12 +205,14 @@ export function resourcesStore(db: Kysely<Database>) {
       }
       return next;
     });
+    await changes.committed(input.name);
     return getVersion(input.name, version);
   }
 
   /** Moves (or creates) a label, compare-and-set when `expectedVersion` is given, and audits the move. */
   async function moveLabel(input: MoveLabelInput): Promise<LabelMoved> {
     const event = await db.transaction().execute((trx) => moveLabelIn(trx, input));
+    await changes.committed(input.name);
     return { event, resource: await getVersion(input.name, input.toVersion) };
   }
 
@@ -218,6 +246,7 @@ export function resourcesStore(db: Kysely<Database>) {
         ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
       });
     });
+    await changes.committed(input.name);
     return { event, resource: await getVersion(input.name, event.toVersion!) };
   }
 
@@ -228,7 +257,7 @@ export function resourcesStore(db: Kysely<Database>) {
     return rows.map(toEvent);
   }
 
-  return { getVersion, getByLabel, findByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
+  return { getVersion, labelled, getByLabel, findByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
 }
 
 async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<ResourceEvent> {
@@ -295,10 +324,13 @@ async function missingVersion(db: Db, name: string, version: number): Promise<No
 
 async function missingLabel(db: Db, name: string, label: string): Promise<NotFoundError> {
   const labels = await db.selectFrom("resource_labels").select("label").where("name", "=", name).orderBy("label").execute();
+  return missingLabelError(name, label, labels.map((l) => l.label));
+}
+
+/** `labels`: every label the resource has, ordered. */
+export function missingLabelError(name: string, label: string, labels: string[]): NotFoundError {
   return new NotFoundError(
-    labels.length === 0
-      ? `Resource "${name}" does not exist or has no labels.`
-      : `Resource "${name}" has no label "${label}" (labels: ${labels.map((l) => l.label).join(", ")}).`,
+    labels.length === 0 ? `Resource "${name}" does not exist or has no labels.` : `Resource "${name}" has no label "${label}" (labels: ${labels.join(", ")}).`,
   );
 }
 

@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import { NotFoundError } from "./errors.ts";
-import type { Database, RewardsTable, RolloutPhase, RolloutSource, RolloutsTable } from "./schema.ts";
+import type { Database, RewardsTable, RolloutPhase, RolloutSource, RolloutsTable, ToolCallRecord } from "./schema.ts";
 
 export interface NewRollout {
   id: string;
@@ -24,6 +24,8 @@ export interface NewRollout {
   traceId: string | null;
   /** The system instructions, when the rollout arrived with them (OTLP traces). */
   instructions?: string | null;
+  /** The tools the agent called, in order. */
+  toolCalls?: ToolCallRecord[] | null;
 }
 
 export interface Reward {
@@ -200,6 +202,7 @@ export function rolloutRow(rollout: NewRollout) {
     output_tokens: rollout.outputTokens,
     trace_id: rollout.traceId,
     instructions: rollout.instructions ?? null,
+    tool_calls: rollout.toolCalls && rollout.toolCalls.length > 0 ? JSON.stringify(rollout.toolCalls) : null,
   };
 }
 
@@ -225,6 +228,7 @@ function fromRow(row: Selectable<RolloutsTable>): Omit<Rollout, "rewards"> {
     outputTokens: row.output_tokens,
     traceId: row.trace_id,
     instructions: row.instructions,
+    toolCalls: row.tool_calls,
     createdAt: row.created_at,
   };
 }

@@ -45,6 +45,13 @@ export interface ResourceEventsTable {
   idempotency_key: ColumnType<string | null, string | null | undefined, never>;
 }
 
+/** A process serving prompt resources from memory (store/resource-changes.ts): writers wait for its acknowledgement while its lease lasts. */
+export interface ResourceCacheSubscribersTable {
+  id: string;
+  acked_barrier: number;
+  expires_at: Date;
+}
+
 export interface DatasetsTable {
   name: string;
   /** The agent whose input schema validated the tasks. */
@@ -66,8 +73,11 @@ export interface TasksTable {
 }
 
 export type RolloutSource = "queue" | "otlp";
-/** collect: the incumbent on the train split; search: candidates (and a traffic cycle's incumbent) on dev tasks; validate: the gate. */
-export type RolloutPhase = "collect" | "search" | "validate";
+/**
+ * collect: the incumbent on the train split; search: candidates (and a traffic cycle's incumbent) on dev
+ * tasks; validate: the gate; test: the deployed version and the incumbent on the test split, and `agl test`.
+ */
+export type RolloutPhase = "collect" | "search" | "validate" | "test";
 
 export interface RolloutsTable {
   id: string;
@@ -92,7 +102,15 @@ export interface RolloutsTable {
   trace_id: string | null;
   /** The system instructions it ran with, when they came along (OTLP); others are known by their prompt version. */
   instructions: ColumnType<string | null, string | null | undefined, never>;
+  /** The tools the agent called, in order (`[{name, args, result}]`); null when it called none or the source does not say. */
+  tool_calls: ColumnType<ToolCallRecord[] | null, string | null | undefined, never>;
   created_at: CreatedAt;
+}
+
+export interface ToolCallRecord {
+  name: string;
+  args: unknown;
+  result: unknown;
 }
 
 export interface RewardsTable {
@@ -163,6 +181,7 @@ export interface Database {
   resource_versions: ResourceVersionsTable;
   resource_labels: ResourceLabelsTable;
   resource_events: ResourceEventsTable;
+  resource_cache_subscribers: ResourceCacheSubscribersTable;
   datasets: DatasetsTable;
   tasks: TasksTable;
   rollouts: RolloutsTable;

@@ -2,3 +2,4 @@
 export { trainingCycle } from "./training-cycle.ts";
 export { rollbackPrompt } from "./rollback-prompt.ts";
 export { processSubmission } from "./submission.ts";
+export { evaluatePrompts } from "./evaluation.ts";

@@ -1,26 +1,11 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  defineQuery,
-  isCancellation,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from "@temporalio/workflow";
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, workflowInfo } from "@temporalio/workflow";
 import { defineSearchAttributeKey } from "@temporalio/common";
-import type { createCycleActivities, PromptRef } from "../activities/cycle-activities.ts";
+import type { PromptRef } from "../activities/cycle-activities.ts";
+import { beamSearch, bestFirst } from "./beam-search.ts";
+import { cycleActivities } from "./cycle-activities-proxies.ts";
 import type { RolloutPhase } from "../store/schema.ts";
-import type { ContenderScore, CycleInput, CycleProgress, CycleResult, SearchRound } from "./types.ts";
+import type { ContenderScore, CycleInput, CycleProgress, CycleResult, GateDecision, MeanInterval, TestEvaluation } from "./types.ts";
 import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
-
-type Activities = ReturnType<typeof createCycleActivities>;
-
-/** Short store operations: retried freely, they are idempotent. */
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: "1 minute",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
-});
 
 export const progressQuery = defineQuery<CycleProgress>(PROGRESS_QUERY);
 
@@ -35,23 +20,8 @@ const SCHEDULED_START_TIME = defineSearchAttributeKey("TemporalScheduledStartTim
 export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const cycleId = workflowInfo().workflowId;
   const { settings } = input;
-  const agentBatches = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
-    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
-    retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
-  });
-  // Scoring may call an LLM judge per rollout: it gets a batch's time, not a bookkeeping minute.
-  const scoring = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
-    retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
-  });
-  const optimizer = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.optimizer.timeoutMinutes + 1} minutes`,
-    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
-    // A crash or a hang may pass; bad input and contract violations are non-retryable failures.
-    retry: { initialInterval: "2 seconds", maximumInterval: "30 seconds", maximumAttempts: 3 },
-    cancellationType: "WAIT_CANCELLATION_COMPLETED",
-  });
+  const activities = cycleActivities(settings);
+  const { bookkeeping, agentBatches, scoring, preflight } = activities;
 
   const state: CycleProgress = { cycleId, agent: input.agent, phase: "starting", progress: { done: 0, total: 0 } };
   setHandler(progressQuery, () => state);
@@ -68,6 +38,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     ...(input.dataset ? { dataset: input.dataset } : {}),
     ...(input.traffic ? { traffic: { ...input.traffic, windowEnd: scheduledTime().toISOString() } } : {}),
     devFraction: settings.optimizer.devFraction,
+    algorithm: settings.optimizer.algorithm,
   });
   if (begin.status !== "started") {
     state.phase = "done";
@@ -77,15 +48,18 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const { incumbentVersion, dataset, collected } = begin;
   state.incumbentVersion = incumbentVersion;
 
-  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[] }[], phase: RolloutPhase) => {
-    const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds })));
+  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[]; repeat?: number }[], phase: RolloutPhase) => {
+    const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds, repeat: job.repeat })));
     await inParallel(batches, settings.parallelBatches, async (batch) => {
-      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency });
+      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency, ...(batch.repeat ? { repeat: batch.repeat } : {}) });
       state.progress.done += batch.taskIds.length;
     });
   };
 
   try {
+    // A model that does not load or answer fails the cycle now, with its error, not after every run failed.
+    const probeTask = begin.trainTaskIds[0] ?? begin.devTaskIds[0] ?? begin.validationTaskIds[0];
+    if (probeTask) await preflight.checkAgentRuns({ agent: input.agent, dataset, taskId: probeTask, incumbentVersion });
     // Live traffic already happened: its rollouts were scored when the window was taken.
     if (collected === "cycle") {
       await enter("collect", begin.trainTaskIds.length);
@@ -93,13 +67,13 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       await enter("evaluate", begin.trainTaskIds.length);
       await scoring.scoreRollouts({ cycleId, dataset, phase: "collect" });
     }
-    const training = await bookkeeping.summarizeTraining({ cycleId, dataset, collected });
+    const training = await bookkeeping.summarizeTraining({ cycleId, agent: input.agent, dataset, collected });
+    if (collected === "cycle") failIfEveryRunFailed("collect", [training]);
 
     const collect = { rollouts: training.rollouts, failed: training.failed, meanReward: training.meanReward };
 
-    // Search: each round the optimizer proposes children of the beam, they run on the dev tasks (train
-    // tasks it never saw), and the best by dev score form the next beam. The beam lives here, in the
-    // workflow's history, so a crash resumes at the last finished round.
+    // Search on the dev tasks (train tasks the optimizer never saw); its state lives in this workflow's
+    // history, so a crash resumes at the last finished step.
     const devTaskIds = begin.devTaskIds;
     if (collected === "traffic") {
       // Traffic ran on whatever version was live at the time: measure the incumbent itself on the dev tasks.
@@ -108,36 +82,21 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
-    const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
-    let beam: ContenderScore[] = [incumbentOnDev!];
-    const rounds: SearchRound[] = [];
-    for (let round = 1; round <= settings.optimizer.rounds; round++) {
-      state.round = round;
-      await enter("train", 1);
-      const proposal = await optimizer.proposeCandidates({
-        cycleId,
-        agent: input.agent,
-        dataset,
-        collected,
-        incumbentVersion,
-        round,
-        parents: beam.map((member) => member.contender),
-        optimizer: settings.optimizer,
-      });
-      if (proposal.candidates.length === 0) break;
-      const children = proposal.candidates.map((candidate) => candidate.id);
-      await enter("search", devTaskIds.length * children.length);
-      await runBatches(
-        children.map((id) => ({ prompt: { candidateId: id }, taskIds: devTaskIds })),
-        "search",
-      );
-      await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
-      const childScores = await bookkeeping.summarizeContenders({ cycleId, phase: "search", contenders: children });
-      beam = bestFirst([...beam, ...childScores]).slice(0, settings.optimizer.beamWidth);
-      state.beam = beam.map((member) => member.contender);
-      rounds.push({ round, scores: [incumbentOnDev!, ...childScores], beam: state.beam });
-    }
-    const finalists = beam.filter((member) => member.contender !== INCUMBENT).map((member) => member.contender);
+    const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
+    const { rounds, finalists } = await beamSearch({
+      cycleId,
+      agent: input.agent,
+      dataset,
+      collected,
+      incumbentVersion,
+      settings,
+      devTaskIds,
+      incumbentOnDev: incumbentOnDev!,
+      activities,
+      progress: state,
+      enter,
+      runBatches,
+    });
     const search = { rounds, finalists };
     if (finalists.length === 0) {
       const why = rounds.length === 0 ? "the optimizer proposed no candidates" : "no candidate scored above the incumbent on the dev tasks";
@@ -148,29 +107,46 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       { name: INCUMBENT, prompt: { version: incumbentVersion } },
       ...finalists.map((id) => ({ name: id, prompt: { candidateId: id } })),
     ];
-    await enter("validate", begin.validationTaskIds.length * contenders.length);
+    const repeats = settings.validationRepeats;
+    await enter("validate", begin.validationTaskIds.length * contenders.length * repeats);
     await runBatches(
-      contenders.map((contender) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds })),
+      contenders.flatMap((contender) => Array.from({ length: repeats }, (_, index) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds, repeat: index + 1 }))),
       "validate",
     );
     await scoring.scoreRollouts({ cycleId, dataset, phase: "validate" });
-    const scores = await bookkeeping.summarizeContenders({ cycleId, phase: "validate", contenders: contenders.map((c) => c.name) });
+    const scores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "validate", contenders: contenders.map((c) => c.name) });
+    failIfEveryRunFailed("validate", scores);
+    const gate = await bookkeeping.judgeValidation({ cycleId, agent: input.agent, finalists, confidence: settings.confidence, margin: settings.margin, repeats });
     const baseline = scores[0]!;
-    const best = bestFirst(scores.slice(1))[0]!;
+    const best = scores.find((score) => score.contender === gate.chosen) ?? bestFirst(scores.slice(1))[0]!;
+    const verdict = describeGate(gate, best.contender);
 
-    await enter("deploy", 1);
-    const scoreLine = `baseline ${formatReward(baseline.meanReward)}, best candidate ${best.contender} ${formatReward(best.meanReward)}, margin ${settings.margin}`;
-    if (best.meanReward < baseline.meanReward + settings.margin) {
-      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${scoreLine}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search });
+    if (!gate.deploy) {
+      return await finish({ outcome: "kept", detail: `kept v${incumbentVersion}: ${verdict}`, incumbentVersion, deployedVersion: null, baseline, best, collect, search, gate });
     }
+    // Decided. The test split, which neither the optimizer nor the gate saw, now measures what was chosen:
+    // nothing below depends on it but the record.
+    let test: TestEvaluation | undefined;
+    if (begin.testTaskIds.length > 0) {
+      await enter("test", begin.testTaskIds.length * 2);
+      await runBatches(
+        [{ version: incumbentVersion } as PromptRef, { candidateId: best.contender }].map((prompt) => ({ prompt, taskIds: begin.testTaskIds })),
+        "test",
+      );
+      await scoring.scoreRollouts({ cycleId, dataset, phase: "test" });
+      test = await bookkeeping.measureTest({ cycleId, agent: input.agent, candidate: best.contender });
+    }
+    await enter("deploy", 1);
     const deployed = await bookkeeping.deployCandidate({
       cycleId,
       agent: input.agent,
       candidateId: best.contender,
       incumbentVersion,
-      metrics: { validation: best, baseline, margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
+      metrics: { validation: best, baseline, gate, ...(test ? { test } : {}), margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
+      reason: `cycle ${cycleId} deployed candidate ${best.contender}: ${verdict}${test ? `; ${describeTest(test, incumbentVersion)}` : ""}`,
     });
-    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${scoreLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search });
+    const testLine = test ? `; ${describeTest(test, incumbentVersion, deployed.version)}` : "";
+    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search, gate, ...(test ? { test } : {}) });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
     await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));
@@ -185,16 +161,23 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   }
 }
 
+/**
+ * A phase in which every agent run failed measured nothing: the cycle fails with the first error instead
+ * of ending "kept" on scores of failures.
+ */
+function failIfEveryRunFailed(phase: string, scores: ContenderScore[]): void {
+  const runs = scores.reduce((sum, score) => sum + score.rollouts, 0);
+  if (runs === 0 || scores.some((score) => score.failed < score.rollouts)) return;
+  const first = scores.find((score) => score.firstError)?.firstError ?? "no error recorded";
+  throw ApplicationFailure.nonRetryable(`Every one of the ${runs} agent runs of the ${phase} phase failed; the first error: ${first}`, "EveryRunFailed");
+}
+
 /** The slot a scheduled run is for (the end of its traffic window); a manual run's is its start. */
 function scheduledTime(): Date {
   const slot = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
   return slot ?? workflowInfo().startTime;
 }
 
-/** Highest mean reward first; ties keep their order, so the incumbent and earlier candidates win them. */
-function bestFirst(scores: ContenderScore[]): ContenderScore[] {
-  return [...scores].sort((a, b) => b.meanReward - a.meanReward);
-}
 
 function describeFailure(error: unknown): string {
   if (error instanceof ActivityFailure && error.cause) return describeFailure(error.cause);
@@ -204,6 +187,32 @@ function describeFailure(error: unknown): string {
 
 function formatReward(value: number): string {
   return value.toFixed(3);
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? "+" : ""}${value.toFixed(3)}`;
+}
+
+/** The gate's numbers in one line: what the audit trail and `agl cycle status` show. */
+function describeGate(gate: GateDecision, contender: string): string {
+  const comparison = gate.comparisons.find((candidate) => candidate.contender === contender);
+  if (!comparison) return "no finalist to compare";
+  const bound = comparison.lowerBound === null ? "no lower bound (fewer than two tasks)" : `lower bound ${signed(comparison.lowerBound)} at ${formatPercent(gate.correctedConfidence)}`;
+  const verdict = gate.deploy ? `above margin ${gate.margin}` : `not above margin ${gate.margin}`;
+  return `${contender} vs incumbent on ${comparison.tasks} validation tasks${gate.repeats > 1 ? ` × ${gate.repeats} runs` : ""}: gain ${signed(comparison.meanDifference)}, ${bound}, ${verdict} (${gate.method})`;
+}
+
+/** The test split's numbers in one line. */
+function describeTest(test: TestEvaluation, incumbentVersion: number, deployedVersion?: number): string {
+  const interval = (value: MeanInterval, sign = false) => {
+    const shown = sign ? signed : formatReward;
+    return value.low === null || value.high === null ? shown(value.mean) : `${shown(value.mean)} [${shown(value.low)}, ${shown(value.high)}]`;
+  };
+  return `test split (${test.tasks} tasks, 95% intervals): v${incumbentVersion} ${interval(test.incumbent)}, ${deployedVersion ? `v${deployedVersion}` : "candidate"} ${interval(test.deployed)}, difference ${interval(test.difference, true)}`;
+}
+
+function formatPercent(value: number): string {
+  return `${Number((value * 100).toFixed(1))}%`;
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

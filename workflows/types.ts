@@ -7,8 +7,12 @@ export interface CycleSettings {
   concurrency: number;
   /** Batch activities in flight at once for the cycle. */
   parallelBatches: number;
-  /** A candidate must beat the incumbent's mean validation reward by at least this much to be deployed. */
+  /** A candidate is deployed only when the lower bound on its paired gain over the incumbent exceeds this. */
   margin: number;
+  /** The one-sided confidence of that lower bound, before the correction for several finalists. */
+  confidence: number;
+  /** Runs of each contender on each validation task. */
+  validationRepeats: number;
   optimizer: {
     algorithm: string;
     /** Children per beam member and round. */
@@ -42,7 +46,7 @@ export interface CycleInput {
   settings: CycleSettings;
 }
 
-export type CyclePhase = "starting" | "collect" | "evaluate" | "train" | "search" | "validate" | "deploy" | "done";
+export type CyclePhase = "starting" | "collect" | "evaluate" | "train" | "search" | "validate" | "test" | "deploy" | "done";
 
 export interface PhaseProgress {
   done: number;
@@ -70,6 +74,8 @@ export interface ContenderScore {
   meanReward: number;
   /** Fraction of expected fields answered right, per field. */
   fieldAccuracy: Record<string, number>;
+  /** The error of the first of its runs that failed, if any did. */
+  firstError?: string;
 }
 
 export interface CycleResult {
@@ -84,6 +90,50 @@ export interface CycleResult {
   collect?: { rollouts: number; failed: number; meanReward: number };
   /** Each search round's candidates and dev scores, and the beam members sent to validation. */
   search?: { rounds: SearchRound[]; finalists: string[] };
+  /** How the gate decided, with its numbers. */
+  gate?: GateDecision;
+  /** The deployed version and the incumbent on the test split after the decision: the number to believe. */
+  test?: TestEvaluation;
+}
+
+/** A mean over tasks with its two-sided 95 % interval (null bounds below two tasks). */
+export interface MeanInterval {
+  n: number;
+  mean: number;
+  low: number | null;
+  high: number | null;
+}
+
+/** One finalist against the incumbent on the same validation tasks. */
+export interface GateComparison {
+  contender: string;
+  /** Tasks both were scored on; each task's reward is the mean over its repeats. */
+  tasks: number;
+  /** Mean over tasks of (candidate - incumbent). */
+  meanDifference: number;
+  /** The one-sided lower bound on that mean at `GateDecision.correctedConfidence`; null below two tasks. */
+  lowerBound: number | null;
+}
+
+export interface GateDecision {
+  method: string;
+  confidence: number;
+  /** The confidence each comparison is held to: Bonferroni over the finalists, so picking the best of several does not inflate it. */
+  correctedConfidence: number;
+  margin: number;
+  repeats: number;
+  comparisons: GateComparison[];
+  /** The finalist with the highest lower bound; null when there is none. */
+  chosen: string | null;
+  deploy: boolean;
+}
+
+export interface TestEvaluation {
+  tasks: number;
+  incumbent: MeanInterval;
+  deployed: MeanInterval;
+  /** Paired over the test tasks: deployed minus incumbent. */
+  difference: MeanInterval;
 }
 
 export interface SearchRound {

@@ -12,61 +12,113 @@ export function words(text: string): string[] {
   return (text.toLowerCase().match(/[a-z0-9]+/g) ?? []).filter((word) => word.length >= 3 && !STOPWORDS.has(word));
 }
 
-interface LabelledExample {
+interface Demonstration {
   words: Set<string>;
-  answer: Record<string, unknown>;
+  /** The answer as the demonstration writes it: a JSON object, or a text. */
+  answer: Record<string, unknown> | string;
 }
 
 /**
- * A deterministic FAKE model for tests and benchmarks: no language model at all. It answers a
- * classification request by reading the prompt the way an instruction-following model would: every
- * `- label: description` line of the system prompt lends its words to that label, and every
- * `Post: … / Answer: {…}` example votes for its labels when it shares words with the post. A better
- * prompt therefore really gives better answers, which is what lets tests and benchmarks see the loop
- * learn without a real model. Ties go to the label listed first; with no evidence at all it answers
- * the label listed last (the "anything else" slot).
+ * A deterministic FAKE model for tests and benchmarks: no language model at all. It answers by reading
+ * the prompt the way an instruction-following model would:
+ * - a closed label field (a string enum of the requested JSON schema): every `- label: description`
+ *   line of the system prompt lends its words to that label, and every demonstration (a message line
+ *   followed by `Answer: …`) votes for its labels when it shares words with the message. Ties go to the
+ *   label listed first; with no evidence it answers the label listed last (the "anything else" slot);
+ * - any other field: the value of the demonstration sharing the most words with the message (at least
+ *   two), else an empty value of the field's type;
+ * - a free-text answer (no schema): the closest demonstration's answer, else the first words of the message.
+ * A better prompt therefore really gives better answers, which is what lets tests and benchmarks see the
+ * loop learn without a real model.
  */
 export function fakeKeywordModel(options: { latencyMs?: number } = {}): LanguageModelV2 {
   return textModel("fake", "fake-keyword", async (turns, callOptions) => {
     if (options.latencyMs) await sleep(options.latencyMs, undefined, { signal: callOptions.abortSignal });
     const system = turns.filter((turn) => turn.role === "system").map((turn) => turn.text).join("\n");
-    const post = turns.findLast((turn) => turn.role === "user")?.text ?? "";
-    const answer = classify(system, post, enumFields(responseSchema(callOptions)));
-    const text = JSON.stringify(answer);
-    return { text, inputTokens: words(system).length + words(post).length, outputTokens: words(text).length + 2 };
+    const message = turns.findLast((turn) => turn.role === "user")?.text ?? "";
+    const schema = responseSchema(callOptions);
+    const text = schema ? JSON.stringify(answerObject(system, message, schema)) : answerText(system, message);
+    return { text, inputTokens: words(system).length + words(message).length, outputTokens: words(text).length + 2 };
   });
 }
 
-function enumFields(schema: Record<string, unknown> | undefined): Record<string, string[]> {
-  const properties = (schema?.properties ?? {}) as Record<string, { enum?: unknown[] }>;
-  return Object.fromEntries(
-    Object.entries(properties)
-      .filter(([, property]) => Array.isArray(property.enum))
-      .map(([field, property]) => [field, property.enum!.map(String)]),
-  );
+/** The words a message is compared by, without a leading `Label:` its agent puts before every input. */
+function messageWords(message: string): Set<string> {
+  return new Set(words(message.replace(/^\s*[A-Za-z][\w ]{0,20}:\s*/, "")));
 }
 
-function classify(system: string, post: string, fields: Record<string, string[]>): Record<string, string> {
-  const postWords = new Set(words(post));
-  const examples = parseExamples(system);
-  const answer: Record<string, string> = {};
-  for (const [field, labels] of Object.entries(fields)) {
-    const described = describedLabels(system, labels);
-    const order = described.length > 0 ? described.map((entry) => entry.label) : labels;
-    const scores = new Map(order.map((label) => [label, 0]));
-    for (const { label, keywords } of described) {
-      scores.set(label, (scores.get(label) ?? 0) + [...keywords].filter((word) => postWords.has(word)).length);
+function answerObject(system: string, message: string, schema: Record<string, unknown>): Record<string, unknown> {
+  const messageSet = messageWords(message);
+  const demonstrations = parseDemonstrations(system);
+  const closest = closestDemonstration(demonstrations, messageSet);
+  const properties = (schema.properties ?? {}) as Record<string, { enum?: unknown[]; type?: unknown }>;
+  const answer: Record<string, unknown> = {};
+  for (const [field, property] of Object.entries(properties)) {
+    if (Array.isArray(property.enum) && property.enum.every((value) => typeof value === "string")) {
+      answer[field] = classify(system, messageSet, demonstrations, field, property.enum as string[]);
+      continue;
     }
-    for (const example of examples) {
-      const label = String(example.answer[field] ?? "");
-      if (!scores.has(label)) continue;
-      const shared = [...example.words].filter((word) => postWords.has(word)).length;
-      if (shared >= 2) scores.set(label, scores.get(label)! + shared * 0.75);
-    }
-    const best = Math.max(...scores.values());
-    answer[field] = best > 0 ? order.find((label) => scores.get(label) === best)! : order.at(-1)!;
+    const shown = closest && typeof closest.answer === "object" ? closest.answer[field] : undefined;
+    answer[field] = shown !== undefined && typeMatches(shown, property.type) ? shown : emptyValue(property.type);
   }
   return answer;
+}
+
+function answerText(system: string, message: string): string {
+  const closest = closestDemonstration(parseDemonstrations(system), messageWords(message));
+  if (closest && typeof closest.answer === "string") return closest.answer;
+  return `Re: ${message.trim().split(/\s+/).slice(0, 12).join(" ")}`;
+}
+
+function classify(system: string, messageSet: Set<string>, demonstrations: Demonstration[], field: string, labels: string[]): string {
+  const described = describedLabels(system, labels);
+  const order = described.length > 0 ? described.map((entry) => entry.label) : labels;
+  const scores = new Map(order.map((label) => [label, 0]));
+  for (const { label, keywords } of described) {
+    scores.set(label, (scores.get(label) ?? 0) + [...keywords].filter((word) => messageSet.has(word)).length);
+  }
+  for (const demonstration of demonstrations) {
+    if (typeof demonstration.answer !== "object") continue;
+    const label = String(demonstration.answer[field] ?? "");
+    if (!scores.has(label)) continue;
+    const shared = [...demonstration.words].filter((word) => messageSet.has(word)).length;
+    if (shared >= 2) scores.set(label, scores.get(label)! + shared * 0.75);
+  }
+  const best = Math.max(...scores.values());
+  return best > 0 ? order.find((label) => scores.get(label) === best)! : order.at(-1)!;
+}
+
+function closestDemonstration(demonstrations: Demonstration[], messageSet: Set<string>): Demonstration | undefined {
+  let best: Demonstration | undefined;
+  let bestShared = 1;
+  for (const demonstration of demonstrations) {
+    const shared = [...demonstration.words].filter((word) => messageSet.has(word)).length;
+    if (shared > bestShared) [best, bestShared] = [demonstration, shared];
+  }
+  return best;
+}
+
+function typeMatches(value: unknown, type: unknown): boolean {
+  if (type === "array") return Array.isArray(value);
+  if (type === "integer") return Number.isInteger(value);
+  if (type === "object") return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof type !== "string" || typeof value === type;
+}
+
+function emptyValue(type: unknown): unknown {
+  switch (type) {
+    case "number":
+    case "integer":
+      return 0;
+    case "boolean":
+      return false;
+    case "array":
+      return [];
+    case "object":
+      return {};
+    default:
+      return "";
+  }
 }
 
 function describedLabels(system: string, labels: string[]): { label: string; keywords: Set<string> }[] {
@@ -80,15 +132,22 @@ function describedLabels(system: string, labels: string[]): { label: string; key
   return found.sort((a, b) => a.line - b.line);
 }
 
-function parseExamples(system: string): LabelledExample[] {
-  const examples: LabelledExample[] = [];
-  const pattern = /^Post:\s*(.*)\n\s*Answer:\s*(\{.*\})\s*$/gm;
+/** Demonstrations as the optimizer writes them: a message line, then `Answer: <JSON or text>`. */
+function parseDemonstrations(system: string): Demonstration[] {
+  const demonstrations: Demonstration[] = [];
+  const pattern = /^(.+)\n\s*Answer:\s*(.*\S)\s*$/gm;
   for (const match of system.matchAll(pattern)) {
-    try {
-      examples.push({ words: new Set(words(match[1]!)), answer: JSON.parse(match[2]!) as Record<string, unknown> });
-    } catch {
-      // An example whose answer is not JSON teaches nothing; a real model would ignore it too.
+    const answerText = match[2]!;
+    let answer: Record<string, unknown> | string = answerText;
+    if (answerText.startsWith("{")) {
+      try {
+        answer = JSON.parse(answerText) as Record<string, unknown>;
+      } catch {
+        // An answer that looks like JSON but is not teaches nothing; a real model would ignore it too.
+        continue;
+      }
     }
+    demonstrations.push({ words: messageWords(match[1]!), answer });
   }
-  return examples;
+  return demonstrations;
 }

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { INSTALL_ROOT } from "../../config/paths.ts";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import type { LoadedConfig } from "../../config/load.ts";
@@ -8,8 +9,11 @@ import { localLlamaModel } from "./local-llama.ts";
 export const LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct";
 export const LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-export function localModelPath(config: Pick<LoadedConfig, "dataPath" | "model">): string {
-  return config.model.path ?? join(config.dataPath, "models", LOCAL_MODEL_FILE);
+/** Where the setup command installs the local model: an installed artifact of agl, whatever data folder a project uses. */
+export const INSTALLED_MODEL_PATH = join(INSTALL_ROOT, ".agl", "models", LOCAL_MODEL_FILE);
+
+export function localModelPath(config: Pick<LoadedConfig, "model">): string {
+  return config.model.path ?? INSTALLED_MODEL_PATH;
 }
 
 /**

@@ -1,6 +1,6 @@
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import type { AgentDefinition } from "../types.ts";
+import { groundTruth } from "../../scorers/ground-truth.ts";
+import { defineAgent } from "../define.ts";
 
 export const CATEGORIES = ["technology", "startups", "product_management", "general"] as const;
 export const SENTIMENTS = ["positive", "neutral", "negative"] as const;
@@ -23,7 +23,6 @@ export type PostAnalysis = z.infer<typeof postAnalysisSchema>;
 
 /** Version 1: a plain instruction listing the four categories with one-line descriptions. */
 const seedPrompt = {
-  engine: "placeholders" as const,
   components: {
     instructions: [
       "You read one short social media post and classify it.",
@@ -53,20 +52,17 @@ const seedPrompt = {
   },
 };
 
-export const postAnalyzer: AgentDefinition = {
+export const postAnalyzer = defineAgent({
   id: "post-analyzer",
   description: "Classifies a short social media post by category and sentiment.",
-  inputSchema: postInputSchema,
-  outputSchema: postAnalysisSchema,
-  labels: { category: CATEGORIES, sentiment: SENTIMENTS },
+  input: postInputSchema,
+  output: postAnalysisSchema,
+  message: (input) => `Post: ${input.content}`,
   prompt: {
-    resource: "post-analyzer",
-    seed: seedPrompt,
-    requiredPlaceholders: ["categories", "sentiments", "examples"],
-    labelComponents: { category: "categories", sentiment: "sentiments" },
-    examplesComponent: "examples",
+    components: seedPrompt.components,
+    labels: { category: "categories", sentiment: "sentiments" },
+    examples: "examples",
   },
-  inputTextField: "content",
-  userMessage: (input) => `Post: ${String(input.content)}`,
-  bundledDatasets: { posts: fileURLToPath(new URL("./data/posts.jsonl", import.meta.url)) },
-};
+  scorers: [groundTruth()],
+  datasets: { posts: new URL("./data/posts.jsonl", import.meta.url) },
+});

@@ -12,10 +12,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agl_optimizer import __version__, apo, llm_free
+from agl_optimizer import __version__, apo, few_shot, llm_free
 from agl_optimizer.contract import (
     CONTRACT_VERSION,
     SUPPORTED_ALGORITHMS,
@@ -32,11 +33,17 @@ from agl_optimizer.llm_client import LlmError
 EXIT_CRASH = 1
 EXIT_BAD_INPUT = 2
 
-Algorithm = Callable[[ProposeRequest, Callable[[str], None]], Proposal]
-StepCount = Callable[[ProposeRequest], int]
-ALGORITHMS: dict[str, tuple[Algorithm, StepCount]] = {
-    "llm-free": (llm_free.propose, llm_free.progress_steps),
-    "apo": (apo.propose, apo.progress_steps),
+
+@dataclass(frozen=True)
+class Algorithm:
+    check_applicable: Callable[[ProposeRequest], None]  # raises BadInput for an agent it can do nothing for
+    progress_steps: Callable[[ProposeRequest], int]
+    propose: Callable[[ProposeRequest, Callable[[str], None]], Proposal]
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    name: Algorithm(module.check_applicable, module.progress_steps, module.propose)
+    for name, module in (("llm-free", llm_free), ("few-shot", few_shot), ("apo", apo))
 }
 
 
@@ -60,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agl_optimizer", description="Proposes better prompt components from scored rollouts.")
     parser.add_argument("--version", action="version", version=f"agl-optimizer {__version__} contract {CONTRACT_VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
-    propose = commands.add_parser("propose", help="read a contract v2 request and write candidate prompts")
+    propose = commands.add_parser("propose", help="read a contract v3 request and write candidate prompts")
     propose.add_argument("--input", required=True, type=Path, help="request JSON file")
     propose.add_argument("--output", required=True, type=Path, help="where to write the result JSON (atomically)")
     commands.add_parser("describe", help="print the contract version and the supported algorithms as JSON")
@@ -79,17 +86,18 @@ def run_propose(input_path: Path, output_path: Path) -> int:
     try:
         document = read_input(input_path)
         request = parse_request(document)
+        algorithm = ALGORITHMS[request.algorithm]
+        algorithm.check_applicable(request)
     except BadInput as problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    algorithm, algorithm_steps = ALGORITHMS[request.algorithm]
     # One step for reading the input, one for writing the output, the rest reported by the algorithm.
-    progress = ProgressReporter(total=algorithm_steps(request) + 2)
+    progress = ProgressReporter(total=algorithm.progress_steps(request) + 2)
     progress.report(f"started {request.algorithm} round {request.round} for {request.request_id}")
     progress.step(f"read {len(request.rollouts)} rollouts and {len(request.parents)} parents from {input_path}")
     try:
-        proposal = algorithm(request, progress.step)
+        proposal = algorithm.propose(request, progress.step)
     except LlmError as problem:
         # The endpoint failing is not bad input: exit as a crash so that the activity retries.
         print(f"error: LLM request failed: {problem}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Contract v2 between the TypeScript training loop and this optimizer.
+"""Contract v3 between the TypeScript training loop and this optimizer.
 
 This is the only module that knows the JSON shape of the input and the output: it turns the input
 document into typed objects (rejecting anything out of contract with the JSON path of the first
@@ -8,6 +8,10 @@ anyone writes it.
 One call is one round of a search whose beam the workflow keeps: the request names the parents (the
 beam members to improve), the rollouts say which parent produced them, and the response holds their
 children, `r<round>c<n>`, for the workflow to score.
+
+The agent is described generically: its prompt components and which of them may be edited, its
+output (a JSON Schema for structured agents, free text otherwise), and, only where the output has
+closed label sets, which component describes each label.
 """
 
 from __future__ import annotations
@@ -23,9 +27,14 @@ from urllib.parse import urlsplit
 
 from agl_optimizer import text
 
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 PROMPT_ENGINE = "placeholders"
 INCUMBENT_ID = "incumbent"
+# The component `agent.required_placeholders` are checked in (the root the agent renders its prompt from).
+ROOT_COMPONENT = "instructions"
+OUTPUT_KINDS = ("object", "text")
+# A text agent's output travels as {"text": "..."}.
+TEXT_FIELD = "text"
 
 # algorithm -> param name -> (default, minimum, maximum)
 PARAM_RANGES: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -33,6 +42,10 @@ PARAM_RANGES: dict[str, dict[str, tuple[int, int, int]]] = {
         "num_candidates": (3, 1, 10),
         "max_examples": (6, 0, 20),
         "max_keywords": (6, 0, 20),
+    },
+    "few-shot": {
+        "num_candidates": (3, 1, 10),
+        "max_examples": (6, 1, 20),
     },
     "apo": {
         "branch_factor": (2, 1, 8),
@@ -42,18 +55,31 @@ PARAM_RANGES: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(PARAM_RANGES)
 # The param that caps each parent's children.
-CHILDREN_PARAM = {"llm-free": "num_candidates", "apo": "branch_factor"}
+CHILDREN_PARAM = {"llm-free": "num_candidates", "few-shot": "num_candidates", "apo": "branch_factor"}
 ALGORITHMS_NEEDING_LLM = frozenset({"apo"})
 MAX_LLM_TIMEOUT_S = 3600
 
 _INPUT_KEYS = ("schema_version", "command", "request_id", "algorithm", "seed", "round", "agent", "prompt", "parents", "rollouts")
 _INPUT_OPTIONAL_KEYS = ("params", "llm")
-_AGENT_KEYS = ("name", "input_text_field", "output_fields", "label_components", "examples_component")
+_AGENT_KEYS = (
+    "name",
+    "description",
+    "output",
+    "components",
+    "editable",
+    "required_placeholders",
+    "label_sets",
+    "label_components",
+    "examples_component",
+)
+_AGENT_OUTPUT_KEYS = ("kind", "schema")
 _PROMPT_KEYS = ("version", "engine", "components")
 _PARENT_KEYS = ("id", "components")
-_ROLLOUT_KEYS = ("id", "task_id", "prompt_id", "input", "output", "reward")
-_ROLLOUT_OPTIONAL_KEYS = ("expected", "rewards", "error")
+_ROLLOUT_KEYS = ("id", "task_id", "prompt_id", "input", "message", "output", "reward")
+_ROLLOUT_OPTIONAL_KEYS = ("expected", "rewards", "error", "tool_calls")
 _SCORER_REWARD_KEYS = ("scorer", "value")
+_TOOL_CALL_KEYS = ("name", "args")
+_TOOL_CALL_OPTIONAL_KEYS = ("result",)
 _LLM_KEYS = ("base_url", "model")
 _LLM_OPTIONAL_KEYS = ("api_key", "timeout_s")
 _OUTPUT_KEYS = ("schema_version", "request_id", "algorithm", "seed", "round", "candidates", "rounds", "stats")
@@ -72,7 +98,7 @@ class BadInput(Exception):
 
 
 class ContractError(BadInput):
-    """A document breaks contract v2 at `path` (a JSON path such as `rollouts[3].reward`)."""
+    """A document breaks contract v3 at `path` (a JSON path such as `rollouts[3].reward`)."""
 
     def __init__(self, document: str, path: str, problem: str) -> None:
         self.document = document
@@ -81,13 +107,67 @@ class ContractError(BadInput):
         super().__init__(f"{document} {path}: {problem}" if path else f"{document}: {problem}")
 
 
+def same_json(left: Any, right: Any) -> bool:
+    """Equality of two JSON values as JavaScript would see them: 1 == 1.0, but true != 1 and key order is free."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, (int, float)) and isinstance(right, (int, float)):
+        return left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(same_json(left[key], right[key]) for key in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(same_json(a, b) for a, b in zip(left, right))
+    return type(left) is type(right) and left == right
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
-    input_text_field: str
-    output_fields: dict[str, tuple[str, ...]]
+    description: str
+    output_kind: str  # "object" | "text"
+    output_schema: dict[str, Any] | None  # JSON Schema of a structured output; None for text agents
+    components: tuple[str, ...]  # every component, in the agent's order
+    editable: frozenset[str]
+    required_placeholders: tuple[str, ...]
+    label_sets: dict[str, tuple[str, ...]]
     label_components: dict[str, str]
-    examples_component: str
+    examples_component: str | None
+
+    @property
+    def is_text(self) -> bool:
+        return self.output_kind == "text"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The output's fields in the schema's property order (text agents: the one field `text`)."""
+        if self.output_schema is None:
+            return (TEXT_FIELD,)
+        return tuple(self.output_schema["properties"])
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        if self.output_schema is None:
+            return (TEXT_FIELD,)
+        return tuple(self.output_schema.get("required", ()))
+
+    @property
+    def editable_label_components(self) -> dict[str, str]:
+        """field -> label component, for the label components an optimizer may change."""
+        return {field: name for field, name in self.label_components.items() if name in self.editable}
+
+    @property
+    def editable_examples_component(self) -> str | None:
+        return self.examples_component if self.examples_component in self.editable else None
+
+    @property
+    def free_text_components(self) -> tuple[str, ...]:
+        """Editable components that are neither label components nor the examples component, in the agent's order."""
+        special = {self.examples_component, *self.label_components.values()}
+        return tuple(name for name in self.components if name in self.editable and name not in special)
+
+    def missed_labels(self, rollout: Rollout) -> frozenset[tuple[str, str]]:
+        """(field, expected label) of every expected label the run did not answer (all of them when it failed)."""
+        return frozenset((name, rollout.expected[name]) for name in rollout.missed_fields if name in self.label_sets)
 
 
 @dataclass(frozen=True)
@@ -97,22 +177,33 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    name: str
+    args: dict[str, Any]
+    result: str | None  # the result as compact JSON, None when the call reported none
+
+
+@dataclass(frozen=True)
 class Rollout:
     id: str
     task_id: str | None
     prompt_id: str
-    input_text: str
+    input: dict[str, Any]
+    message: str  # the user message the agent was sent
     output: dict[str, Any] | None
-    expected: dict[str, str] | None
+    expected: dict[str, Any] | None
     reward: float | None
     reasons: tuple[str, ...]  # the scorers' explanations of the reward, in order
     error: str | None
+    tool_calls: tuple[ToolCall, ...]
 
     @property
-    def missed(self) -> frozenset[tuple[str, str]]:
-        """(field, expected label) of every expected label this run did not answer (all of them when it failed)."""
-        output = self.output or {}
-        return frozenset((name, label) for name, label in (self.expected or {}).items() if output.get(name) != label)
+    def missed_fields(self) -> frozenset[str]:
+        """The expected fields whose value the run did not give (every expected field when it failed)."""
+        output = self.output
+        return frozenset(
+            name for name, value in (self.expected or {}).items() if output is None or name not in output or not same_json(output[name], value)
+        )
 
 
 def rollouts_of(rollouts: Sequence[Rollout], prompt_id: str) -> tuple[Rollout, ...]:
@@ -121,12 +212,12 @@ def rollouts_of(rollouts: Sequence[Rollout], prompt_id: str) -> tuple[Rollout, .
 
 
 def stable_order(rollout: Rollout) -> tuple[bool, str, str, str]:
-    """A sort key that is the same in every cycle: rollout ids hash the cycle id, task ids and posts do not.
+    """A sort key that is the same in every cycle: rollout ids hash the cycle id, task ids and messages do not.
 
     Seeded draws are assigned in this order, so the same tasks with the same results give the same
     candidates whichever cycle ran them.
     """
-    return (rollout.task_id is None, rollout.task_id or "", rollout.input_text, rollout.id)
+    return (rollout.task_id is None, rollout.task_id or "", rollout.message, rollout.id)
 
 
 @dataclass(frozen=True)
@@ -156,6 +247,11 @@ class ProposeRequest:
     def rng_for(self, parent: Parent) -> random.Random:
         """The RNG of every random choice about `parent`'s children: the same seed, round and parent draw the same."""
         return random.Random(f"{self.seed}/{self.round}/{parent.id}")
+
+
+def refusal(algorithm: str, problem: str) -> ContractError:
+    """Bad input: `algorithm` cannot do anything for an agent of this shape (exit 2, nothing written)."""
+    return ContractError("input", "agent", f"algorithm {json.dumps(algorithm)} cannot run: {problem}")
 
 
 @dataclass(frozen=True)
@@ -257,9 +353,18 @@ class _Checker:
             self.fail(path, f"expected a list, got {_describe(value)}")
         return value
 
+    def distinct_strings(self, value: Any, path: str, what: str) -> list[str]:
+        """A list of distinct non-empty strings (component names, labels, placeholders)."""
+        items = self.array(value, path)
+        for index, item in enumerate(items):
+            self.string(item, f"{path}[{index}]")
+            if item in items[:index]:
+                self.fail(f"{path}[{index}]", f"duplicate {what} {json.dumps(item)}")
+        return items
+
 
 def parse_request(document: Any) -> ProposeRequest:
-    """Validates an input document against contract v2; raises ContractError at the first problem."""
+    """Validates an input document against contract v3; raises ContractError at the first problem."""
     check = _Checker("input")
     if not isinstance(document, dict):
         check.fail("", f"expected an object, got {_describe(document)}")
@@ -343,58 +448,117 @@ def _parse_prompt(check: _Checker, value: Any) -> dict[str, str]:
     return dict(components)
 
 
+def _parse_output_spec(check: _Checker, value: Any) -> tuple[str, dict[str, Any] | None]:
+    spec = check.object(value, "agent.output", required=_AGENT_OUTPUT_KEYS)
+    kind = spec["kind"]
+    if kind not in OUTPUT_KINDS:
+        check.fail("agent.output.kind", f"expected one of {', '.join(json.dumps(option) for option in OUTPUT_KINDS)}, got {_describe(kind)}")
+    schema = spec["schema"]
+    if kind == "text":
+        if schema is not None:
+            check.fail("agent.output.schema", f'expected null for an output of kind "text", got {_describe(schema)}')
+        return kind, None
+    if schema is None:
+        check.fail("agent.output.schema", 'expected the JSON Schema of the structured output (kind "object"), got null')
+    schema = check.mapping(schema, "agent.output.schema")
+    if schema.get("type") != "object":
+        check.fail("agent.output.schema.type", f'expected "object", got {_describe(schema.get("type"))}')
+    if "properties" not in schema:
+        check.fail("agent.output.schema.properties", "missing required key")
+    properties = check.mapping(schema["properties"], "agent.output.schema.properties")
+    if "required" in schema:
+        for index, name in enumerate(check.distinct_strings(schema["required"], "agent.output.schema.required", "field")):
+            if name not in properties:
+                check.fail(f"agent.output.schema.required[{index}]", f"{json.dumps(name)} is not a key of agent.output.schema.properties")
+    return kind, schema
+
+
 def _parse_agent(check: _Checker, value: Any, components: dict[str, str]) -> AgentSpec:
     agent = check.object(value, "agent", required=_AGENT_KEYS)
     name = check.string(agent["name"], "agent.name")
-    input_text_field = check.string(agent["input_text_field"], "agent.input_text_field")
+    description = check.string(agent["description"], "agent.description", allow_empty=True)
+    output_kind, output_schema = _parse_output_spec(check, agent["output"])
 
-    output_fields_value = check.mapping(agent["output_fields"], "agent.output_fields")
-    if not output_fields_value:
-        check.fail("agent.output_fields", "expected at least one output field")
-    output_fields: dict[str, tuple[str, ...]] = {}
-    for field, labels_value in output_fields_value.items():
-        path = child("agent.output_fields", field)
-        labels = check.array(labels_value, path)
-        if not labels:
-            check.fail(path, "expected a non-empty list of labels")
-        for index, label in enumerate(labels):
-            check.string(label, f"{path}[{index}]")
-            if label in labels[:index]:
-                check.fail(f"{path}[{index}]", f"duplicate label {json.dumps(label)}")
-        output_fields[field] = tuple(labels)
+    names = check.distinct_strings(agent["components"], "agent.components", "component")
+    for index, component_name in enumerate(names):
+        if component_name not in components:
+            check.fail(f"agent.components[{index}]", f"names no component of prompt.components: {json.dumps(component_name)}")
+    missing = [component_name for component_name in components if component_name not in names]
+    if missing:
+        check.fail("agent.components", "does not list " + ", ".join(json.dumps(component_name) for component_name in missing) + ", a component of prompt.components: list every component")
 
-    examples_component = check.string(agent["examples_component"], "agent.examples_component")
-    if examples_component not in components:
-        check.fail("agent.examples_component", f"names no component of prompt.components: {json.dumps(examples_component)}")
-    found_placeholders = text.placeholders(components[examples_component])
-    if found_placeholders:
-        check.fail(
-            child("prompt.components", examples_component),
-            "the examples component is rewritten as a whole, so it must not contain placeholders, found "
-            + ", ".join("{{" + name + "}}" for name in sorted(found_placeholders)),
-        )
+    editable = check.distinct_strings(agent["editable"], "agent.editable", "component")
+    for index, component_name in enumerate(editable):
+        if component_name not in components:
+            check.fail(f"agent.editable[{index}]", f"names no component of agent.components: {json.dumps(component_name)}")
 
+    required_placeholders = check.distinct_strings(agent["required_placeholders"], "agent.required_placeholders", "placeholder")
+    for index, placeholder in enumerate(required_placeholders):
+        if placeholder not in text.placeholders(components.get(ROOT_COMPONENT, "")):
+            check.fail(f"agent.required_placeholders[{index}]", f"prompt.components.{ROOT_COMPONENT} has no placeholder {{{{{placeholder}}}}}")
+
+    examples_component = agent["examples_component"]
+    if examples_component is not None:
+        examples_component = check.string(examples_component, "agent.examples_component")
+        if examples_component not in components:
+            check.fail("agent.examples_component", f"names no component of agent.components: {json.dumps(examples_component)}")
+        found_placeholders = text.placeholders(components[examples_component])
+        if found_placeholders:
+            check.fail(
+                child("prompt.components", examples_component),
+                "the examples component is rewritten as a whole, so it must not contain placeholders, found "
+                + ", ".join("{{" + placeholder + "}}" for placeholder in sorted(found_placeholders)),
+            )
+
+    label_sets = _parse_label_sets(check, agent["label_sets"], output_kind, output_schema)
     label_components_value = check.mapping(agent["label_components"], "agent.label_components")
+    if output_kind == "text" and label_components_value:
+        check.fail("agent.label_components", 'expected {} for an output of kind "text": a text agent has no label sets')
     label_components: dict[str, str] = {}
     for field, component_value in label_components_value.items():
         path = child("agent.label_components", field)
-        if field not in output_fields:
-            check.fail(path, f"{json.dumps(field)} is not a field of agent.output_fields")
+        if field not in label_sets:
+            check.fail(path, f"{json.dumps(field)} is not a field of agent.label_sets")
         component_name = check.string(component_value, path)
         if component_name not in components:
-            check.fail(path, f"names no component of prompt.components: {json.dumps(component_name)}")
+            check.fail(path, f"names no component of agent.components: {json.dumps(component_name)}")
         if component_name == examples_component or component_name in label_components.values():
             check.fail(path, f"component {json.dumps(component_name)} is already used for another purpose")
-        _check_label_lines(check, components[component_name], child("prompt.components", component_name), field, output_fields[field])
+        _check_label_lines(check, components[component_name], child("prompt.components", component_name), field, label_sets[field])
         label_components[field] = component_name
 
     return AgentSpec(
         name=name,
-        input_text_field=input_text_field,
-        output_fields=output_fields,
+        description=description,
+        output_kind=output_kind,
+        output_schema=output_schema,
+        components=tuple(names),
+        editable=frozenset(editable),
+        required_placeholders=tuple(required_placeholders),
+        label_sets=label_sets,
         label_components=label_components,
         examples_component=examples_component,
     )
+
+
+def _parse_label_sets(
+    check: _Checker, value: Any, output_kind: str, output_schema: dict[str, Any] | None
+) -> dict[str, tuple[str, ...]]:
+    label_sets_value = check.mapping(value, "agent.label_sets")
+    if output_schema is None:
+        if label_sets_value:
+            check.fail("agent.label_sets", f'expected {{}} for an output of kind "{output_kind}": a text agent has no label sets')
+        return {}
+    label_sets: dict[str, tuple[str, ...]] = {}
+    for field, labels_value in label_sets_value.items():
+        path = child("agent.label_sets", field)
+        if field not in output_schema["properties"]:
+            check.fail(path, f"{json.dumps(field)} is not a key of agent.output.schema.properties")
+        labels = check.distinct_strings(labels_value, path, "label")
+        if not labels:
+            check.fail(path, "expected a non-empty list of labels")
+        label_sets[field] = tuple(labels)
+    return label_sets
 
 
 def _check_label_lines(check: _Checker, component: str, path: str, field: str, labels: tuple[str, ...]) -> None:
@@ -430,7 +594,8 @@ def _parse_parents(
         parent_id = _check_prompt_id(check, parent["id"], child(path, "id"), search_round)
         if any(earlier.id == parent_id for earlier in parents):
             check.fail(child(path, "id"), f"duplicate parent id {json.dumps(parent_id)}")
-        components = _check_candidate_components(check, parent["components"], child(path, "components"), incumbent, agent)
+        # Every parent descends from the incumbent through edits of editable components only.
+        components = _check_candidate_components(check, parent["components"], child(path, "components"), incumbent, agent, (INCUMBENT_ID, incumbent))
         if parent_id == INCUMBENT_ID and components != incumbent:
             check.fail(child(path, "components"), 'the parent "incumbent" must have exactly the components of prompt.components')
         parents.append(Parent(parent_id, dict(components)))
@@ -467,25 +632,25 @@ def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec, sea
     if task_id is not None:
         check.string(task_id, child(path, "task_id"))
     prompt_id = _check_prompt_id(check, rollout["prompt_id"], child(path, "prompt_id"), search_round)
-
     rollout_input = check.mapping(rollout["input"], child(path, "input"))
-    text_path = child(child(path, "input"), agent.input_text_field)
-    if agent.input_text_field not in rollout_input:
-        check.fail(text_path, "missing the text field named by agent.input_text_field")
-    input_text = check.string(rollout_input[agent.input_text_field], text_path, allow_empty=True)
+    message = check.string(rollout["message"], child(path, "message"), allow_empty=True)
 
     output = rollout["output"]
     if output is not None:
         check.mapping(output, child(path, "output"))
+        if agent.is_text:
+            if TEXT_FIELD not in output:
+                check.fail(child(child(path, "output"), TEXT_FIELD), 'missing required key: a text agent\'s output is {"text": "..."}')
+            check.string(output[TEXT_FIELD], child(child(path, "output"), TEXT_FIELD), allow_empty=True)
 
     expected = rollout.get("expected")
     if expected is not None:
         expected_path = child(path, "expected")
-        check.object(expected, expected_path, required=(), optional=agent.output_fields.keys())
-        for field, label in expected.items():
-            if label not in agent.output_fields[field]:
-                allowed = ", ".join(json.dumps(option) for option in agent.output_fields[field])
-                check.fail(child(expected_path, field), f"expected one of {allowed}, got {_describe(label)}")
+        check.mapping(expected, expected_path)
+        for field, labels in agent.label_sets.items():
+            if field in expected and expected[field] not in labels:
+                allowed = ", ".join(json.dumps(option) for option in labels)
+                check.fail(child(expected_path, field), f"expected one of {allowed}, got {_describe(expected[field])}")
 
     reward_value = rollout["reward"]
     reward = None if reward_value is None else check.number(reward_value, child(path, "reward"), -1, 1)
@@ -501,16 +666,31 @@ def _parse_rollout(check: _Checker, value: Any, path: str, agent: AgentSpec, sea
         if reason:
             reasons.append(reason)
 
+    tool_calls_path = child(path, "tool_calls")
+    tool_calls: list[ToolCall] = []
+    for index, call in enumerate(check.array(rollout.get("tool_calls", []), tool_calls_path)):
+        item_path = f"{tool_calls_path}[{index}]"
+        check.object(call, item_path, required=_TOOL_CALL_KEYS, optional=_TOOL_CALL_OPTIONAL_KEYS)
+        tool_calls.append(
+            ToolCall(
+                name=check.string(call["name"], child(item_path, "name")),
+                args=check.mapping(call["args"], child(item_path, "args")),
+                result=json.dumps(call["result"], ensure_ascii=False) if "result" in call else None,
+            )
+        )
+
     return Rollout(
         id=rollout_id,
         task_id=task_id,
         prompt_id=prompt_id,
-        input_text=input_text,
+        input=rollout_input,
+        message=message,
         output=output,
         expected=expected,
         reward=reward,
         reasons=tuple(reasons),
         error=check.optional_string(rollout.get("error"), child(path, "error")),
+        tool_calls=tuple(tool_calls),
     )
 
 
@@ -563,7 +743,7 @@ def candidate_id(search_round: int, number: int) -> str:
 
 
 def validate_output(output: Any, input_document: Any) -> None:
-    """Checks an output document against contract v2 and the input it answers; raises ContractError."""
+    """Checks an output document against contract v3 and the input it answers; raises ContractError."""
     request = parse_request(input_document)
     check = _Checker("output")
     check.object(output, "", required=_OUTPUT_KEYS)
@@ -577,6 +757,7 @@ def validate_output(output: Any, input_document: Any) -> None:
     candidates = check.array(output["candidates"], "candidates")
     children_param = CHILDREN_PARAM[request.algorithm]
     per_parent_limit = request.params[children_param]
+    parents = {parent.id: parent for parent in request.parents}
     children: dict[str, int] = {parent.id: 0 for parent in request.parents}
     # A child must be new: not the incumbent, not any parent, not an earlier sibling.
     known: list[tuple[str, dict[str, str]]] = [(INCUMBENT_ID, request.components)]
@@ -597,7 +778,10 @@ def validate_output(output: Any, input_document: Any) -> None:
         check.string(candidate["rationale"], child(path, "rationale"))
         if candidate["train_score"] is not None:
             check.number(candidate["train_score"], child(path, "train_score"), 0, 1)
-        components = _check_candidate_components(check, candidate["components"], child(path, "components"), request.components, request.agent)
+        parent_components = parents[parent_id].components
+        components = _check_candidate_components(
+            check, candidate["components"], child(path, "components"), request.components, request.agent, (parent_id, parent_components)
+        )
         for known_id, known_components in known:
             if components == known_components:
                 check.fail(child(path, "components"), f"identical to {json.dumps(known_id)}")
@@ -625,20 +809,32 @@ def validate_output(output: Any, input_document: Any) -> None:
 
 
 def _check_candidate_components(
-    check: _Checker, value: Any, path: str, incumbent: Mapping[str, str], agent: AgentSpec
+    check: _Checker,
+    value: Any,
+    path: str,
+    incumbent: Mapping[str, str],
+    agent: AgentSpec,
+    base: tuple[str, Mapping[str, str]],
 ) -> dict[str, str]:
-    """A prompt derived from the incumbent: same component names, placeholders and label lines."""
+    """A prompt derived from `base` (id, components): the incumbent's component names, placeholders and label lines.
+
+    Non-editable components equal the base's byte for byte, and no placeholder of the incumbent's or
+    the base's component is lost.
+    """
+    base_id, base_components = base
     components = check.object(value, path, required=incumbent.keys())
     for name, original in incumbent.items():
         component_path = child(path, name)
         component = check.string(components[name], component_path, allow_empty=not original)
-        lost = text.placeholders(original) - text.placeholders(component)
+        if name not in agent.editable and component != base_components[name]:
+            check.fail(component_path, f"not in agent.editable, so it must equal the component of {json.dumps(base_id)} byte for byte")
+        lost = (text.placeholders(original) | text.placeholders(base_components[name])) - text.placeholders(component)
         if lost:
-            check.fail(component_path, "lost placeholder(s) " + ", ".join("{{" + name + "}}" for name in sorted(lost)))
-    if text.placeholders(components[agent.examples_component]):
+            check.fail(component_path, "lost placeholder(s) " + ", ".join("{{" + placeholder + "}}" for placeholder in sorted(lost)))
+    if agent.examples_component is not None and text.placeholders(components[agent.examples_component]):
         check.fail(child(path, agent.examples_component), "the examples component must not contain placeholders")
     for field, component_name in agent.label_components.items():
-        _check_label_lines(check, components[component_name], child(path, component_name), field, agent.output_fields[field])
+        _check_label_lines(check, components[component_name], child(path, component_name), field, agent.label_sets[field])
     return components
 
 

@@ -1,34 +1,32 @@
 """The "llm-free" algorithm: children of each parent prompt, learned from scored rollouts without a model.
 
 A child varies its parent along two axes, alone and combined, so that the workflow's dev scores can
-tell which edit helps:
-- label descriptions: each `- <label>: <description>` line ends with `; e.g. <keywords>`, words that set
-  that label's posts apart in the ground truth, weighted towards posts the parent got wrong; labels
-  the parent still confuses get more words, and alternatives get fewer;
-- demonstrations: the examples component shows a seeded sample of top-reward, label-covering posts;
-  a parent that already shows examples gets them repaired: an example is dropped when it shares words
-  with a post the parent got wrong and carries the wrong answer the parent gave, and training posts
-  like the ones it got wrong are added with the labels it missed.
-Words and posts come from the training evidence (the incumbent's rollouts); a candidate parent's own
-rollouts only steer (see training_evidence). Each child gets the keyword-overlap proxy score on its
-parent's rollouts.
+tell which edit helps; each axis exists only where the agent lets an optimizer edit it:
+- label descriptions (editable label components): each `- <label>: <description>` line ends with
+  `; e.g. <keywords>`, words that set that label's messages apart in the ground truth significantly,
+  weighted towards messages the parent got wrong; labels the parent still confuses get more words,
+  and alternatives get fewer;
+- demonstrations (an editable examples component): a seeded sample of top-reward runs covering
+  distinct answers (see demonstrations.py); a parent that already shows demonstrations gets them
+  repaired: an example that gave the wrong answer of a similar run is dropped, and training runs like
+  the ones it got wrong are added.
+Words and messages come from the training evidence (the incumbent's rollouts); a candidate parent's own
+rollouts only steer (see demonstrations.training_evidence). Each child gets the keyword-overlap proxy
+score on its parent's rollouts.
 Deterministic: every random choice comes from a `random.Random` seeded by (seed, round, parent id), and
 everything iterated is ordered.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agl_optimizer import text
 from agl_optimizer.contract import (
-    INCUMBENT_ID,
     AgentSpec,
     Candidate,
     Parent,
@@ -36,58 +34,50 @@ from agl_optimizer.contract import (
     Proposal,
     ProposeRequest,
     Rollout,
-    rollouts_of,
-    stable_order,
+    refusal,
+)
+from agl_optimizer.demonstrations import (
+    Demonstration,
+    ExamplesEdit,
+    Pool,
+    Similarity,
+    demonstration_pool,
+    ground_truth_demonstrations,
+    parse_examples,
+    render_examples,
+    repair_examples,
+    select_demonstrations,
+    training_evidence,
 )
 from agl_optimizer.proxy import keyword_overlap_accuracy
 
-MIN_KEYWORD_POSTS = 2
-# A post the parent got wrong counts this many times when learning keywords: those are the posts its
-# descriptions fail to explain.
-MISCLASSIFIED_WEIGHT = 2.0
+# A keyword must appear in at least this many distinct messages of its label...
+MIN_KEYWORD_SUPPORT = 3
+# ...and its smoothed log-odds ratio (label vs other labels, by messages containing it) must be at
+# least this many standard errors above 0: z >= 1.96 is a one-sided test at the 2.5 % level.
+MIN_KEYWORD_Z = 1.96
 LOG_ODDS_SMOOTHING = 0.5
+# A message the parent got wrong counts this many times when ranking keywords: those are the messages
+# its descriptions fail to explain. The significance test counts every message once.
+MISCLASSIFIED_WEIGHT = 2.0
 MAX_KEYWORDS = 20
+# A label line (label, description, `e.g.` and keywords) stays short enough to read at a glance.
+MAX_LABEL_LINE_WORDS = 20
 # Labels the parent confuses get this many times the keyword budget.
 CONFUSED_KEYWORD_FACTOR = 2
-# Shared words that make an example "about" a post, for the repair of misleading examples.
-MIN_SHARED_WORDS = 2
 MAX_ALTERNATIVES = 10
 
 # field -> label -> keywords, most distinctive first
 Keywords = dict[str, dict[str, tuple[str, ...]]]
-
-_EXAMPLES_HEADER = "Examples:\n"
-_EXAMPLE_BLOCK = re.compile(r"Post: (?P<post>[^\n]*)\nAnswer: (?P<answer>\{[^\n]*\})\Z")
-
-
-@dataclass(frozen=True)
-class Demonstration:
-    post: str
-    answer: tuple[tuple[str, str], ...]  # (field, label) in the order of agent.output_fields
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(label for _, label in self.answer)
-
-    def render(self) -> str:
-        return f"Post: {self.post}\nAnswer: {json.dumps(dict(self.answer))}"
 
 
 @dataclass(frozen=True)
 class LearnedKeywords:
     ranked: Keywords  # up to MAX_KEYWORDS per label, to be cut to a budget
     confused: frozenset[tuple[str, str]]  # (field, label) the parent answered wrongly at least once
-    posts: int  # distinct posts with ground truth for a field that has label descriptions
-    misclassified: int  # of those, posts the parent got wrong on such a field (weighted up)
+    messages: int  # distinct messages with ground truth for a field with editable label descriptions
+    misclassified: int  # of those, messages the parent got wrong on such a field (weighted up)
     problem: str | None  # why no keyword was learned
-
-
-@dataclass(frozen=True)
-class ExamplesEdit:
-    name: str
-    demonstrations: tuple[Demonstration, ...]
-    dropped: tuple[Demonstration, ...] = ()  # misleading examples a repair removed
-    added: tuple[Demonstration, ...] = ()  # corrections a repair added
 
 
 @dataclass(frozen=True)
@@ -114,6 +104,22 @@ class ParentPlan:
     drafts: list[Draft] = field(default_factory=list)
 
 
+def check_applicable(request: ProposeRequest) -> None:
+    """Refuses (bad input) an agent with neither editable label descriptions nor an editable examples component."""
+    agent = request.agent
+    if agent.editable_label_components or agent.editable_examples_component:
+        return
+    if not agent.label_components:
+        labels = "no label component (agent.label_components is {})"
+    else:
+        labels = "label components (" + ", ".join(sorted(agent.label_components.values())) + ") that are not in agent.editable"
+    if agent.examples_component is None:
+        examples = "no examples component (agent.examples_component is null)"
+    else:
+        examples = f'an examples component "{agent.examples_component}" that is not in agent.editable'
+    raise refusal("llm-free", f"it sharpens label descriptions and writes demonstrations, but the agent has {labels} and {examples}")
+
+
 def progress_steps(request: ProposeRequest) -> int:
     return len(request.parents) + 1
 
@@ -121,10 +127,16 @@ def progress_steps(request: ProposeRequest) -> int:
 def propose(request: ProposeRequest, progress: Progress) -> Proposal:
     """Proposes up to params.num_candidates children per parent; reports progress_steps(request) steps."""
     params = request.params
+    agent = request.agent
     evidence = training_evidence(request)
-    pool, pool_problem = demonstration_pool(evidence, request.agent)
-    if params["max_examples"] == 0:
-        pool_problem = "params.max_examples is 0"
+    if agent.editable_examples_component is None:
+        pool = Pool((), None, "the examples component is not editable" if agent.examples_component else "the agent has no examples component")
+    elif params["max_examples"] == 0:
+        pool = Pool((), None, "params.max_examples is 0")
+    else:
+        pool = demonstration_pool(evidence, agent)
+    similarity = Similarity(rollout.message for rollout in request.rollouts)
+    corrections_from = (*pool.demonstrations, *ground_truth_demonstrations(evidence, agent)) if pool.demonstrations else ()
 
     # Any child equal to the incumbent, a parent or an earlier child would waste a dev evaluation.
     seen: list[dict[str, str]] = [request.components, *(parent.components for parent in request.parents)]
@@ -134,17 +146,18 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
         if params["max_keywords"] == 0:
             learned = LearnedKeywords({}, frozenset(), 0, 0, "params.max_keywords is 0")
         else:
-            learned = learn_keywords(request.agent, evidence, own, parent.components)
+            learned = learn_keywords(agent, evidence, own, parent.components)
         plan = ParentPlan(parent, own, learned)
-        plan.drafts = draft_children(request, plan, evidence, pool, request.rng_for(parent), seen)
+        rng = request.rng_for(parent)
+        plan.drafts = draft_children(request, plan, pool, corrections_from, similarity, rng, seen)
         plans.append(plan)
-        progress(f"{parent.id}: {len(plan.drafts)} children from {len(own)} rollouts and {len(pool)} demonstrable posts")
+        progress(f"{parent.id}: {len(plan.drafts)} children from {len(own)} rollouts and {len(pool.demonstrations)} demonstrable messages")
 
     candidates = []
     for plan in plans:
-        parent_score = keyword_overlap_accuracy(request.agent, plan.parent.components, plan.own)
+        parent_score = keyword_overlap_accuracy(agent, plan.parent.components, plan.own)
         for draft in plan.drafts:
-            score = keyword_overlap_accuracy(request.agent, draft.components, plan.own)
+            score = keyword_overlap_accuracy(agent, draft.components, plan.own)
             candidates.append(
                 Candidate(
                     parent=plan.parent.id,
@@ -155,177 +168,7 @@ def propose(request: ProposeRequest, progress: Progress) -> Proposal:
                 )
             )
     progress("scored the children with the keyword-overlap proxy on their parents' rollouts")
-    return Proposal(tuple(candidates), _note(plans, params["num_candidates"], pool_problem))
-
-
-def training_evidence(request: ProposeRequest) -> tuple[Rollout, ...]:
-    """The rollouts whose posts and ground truth may go into a prompt: the incumbent's, else all of them.
-
-    A candidate's own rollouts are the runs the workflow scores it by; they say where a parent goes wrong
-    (which labels it confuses, which examples mislead it), but copying their posts or words into its
-    children would let the children fit the very tasks they are then judged on.
-    """
-    return rollouts_of(request.rollouts, INCUMBENT_ID) or request.rollouts
-
-
-# --- demonstrations ------------------------------------------------------------------------------
-
-
-def demonstration_pool(rollouts: Sequence[Rollout], agent: AgentSpec) -> tuple[list[Demonstration], str | None]:
-    """Distinct posts of the top-reward runs with a complete answer, and why the pool is empty if it is."""
-    scored = sorted(
-        (rollout for rollout in rollouts if rollout.reward is not None and rollout.output is not None),
-        key=stable_order,
-    )
-    if not scored:
-        return [], "no scored rollout has an output to demonstrate"
-    rewards = sorted((rollout.reward for rollout in scored if rollout.reward is not None), reverse=True)
-    if rewards[0] <= 0:
-        return [], f"the best reward of a run with output is {rewards[0]:g}, nothing worth demonstrating"
-    threshold = 1.0 if rewards[0] >= 1.0 else rewards[math.ceil(len(rewards) / 4) - 1]
-
-    pool: dict[str, Demonstration] = {}
-    for rollout in scored:
-        if rollout.reward is None or rollout.reward < threshold or rollout.reward <= 0:
-            continue
-        answer = _answer(rollout, agent.output_fields)
-        if answer is not None:
-            demonstration = _demonstration(rollout.input_text, answer)
-            if demonstration and demonstration.post not in pool:
-                pool[demonstration.post] = demonstration
-    if not pool:
-        return [], "no top-reward run has a complete answer to demonstrate"
-    return list(pool.values()), None
-
-
-def _demonstration(post: str, answer: tuple[tuple[str, str], ...]) -> Demonstration | None:
-    demonstration = Demonstration(text.one_line(post), answer)
-    # A post that looks like a placeholder would be substituted by the prompt engine.
-    if not demonstration.post or text.placeholders(demonstration.render()):
-        return None
-    return demonstration
-
-
-def _answer(rollout: Rollout, output_fields: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], ...] | None:
-    """The ground truth when complete, else the run's own output if it is complete, valid and not known wrong."""
-    expected = rollout.expected or {}
-    if all(name in expected for name in output_fields):
-        return tuple((name, expected[name]) for name in output_fields)
-    output = rollout.output or {}
-    answer = []
-    for name, labels in output_fields.items():
-        label = output.get(name)
-        if not isinstance(label, str) or label not in labels or expected.get(name, label) != label:
-            return None
-        answer.append((name, label))
-    return tuple(answer)
-
-
-def select_demonstrations(
-    pool: Sequence[Demonstration], limit: int, rng: random.Random, avoid: frozenset[str]
-) -> tuple[Demonstration, ...]:
-    """Greedy: unused label combinations first, then new labels, then posts not in `avoid`, then the seeded draw."""
-    tiebreak = {demonstration.post: rng.random() for demonstration in pool}
-    chosen: list[Demonstration] = []
-    covered: set[tuple[str, str]] = set()
-    combination_uses: Counter[tuple[str, ...]] = Counter()
-
-    def preference(demonstration: Demonstration) -> tuple[int, int, bool, float]:
-        return (
-            combination_uses[demonstration.labels],
-            -len(set(demonstration.answer) - covered),
-            demonstration.post in avoid,
-            tiebreak[demonstration.post],
-        )
-
-    remaining = list(pool)
-    while remaining and len(chosen) < limit:
-        best = min(remaining, key=preference)
-        remaining.remove(best)
-        chosen.append(best)
-        covered.update(best.answer)
-        combination_uses[best.labels] += 1
-    return tuple(chosen)
-
-
-def render_examples(demonstrations: Sequence[Demonstration]) -> str:
-    return _EXAMPLES_HEADER + "\n\n".join(demonstration.render() for demonstration in demonstrations)
-
-
-def parse_examples(component: str, agent: AgentSpec) -> tuple[Demonstration, ...] | None:
-    """The demonstrations of an examples component this algorithm wrote; None for any other text."""
-    if not component.startswith(_EXAMPLES_HEADER):
-        return None
-    demonstrations = []
-    for block in component.removeprefix(_EXAMPLES_HEADER).split("\n\n"):
-        match = _EXAMPLE_BLOCK.match(block)
-        if not match:
-            return None
-        try:
-            answer = json.loads(match.group("answer"))
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(answer, dict) or list(answer) != list(agent.output_fields):
-            return None
-        demonstrations.append(Demonstration(match.group("post"), tuple((name, str(answer[name])) for name in answer)))
-    return tuple(demonstrations)
-
-
-def repair_examples(
-    shown: Sequence[Demonstration],
-    own: Sequence[Rollout],
-    evidence: Sequence[Rollout],
-    agent: AgentSpec,
-    limit: int,
-    rng: random.Random,
-) -> ExamplesEdit | None:
-    """Drops examples that pulled the parent towards its wrong answers and adds corrections.
-
-    A correction is a post of the training evidence, with its ground truth, that shares words with a
-    post the parent got wrong and carries the label the parent missed there. None when the parent's
-    rollouts give no reason to change its examples.
-    """
-    # (run the parent got wrong, its post's tokens, the labels it missed there)
-    wrong = [
-        (rollout, text.token_set(rollout.input_text), missed)
-        for rollout in sorted(own, key=stable_order)
-        if (missed := rollout.missed)
-    ]
-    if not wrong:
-        return None
-
-    def misleading(demonstration: Demonstration) -> bool:
-        tokens = text.token_set(demonstration.post)
-        return any(
-            len(tokens & wrong_tokens) >= MIN_SHARED_WORDS
-            and any((rollout.output or {}).get(name) == label for name, label in demonstration.answer if (name, label) not in (rollout.expected or {}).items())
-            for rollout, wrong_tokens, _ in wrong
-        )
-
-    def relevance(demonstration: Demonstration) -> int:
-        tokens = text.token_set(demonstration.post)
-        return max(
-            (len(tokens & wrong_tokens) for _, wrong_tokens, missed in wrong if missed & set(demonstration.answer)),
-            default=0,
-        )
-
-    dropped = tuple(demonstration for demonstration in shown if misleading(demonstration))
-    kept = [demonstration for demonstration in shown if demonstration not in dropped][:limit]
-    kept_posts = {demonstration.post for demonstration in kept}
-    corrections: dict[str, tuple[int, float, Demonstration]] = {}
-    for rollout in sorted(evidence, key=stable_order):
-        expected = rollout.expected or {}
-        if not all(name in expected for name in agent.output_fields):
-            continue
-        demonstration = _demonstration(rollout.input_text, tuple((name, expected[name]) for name in agent.output_fields))
-        if demonstration and demonstration.post not in kept_posts and demonstration.post not in corrections:
-            shared = relevance(demonstration)
-            if shared >= MIN_SHARED_WORDS:
-                corrections[demonstration.post] = (-shared, rng.random(), demonstration)
-    added = tuple(demonstration for _, _, demonstration in sorted(corrections.values())[: limit - len(kept)])
-    if not dropped and not added:
-        return None
-    return ExamplesEdit("examples-repaired", (*kept, *added), dropped, added)
+    return Proposal(tuple(candidates), _note(plans, params["num_candidates"], pool.problem))
 
 
 # --- label descriptions --------------------------------------------------------------------------
@@ -334,99 +177,113 @@ def repair_examples(
 def learn_keywords(
     agent: AgentSpec, rollouts: Sequence[Rollout], own: Sequence[Rollout], components: Mapping[str, str]
 ) -> LearnedKeywords:
-    """Ranks words per label from every rollout's ground truth, weighting up the posts the parent got wrong."""
-    if not agent.label_components:
-        return LearnedKeywords({}, frozenset(), 0, 0, "agent.label_components is empty, there are no label descriptions to sharpen")
-    with_truth = [
-        rollout
-        for rollout in rollouts
-        if rollout.expected and any(name in rollout.expected for name in agent.label_components)
-    ]
+    """Ranks significant words per label from every rollout's ground truth, weighting up the messages the parent got wrong."""
+    label_components = agent.editable_label_components
+    if not label_components:
+        return LearnedKeywords({}, frozenset(), 0, 0, "the agent has no editable label component, there are no label descriptions to sharpen")
+    with_truth = [rollout for rollout in rollouts if rollout.expected and any(name in rollout.expected for name in label_components)]
     if not with_truth:
-        return LearnedKeywords({}, frozenset(), 0, 0, "no rollout has an expected value for a field with label descriptions")
+        return LearnedKeywords({}, frozenset(), 0, 0, "no rollout has an expected value for a field with editable label descriptions")
 
     ranked: Keywords = {}
     confused: set[tuple[str, str]] = set()
     misclassified: set[str] = set()
-    evidence_posts = {rollout.input_text for rollout in with_truth}
-    for name, component_name in agent.label_components.items():
-        lines = text.label_lines(components[component_name], agent.output_fields[name])
-        wrong_share = _wrong_share(own, name)
+    evidence_messages = {text.one_line(rollout.message) for rollout in with_truth}
+    for name, component_name in label_components.items():
+        lines = text.label_lines(components[component_name], agent.label_sets[name])
+        wrong_share = _wrong_share(agent, own, name)
         confused.update((name, label) for (_, label), share in wrong_share.items() if share > 0)
-        misclassified.update(post for (post, _), share in wrong_share.items() if share > 0 and post in evidence_posts)
+        misclassified.update(message for (message, _), share in wrong_share.items() if share > 0 and message in evidence_messages)
         field_keywords = _field_keywords(with_truth, name, lines, wrong_share)
         if field_keywords:
             ranked[name] = field_keywords
     problem = None
     if not ranked:
         problem = (
-            f"no word is distinctive of a label in at least {MIN_KEYWORD_POSTS} posts"
+            f"no word sets a label apart significantly (in at least {MIN_KEYWORD_SUPPORT} of its messages, z >= {MIN_KEYWORD_Z:g})"
             " without already being in its description"
         )
-    return LearnedKeywords(ranked, frozenset(confused), len(evidence_posts), len(misclassified), problem)
+    return LearnedKeywords(ranked, frozenset(confused), len(evidence_messages), len(misclassified), problem)
 
 
-def _wrong_share(own: Sequence[Rollout], name: str) -> dict[tuple[str, str], float]:
-    """(post, true label) -> the fraction of the parent's runs on that post that got field `name` wrong."""
+def _wrong_share(agent: AgentSpec, own: Sequence[Rollout], name: str) -> dict[tuple[str, str], float]:
+    """(message, true label) -> the fraction of the parent's runs on that message that got field `name` wrong."""
     runs: Counter[tuple[str, str]] = Counter()
     wrong: Counter[tuple[str, str]] = Counter()
     for rollout in own:
         if rollout.expected and name in rollout.expected:
-            key = (rollout.input_text, rollout.expected[name])
+            key = (text.one_line(rollout.message), rollout.expected[name])
             runs[key] += 1
-            wrong[key] += (name, rollout.expected[name]) in rollout.missed
+            wrong[key] += (name, rollout.expected[name]) in agent.missed_labels(rollout)
     return {key: wrong[key] / runs[key] for key in runs}
 
 
 @dataclass(frozen=True)
-class _LabelledPost:
+class _LabelledMessage:
     label: str
-    tokens: frozenset[str]
+    words: frozenset[str]
     weight: float
 
 
 def _field_keywords(
     rollouts: Sequence[Rollout], name: str, lines: Mapping[str, str], wrong_share: Mapping[tuple[str, str], float]
 ) -> dict[str, tuple[str, ...]]:
-    """Per label, the tokens with the highest smoothed log-odds of appearing in its posts versus the others."""
-    distinct = sorted({(rollout.input_text, rollout.expected[name]) for rollout in rollouts if rollout.expected and name in rollout.expected})
-    posts = [
-        _LabelledPost(label, text.token_set(post), 1 + (MISCLASSIFIED_WEIGHT - 1) * wrong_share.get((post, label), 0.0))
-        for post, label in distinct
+    """Per label, the significant words ranked by weighted smoothed log-odds ratio of appearing in its messages versus the others'."""
+    distinct = sorted({(text.one_line(rollout.message), rollout.expected[name]) for rollout in rollouts if rollout.expected and name in rollout.expected})
+    messages = [
+        _LabelledMessage(label, text.keyword_tokens(message), 1 + (MISCLASSIFIED_WEIGHT - 1) * wrong_share.get((message, label), 0.0))
+        for message, label in distinct
     ]
     keywords: dict[str, tuple[str, ...]] = {}
     for label, line in lines.items():
-        inside = [post for post in posts if post.label == label]
-        outside = [post for post in posts if post.label != label]
-        inside_weight = sum(post.weight for post in inside)
-        outside_weight = sum(post.weight for post in outside)
-        post_counts: Counter[str] = Counter()
+        inside = [message for message in messages if message.label == label]
+        outside = [message for message in messages if message.label != label]
+        inside_count: Counter[str] = Counter(word for message in inside for word in message.words)
+        outside_count: Counter[str] = Counter(word for message in outside for word in message.words)
         inside_weights: defaultdict[str, float] = defaultdict(float)
         outside_weights: defaultdict[str, float] = defaultdict(float)
-        for post in inside:
-            for token in post.tokens:
-                post_counts[token] += 1
-                inside_weights[token] += post.weight
-        for post in outside:
-            for token in post.tokens:
-                outside_weights[token] += post.weight
+        for message in inside:
+            for word in message.words:
+                inside_weights[word] += message.weight
+        for message in outside:
+            for word in message.words:
+                outside_weights[word] += message.weight
+        inside_weight = sum(message.weight for message in inside)
+        outside_weight = sum(message.weight for message in outside)
 
-        already_described = text.token_set(text.without_keyword_suffix(line))
+        already_described = {text.base_form(word) for word in text.token_set(text.without_keyword_suffix(line))}
         ranked: list[tuple[float, int, str]] = []
-        for token in sorted(post_counts):
-            if post_counts[token] < MIN_KEYWORD_POSTS or token in already_described:
+        for word in sorted(inside_count):
+            if inside_count[word] < MIN_KEYWORD_SUPPORT or text.base_form(word) in already_described:
                 continue
-            score = _log_odds(inside_weights[token], inside_weight) - _log_odds(outside_weights[token], outside_weight)
-            if score > 0:
-                ranked.append((-score, -post_counts[token], token))
+            if keyword_z(inside_count[word], len(inside), outside_count[word], len(outside)) < MIN_KEYWORD_Z:
+                continue
+            score = _log_odds(inside_weights[word], inside_weight) - _log_odds(outside_weights[word], outside_weight)
+            ranked.append((-score, -inside_count[word], word))
         ranked.sort()
-        if ranked:
-            keywords[label] = tuple(token for _, _, token in ranked[:MAX_KEYWORDS])
+        # One form of a word: `founders` after `founder` says nothing new.
+        distinct: dict[str, str] = {}
+        for _, _, word in ranked:
+            distinct.setdefault(text.base_form(word), word)
+        if distinct:
+            keywords[label] = tuple(distinct.values())[:MAX_KEYWORDS]
     return keywords
 
 
-def _log_odds(with_token: float, total: float) -> float:
-    return math.log((with_token + LOG_ODDS_SMOOTHING) / (total - with_token + LOG_ODDS_SMOOTHING))
+def keyword_z(inside_with: int, inside_total: int, outside_with: int, outside_total: int) -> float:
+    """z-score of the smoothed log-odds ratio of a word's presence in a label's messages versus the others'.
+
+    The ratio's standard error is the square root of the summed reciprocals of the four smoothed cells
+    (Woolf's estimate, with Haldane-Anscombe's +0.5 so a word absent from the other labels stays finite).
+    """
+    cells = (inside_with, inside_total - inside_with, outside_with, outside_total - outside_with)
+    smoothed = [cell + LOG_ODDS_SMOOTHING for cell in cells]
+    ratio = math.log(smoothed[0] / smoothed[1]) - math.log(smoothed[2] / smoothed[3])
+    return ratio / math.sqrt(sum(1 / cell for cell in smoothed))
+
+
+def _log_odds(with_word: float, total: float) -> float:
+    return math.log((with_word + LOG_ODDS_SMOOTHING) / (total - with_word + LOG_ODDS_SMOOTHING))
 
 
 def keyword_budget(learned: LearnedKeywords, default: int, confused: int | None = None) -> Keywords:
@@ -438,6 +295,12 @@ def keyword_budget(learned: LearnedKeywords, default: int, confused: int | None 
         }
         for name, by_label in learned.ranked.items()
     }
+
+
+def _room_on_line(line: str) -> int:
+    """How many keywords fit on a label line within MAX_LABEL_LINE_WORDS (an earlier keyword suffix is replaced)."""
+    used = len(text.words(text.without_keyword_suffix(line))) + len(text.words(text.KEYWORD_SUFFIX_PREFIX))
+    return max(0, MAX_LABEL_LINE_WORDS - used)
 
 
 # --- children ------------------------------------------------------------------------------------
@@ -452,12 +315,13 @@ def apply_edit(
     for name, keywords_by_label in (keywords.keywords if keywords else {}).items():
         component_name = agent.label_components[name]
         before = text.label_lines(edited[component_name], keywords_by_label.keys())
-        edited[component_name] = text.with_keywords(edited[component_name], keywords_by_label)
+        fitted = {label: words[: _room_on_line(before[label])] for label, words in keywords_by_label.items()}
+        edited[component_name] = text.with_keywords(edited[component_name], fitted)
         after = text.label_lines(edited[component_name], keywords_by_label.keys())
-        changed = {label: words for label, words in keywords_by_label.items() if before[label] != after[label]}
+        changed = {label: words for label, words in fitted.items() if before[label] != after[label]}
         if changed:
             applied[name] = changed
-    if examples is not None:
+    if examples is not None and agent.examples_component is not None:
         edited[agent.examples_component] = render_examples(examples.demonstrations)
     return edited, applied
 
@@ -465,8 +329,9 @@ def apply_edit(
 def draft_children(
     request: ProposeRequest,
     plan: ParentPlan,
-    evidence: Sequence[Rollout],
-    pool: Sequence[Demonstration],
+    pool: Pool,
+    corrections_from: Sequence[Demonstration],
+    similarity: Similarity,
     rng: random.Random,
     seen: list[dict[str, str]],
 ) -> list[Draft]:
@@ -480,13 +345,15 @@ def draft_children(
     limit = params["num_candidates"]
     max_keywords = params["max_keywords"]
     max_examples = params["max_examples"]
+    examples_component = agent.editable_examples_component
+    demonstrable = pool.demonstrations if examples_component and max_examples else ()
     drafts: list[Draft] = []
 
     def consider(keywords: KeywordsEdit | None, examples: ExamplesEdit | None) -> None:
         if len(drafts) >= limit:
             return
         components, applied = apply_edit(agent, parent.components, keywords, examples)
-        examples_changed = components[agent.examples_component] != parent.components[agent.examples_component]
+        examples_changed = examples_component is not None and components[examples_component] != parent.components[examples_component]
         parts = [keywords.name] if keywords and applied else []
         parts += [examples.name] if examples and examples_changed else []
         if parts and components not in seen:
@@ -494,14 +361,16 @@ def draft_children(
             drafts.append(Draft("+".join(parts), components, applied, examples if examples_changed else None))
 
     learned = plan.learned
-    keywords = KeywordsEdit("keywords", keyword_budget(learned, max_keywords)) if max_keywords else None
-    confused_budget = min(MAX_KEYWORDS, max_keywords * CONFUSED_KEYWORD_FACTOR)
-    sharpened = KeywordsEdit("keywords-confused", keyword_budget(learned, max_keywords, confused_budget)) if max_keywords else None
-    fewer = KeywordsEdit("keywords-fewer", keyword_budget(learned, max(1, max_keywords // 2))) if max_keywords else None
+    keywords = sharpened = fewer = None
+    if max_keywords and learned.ranked:
+        keywords = KeywordsEdit("keywords", keyword_budget(learned, max_keywords))
+        confused_budget = min(MAX_KEYWORDS, max_keywords * CONFUSED_KEYWORD_FACTOR)
+        sharpened = KeywordsEdit("keywords-confused", keyword_budget(learned, max_keywords, confused_budget))
+        fewer = KeywordsEdit("keywords-fewer", keyword_budget(learned, max(1, max_keywords // 2)))
 
-    shown = parse_examples(parent.components[agent.examples_component], agent)
-    sample = ExamplesEdit("examples", select_demonstrations(pool, max_examples, rng, avoid=frozenset())) if max_examples and pool else None
-    repaired = repair_examples(shown, plan.own, evidence, agent, max_examples, rng) if shown and max_examples else None
+    shown = parse_examples(parent.components[examples_component], agent) if examples_component and max_examples else None
+    sample = ExamplesEdit("examples", select_demonstrations(demonstrable, max_examples, rng, avoid=frozenset())) if demonstrable else None
+    repaired = repair_examples(shown, plan.own, corrections_from, agent, max_examples, rng, similarity) if shown else None
     refined_examples = repaired or sample
 
     consider(sharpened, refined_examples)
@@ -511,15 +380,16 @@ def draft_children(
     consider(keywords, None)
     consider(None, sample)
 
-    shown_posts = {demonstration.post for demonstration in (refined_examples.demonstrations if refined_examples else ())}
+    shown_messages = {demonstration.message for demonstration in (refined_examples.demonstrations if refined_examples else ())}
     for alternative in range(1, MAX_ALTERNATIVES + 1):
-        if len(drafts) >= limit or not max_examples or not pool:
+        if len(drafts) >= limit or not demonstrable:
             break
         # Alternatives alternate between fewer examples with fewer keywords and a full other sample.
         size = max(1, max_examples // 2) if alternative % 2 else max_examples
-        alternative_sample = select_demonstrations(pool, size, rng, avoid=frozenset(shown_posts))
-        shown_posts.update(demonstration.post for demonstration in alternative_sample)
+        alternative_sample = select_demonstrations(demonstrable, size, rng, avoid=frozenset(shown_messages))
+        shown_messages.update(demonstration.message for demonstration in alternative_sample)
         consider(fewer if alternative % 2 else keywords, ExamplesEdit(f"examples-alt{alternative}", alternative_sample))
+    consider(fewer, None)
     return drafts
 
 
@@ -528,6 +398,7 @@ def draft_children(
 
 def _rationale(draft: Draft, plan: ParentPlan, score: float | None, parent_score: float | None) -> str:
     learned = plan.learned
+    parent_id = plan.parent.id
     clauses = []
     if draft.applied_keywords:
         listed = "; ".join(
@@ -535,25 +406,25 @@ def _rationale(draft: Draft, plan: ParentPlan, score: float | None, parent_score
             for by_label in draft.applied_keywords.values()
             for label, words in by_label.items()
         )
-        weighted = f", {learned.misclassified} that {plan.parent.id} got wrong weighted up" if learned.misclassified else ""
+        weighted = f", {learned.misclassified} that {parent_id} got wrong weighted up" if learned.misclassified else ""
         confused = ", ".join(sorted(label for _, label in learned.confused))
         clauses.append(
-            f"Label descriptions of {plan.parent.id} now end with words that set each label's posts apart in"
-            f" {learned.posts} training posts with ground truth{weighted}: {listed}"
-            + (f" (more words for the labels {plan.parent.id} missed: {confused})" if confused and draft.strategy.startswith("keywords-confused") else "")
+            f"Label descriptions of {parent_id} now end with words that set each label's messages apart"
+            f" (in at least {MIN_KEYWORD_SUPPORT} of them, z >= {MIN_KEYWORD_Z:g}) in"
+            f" {learned.messages} training messages with ground truth{weighted}: {listed}"
+            + (f" (more words for the labels {parent_id} missed: {confused})" if confused and draft.strategy.startswith("keywords-confused") else "")
         )
     if draft.examples:
-        combinations = list(dict.fromkeys("/".join(demonstration.labels) for demonstration in draft.examples.demonstrations))
-        clauses.append(
-            f"The examples now show {len(draft.examples.demonstrations)} posts covering"
-            f" {len(combinations)} label combinations ({', '.join(combinations)})"
-        )
+        demonstrations = draft.examples.demonstrations
+        signatures = {demonstration.signature for demonstration in demonstrations}
+        variety = f" covering {len(signatures)} distinct kinds of answer" if any(signatures) else ""
+        clauses.append(f"The examples now show {len(demonstrations)} demonstrations{variety}")
         if draft.examples.dropped:
-            clauses.append(f"Dropped {len(draft.examples.dropped)} examples that share words with posts {plan.parent.id} got wrong and carry its wrong answer")
+            clauses.append(f"Dropped {len(draft.examples.dropped)} examples that share words with messages {parent_id} got wrong and give its wrong answer")
         if draft.examples.added:
-            clauses.append(f"Added {len(draft.examples.added)} posts like those {plan.parent.id} got wrong, with the labels it missed")
+            clauses.append(f"Added {len(draft.examples.added)} training demonstrations like the messages {parent_id} got wrong")
     if score is not None and parent_score is not None:
-        clauses.append(f"Keyword-overlap proxy on {plan.parent.id}'s rollouts: {score:.2f} ({plan.parent.id} {parent_score:.2f})")
+        clauses.append(f"Keyword-overlap proxy on {parent_id}'s rollouts: {score:.2f} ({parent_id} {parent_score:.2f})")
     return " ".join(f"{clause}." for clause in clauses)
 
 
@@ -572,7 +443,7 @@ def _note(plans: Iterable[ParentPlan], wanted: int, pool_problem: str | None) ->
         elif not any(draft.examples for draft in plan.drafts):
             reasons.append("the chosen examples are already in the prompt")
         if not reasons:
-            reasons.append("too few top-reward posts and keywords for more distinct alternatives")
+            reasons.append("too few top-reward messages and keywords for more distinct alternatives")
         summary = "nothing to learn" if not plan.drafts else f"only {len(plan.drafts)} distinct children of {wanted} requested"
         notes.append(f"{plan.parent.id}: {summary}: {'; '.join(reasons)}")
     return " | ".join(notes) or None

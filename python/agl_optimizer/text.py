@@ -1,4 +1,4 @@
-"""Text helpers: tokenizing posts, placeholders, and the `- <label>: <description>` lines of label components."""
+"""Text helpers: tokenizing messages, placeholders, and the `- <label>: <description>` lines of label components."""
 
 from __future__ import annotations
 
@@ -8,19 +8,35 @@ from collections.abc import Collection, Mapping, Sequence
 
 MIN_TOKEN_LENGTH = 3
 
+# Function words, and words so common in any text that they never describe a label: pronouns,
+# auxiliaries, conjunctions, prepositions, quantifiers, generic adverbs, and calendar and number words.
 STOPWORDS = frozenset(
     """
-    about above after again against all and any are because been before being below between both but
-    can could did does doing down during each few for from further had has have having her here hers
-    herself him himself his how into its itself just more most myself nor not now off once only other
-    our ours ourselves out over own same she should some such than that the their theirs them
-    themselves then there these they this those through too under until very was were what when where
-    which while who whom why will with would you your yours yourself yourselves also get got really
-    don doesn didn isn wasn weren aren haven hasn won wouldn couldn shouldn let
+    about above across after again against ago all almost along already also although always among
+    and another any anybody anyone anything anyway are around because been before behind being below
+    beside besides between beyond both but came can cannot come comes coming could did does doing done
+    down during each either else enough etc even ever every everybody everyone everything few for from
+    further get gets getting give given goes going gone got had has have having her here hers herself
+    him himself his how however into its itself just keep kept know last least less let lets like lot
+    lots made make makes making many may maybe might more most much must myself near need needs neither
+    never next nor not now off often once one only onto other others otherwise our ours ourselves out
+    over own per perhaps put quite rather really said same say says see seem seemed seems several she
+    should since some somebody someone something sometimes somewhat soon still such take taken takes
+    than that the their theirs them themselves then there therefore these they thing things think this
+    those though through thus till today tomorrow together too took toward towards two three four five
+    six seven eight nine ten first second third under unless until upon use used uses using very via
+    want wanted was way ways well went were what whatever when whenever where whether which while who
+    whoever whole whom whose why will with within without would yes yet yesterday you your yours
+    yourself yourselves don doesn didn isn wasn weren aren haven hasn hadn won wouldn couldn shouldn
+    ain day days week weeks month months year years hour hours minute minutes time times new
+    instead back
     """.split()
 )
 
 _WORD = re.compile(r"[^\W_]+")
+# Text that names or links rather than describes: @handles, #hashtags (the tag, not a word of the
+# sentence) and URLs never become keywords.
+_NOT_WORDS = re.compile(r"https?://\S+|www\.\S+|[@#][^\W_][\w-]*")
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")
 _LABEL_LINE = re.compile(r"^\s*-\s*(?P<label>[^:\n]+?)\s*:")
 # Braces are excluded so that a suffix holding a placeholder is never mistaken for our own suffix and dropped.
@@ -42,7 +58,20 @@ def tokenize(text: str) -> list[str]:
     ]
 
 
-# Posts are tokenized again for every label, example and wrong run they are compared with.
+@functools.cache
+def keyword_tokens(text: str) -> frozenset[str]:
+    """The words of `text` that may describe a label: tokens without digits, outside handles, hashtags and URLs."""
+    return frozenset(token for token in tokenize(_NOT_WORDS.sub(" ", text)) if not any(character.isdigit() for character in token))
+
+
+def base_form(word: str) -> str:
+    """A word without a plural `s`, to tell that `roadmap` adds nothing to a description saying `roadmaps`."""
+    if len(word) > MIN_TOKEN_LENGTH and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+# Messages are tokenized again for every label, example and wrong run they are compared with.
 @functools.cache
 def token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
@@ -55,6 +84,10 @@ def one_line(text: str) -> str:
 def placeholders(text: str) -> frozenset[str]:
     """Names of the `{{name}}` placeholders in a prompt component."""
     return frozenset(_PLACEHOLDER.findall(text))
+
+
+def without_placeholders(text: str) -> str:
+    return _PLACEHOLDER.sub("", text)
 
 
 def label_line_indexes(component: str, labels: Collection[str]) -> dict[str, list[int]]:

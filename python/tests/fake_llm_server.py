@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agl_optimizer.apo import CRITIC_SYSTEM, DESCRIPTION_SYSTEM
+from agl_optimizer.apo import CRITIC_SYSTEM, DESCRIPTION_SYSTEM, REWRITE_SYSTEM
 
 Answer = Callable[[dict[str, Any]], tuple[int, Any]]
 # Replies with this status close the connection without answering.
@@ -42,8 +42,21 @@ def system_text(body: dict[str, Any]) -> str:
     return next((message["content"] for message in body["messages"] if message["role"] == "system"), "")
 
 
-def canned(critique: str, description: str, rule: str) -> Answer:
-    """Answers critique, description and rule requests with fixed texts, as a deterministic LLM would."""
+def user_text(body: dict[str, Any]) -> str:
+    return next((message["content"] for message in body["messages"] if message["role"] == "user"), "")
+
+
+def part_to_rewrite(body: dict[str, Any]) -> str:
+    """The component a rewrite request quotes after `reads now:`."""
+    quoted = user_text(body).split('reads now:\n"""\n', 1)[1]
+    return quoted.rsplit('\n"""', 1)[0]
+
+
+def canned(critique: str, description: str, rule: str, rewrite: Callable[[str], str] | None = None) -> Answer:
+    """Answers critique, description, rule and rewrite requests with fixed texts, as a deterministic LLM would.
+
+    A rewrite is `rewrite(the part to rewrite)`; by default the part with one sentence added.
+    """
 
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
         system = system_text(body)
@@ -51,6 +64,9 @@ def canned(critique: str, description: str, rule: str) -> Answer:
             return 200, completion(critique)
         if system == DESCRIPTION_SYSTEM:
             return 200, completion(description)
+        if system == REWRITE_SYSTEM:
+            part = part_to_rewrite(body)
+            return 200, completion(rewrite(part) if rewrite else f"{part}\nCheck every answer against the message before you reply.")
         return 200, completion(rule)
 
     return answer

@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 
 from agl_optimizer import apo, text
-from agl_optimizer.contract import build_output, parse_request, validate_output
+from agl_optimizer.contract import BadInput, Rollout, build_output, parse_request, validate_output
 from agl_optimizer.llm_client import LlmError
-from fake_llm_server import RESET, canned, completion, fake_llm_server, system_text
-from synthetic import build_apo_input, with_malformed_rollouts
+from fake_llm_server import RESET, canned, completion, fake_llm_server, part_to_rewrite, system_text, user_text
+from synthetic import (
+    EXTRACTOR_INSTRUCTIONS,
+    build_apo_input,
+    build_extractor_input,
+    build_replier_input,
+    with_algorithm,
+    with_malformed_rollouts,
+)
 from test_cli import propose as propose_with_cli
 
 CRITIQUE = "The prompt never says that infrastructure tools such as kubernetes belong to technology."
@@ -24,6 +31,7 @@ GOOD_ANSWERS = canned(CRITIQUE, DESCRIPTION, RULE)
 
 def _propose(document: dict[str, Any]) -> dict[str, Any]:
     request = parse_request(document)
+    apo.check_applicable(request)
     output = build_output(request, apo.propose(request, lambda message: None))
     validate_output(output, document)
     return output
@@ -67,13 +75,16 @@ def test_critiques_see_only_the_parents_low_reward_runs() -> None:
     critique = server.requests[0]["messages"][1]["content"]
     low = [rollout for rollout in document["rollouts"] if rollout["reward"] < 1]
     perfect = [rollout for rollout in document["rollouts"] if rollout["reward"] == 1]
-    assert critique.count("\n- \"") == len(low) == 15
-    assert all(rollout["input"]["content"] in critique for rollout in low)
-    assert not any(rollout["input"]["content"] in critique for rollout in perfect)
+    assert critique.count("\n- Message: ") == len(low) == 15
+    assert all(f'- Message: "{rollout["message"]}"' in critique for rollout in low)
+    assert not any(rollout["message"] in critique for rollout in perfect)
     assert (
-        '- "Database latency doubled after the driver update, frustrated" answered category general, sentiment negative;'
-        " expected category technology, sentiment negative (reward 0.5: 1 of 2 fields right)"
+        '- Message: "Post: Database latency doubled after the driver update, frustrated"\n'
+        '  Answer: {"category": "general", "sentiment": "negative"}\n'
+        '  Expected: {"category": "technology", "sentiment": "negative"}\n'
+        "  Reward: 0.5 (1 of 2 fields right)\n"
     ) in critique
+    assert critique.startswith("The agent post-analyzer: Classifies a short social media post by category and sentiment.\n\nThe agent's instructions:")
     assert "{{" not in critique and "- technology: software" in critique, "the critic sees the rendered prompt"
 
 
@@ -84,8 +95,13 @@ def test_failed_partial_and_judge_scored_runs_are_shown_to_the_critic_as_they_ar
         failed.update(reward=-1.0, rewards=[{"scorer": "ground-truth", "value": -1.0, "reason": "the agent failed"}])
         output = _propose(document)
     critique = server.requests[0]["messages"][1]["content"]
-    assert '- "Kubernetes deploy timed out twice today" gave no answer (model timeout after 30s); expected category technology, sentiment negative (reward -1: the agent failed)' in critique
-    assert '- "Short post" answered category general, sentiment neutral, reasoning nothing specific (reward 0.8)' in critique
+    assert (
+        '- Message: "Post: Kubernetes deploy timed out twice today"\n'
+        "  No answer: model timeout after 30s\n"
+        '  Expected: {"category": "technology", "sentiment": "negative"}\n'
+        "  Reward: -1 (the agent failed)\n"
+    ) in critique
+    assert '- Message: "Post: Short post"\n  Answer: {"category": "general", "sentiment": "neutral", "reasoning": "nothing specific"}\n  Reward: 0.8\n' in critique
     assert "Investors loved the seed pitch" not in critique, "a run with reward 1 is not low"
     assert output["stats"]["rollouts"] == 43 and len(output["candidates"]) == 1
 
@@ -108,9 +124,9 @@ def test_a_later_round_improves_each_parent_from_its_own_runs() -> None:
 
     assert [(candidate["parent"], candidate["strategy"]) for candidate in second["candidates"]] == [("r1c2", "apo-description:category.technology")]
     critique = server.requests[0]["messages"][1]["content"]
-    shown = re.findall(r'^- "(.*)" answered', critique, flags=re.MULTILINE)
+    shown = re.findall(r'^- Message: "(.*)"$', critique, flags=re.MULTILINE)
     assert len(shown) == 4
-    assert set(shown) <= {rollout["input"]["content"] for rollout in own_runs}
+    assert set(shown) <= {rollout["message"] for rollout in own_runs}
     assert "Learned rule: " + RULE in critique, "the critic sees the parent, not the incumbent"
     assert second["stats"]["note"] == "r1c2: 1 of 2 branches gave a child; rule edit rejected: a rule the prompt already has"
 
@@ -121,6 +137,7 @@ def test_the_same_input_and_a_deterministic_llm_give_the_same_output() -> None:
         requests = [json.dumps(body) for body in server.requests]
     assert outputs[0] == outputs[1]
     assert requests[:8] == requests[8:]
+    assert [candidate["strategy"].split(":")[0] for candidate in outputs[0]["candidates"]] == ["apo-description", "apo-rule", "apo-rewrite", "apo-description"]
 
 
 GARBAGE_EDITS = [
@@ -142,14 +159,17 @@ def test_garbage_edits_are_rejected_and_counted_and_the_parent_gets_fewer_childr
         return 200, completion(next(edits))
 
     with fake_llm_server(answer) as server:
-        output = _propose(build_apo_input(server.base_url, branch_factor=7))
+        document = build_apo_input(server.base_url, branch_factor=7)
+        # Only the label descriptions are editable: every branch asks for a description.
+        document["agent"]["editable"] = ["categories", "sentiments"]
+        output = _propose(document)
 
     assert len(output["candidates"]) == 1
     assert output["stats"]["llm_calls"] == 14
     assert output["stats"]["rejected_edits"] == 6
     note = output["stats"]["note"]
     assert note.startswith("incumbent: 1 of 7 branches gave a child; ")
-    reasons = ("JSON, not text", "too short: 'ok'", "too long (80 words", "contains placeholder braces", "repetitive ('beta' 6 times)", "echoes the posts")
+    reasons = ("JSON, not text", "too short: 'ok'", "too long (80 words", "contains placeholder braces", "repetitive ('beta' 6 times)", "echoes the runs")
     for reason in reasons:
         assert reason in note
 
@@ -276,4 +296,137 @@ def test_with_description_keeps_the_label_head_and_the_keyword_suffix() -> None:
     component = "Pick one.\n  - technology: software; e.g. rust, kubernetes\n- general: anything else"
     assert text.with_description(component, "technology", "code and machines") == (
         "Pick one.\n  - technology: code and machines; e.g. rust, kubernetes\n- general: anything else"
+    )
+
+
+# --- agents without label sets, and whole rewrites -------------------------------------------------
+
+EXTRACTOR_CRITIQUE = "The instructions do not say that an undisclosed amount is null, not 0."
+EXTRACTOR_RULE = "When the announcement does not state the amount, answer null for amount_usd."
+
+
+def _clearer_amounts(part: str) -> str:
+    return part.replace("a number, or null when it is not stated", "a number such as 5000000 for $5M, or null when the text does not state it (never 0)")
+
+
+def test_an_extractor_gets_a_rule_and_a_rewrite_of_its_instructions() -> None:
+    with fake_llm_server(canned(EXTRACTOR_CRITIQUE, "unused", EXTRACTOR_RULE, _clearer_amounts)) as server:
+        document = with_algorithm(build_extractor_input(), "apo", server.base_url)
+        output = _propose(document)
+    incumbent = document["prompt"]["components"]
+    rule_child, rewrite_child = output["candidates"]
+    assert (rule_child["strategy"], rewrite_child["strategy"]) == ("apo-rule", "apo-rewrite:instructions")
+    assert rule_child["components"] == {**incumbent, "instructions": EXTRACTOR_INSTRUCTIONS + f"\n\nLearned rule: {EXTRACTOR_RULE}"}
+    assert rewrite_child["components"] == {**incumbent, "instructions": _clearer_amounts(EXTRACTOR_INSTRUCTIONS)}
+    assert "'instructions' rewritten" in rewrite_child["rationale"]
+    assert all(candidate["train_score"] is None for candidate in output["candidates"]), "no label descriptions, no proxy"
+    assert [system_text(body) for body in server.requests] == [apo.CRITIC_SYSTEM, apo.RULE_SYSTEM, apo.CRITIC_SYSTEM, apo.REWRITE_SYSTEM]
+    # The rewrite request quotes the part as it is and names the placeholders to keep.
+    assert part_to_rewrite(server.requests[3]) == EXTRACTOR_INSTRUCTIONS
+    assert "Keep every placeholder exactly as written ({{examples}})" in user_text(server.requests[3])
+    critique = user_text(server.requests[0])
+    assert (
+        '- Message: "Announcement: Cobalt Health announced new funding from Summit Fund; terms were not disclosed."\n'
+        '  Answer: {"company": "Cobalt Health", "amount_usd": 0, "investors": ["Summit Fund"]}\n'
+        '  Expected: {"company": "Cobalt Health", "amount_usd": null, "investors": ["Summit Fund"]}\n'
+        "  Reward: 0.6667 (67% of fields right)\n"
+    ) in critique
+
+
+def test_a_text_agents_critique_quotes_replies_references_reasons_and_tool_calls() -> None:
+    with fake_llm_server(canned("It promises refunds without checking the delivery date.", "unused", "Check the delivery date before you promise a refund.")) as server:
+        document = with_algorithm(build_replier_input(), "apo", server.base_url, minibatch_size=20, branch_factor=2)
+        document["rollouts"][4]["tool_calls"] *= 5
+        output = _propose(document)
+    critique = user_text(server.requests[0])
+    assert (
+        '- Message: "Customer email: I want my money back for order 4410, delivered two months ago."\n'
+        '  Answer: "Sure, I refunded order 4410."\n'
+        '  Expected: "Order 4410 was delivered 61 days ago, past the 30-day refund window."\n'
+        '  Tool calls: lookupOrder({"orderId": "4410"}) -> {"status": "delivered", "delivered_days_ago": 61}\n'
+        "  Reward: -0.5 (promised a refund outside the 30-day window)\n"
+    ) in critique
+    assert '  Tool calls: lookupOrder({"orderId": "5120"}); lookupOrder({"orderId": "5120"}); lookupOrder({"orderId": "5120"}) (+2 more)\n' in critique
+    assert '- Message: "Customer email: Do you ship to Norway?"\n  Answer: "Yes, we ship to Norway in 5 to 7 days."\n  Reward: 0.8' in critique
+    assert "Where is my order 1042" not in critique, "a run with reward 1 is not low"
+    assert [candidate["strategy"] for candidate in output["candidates"]] == ["apo-rule", "apo-rewrite:instructions"]
+    for candidate in output["candidates"]:
+        assert candidate["components"]["policy"] == document["prompt"]["components"]["policy"], "policy is not editable"
+        assert candidate["components"]["examples"] == ""
+        assert {"{{policy}}", "{{examples}}"} <= set(re.findall(r"\{\{\w+\}\}", candidate["components"]["instructions"]))
+
+
+def test_rejected_rewrites_are_counted_and_explained() -> None:
+    answers = canned(EXTRACTOR_CRITIQUE, "unused", EXTRACTOR_RULE, lambda part: part.replace("{{examples}}", "").replace("You extract", "Extract"))
+    with fake_llm_server(answers) as server:
+        output = _propose(with_algorithm(build_extractor_input(), "apo", server.base_url))
+    assert [candidate["strategy"] for candidate in output["candidates"]] == ["apo-rule"]
+    assert output["stats"]["rejected_edits"] == 1
+    assert output["stats"]["note"] == "incumbent: 1 of 2 branches gave a child; rewrite edit rejected: lost placeholder(s) {{examples}}"
+
+
+CURRENT = "You extract the facts of a funding announcement.\nUse the fields below.\n\n{{examples}}\n\nAnswer with JSON only."
+
+
+def _minibatch_message(message: str) -> Rollout:
+    return Rollout("ro-1", "t1", "incumbent", {}, message, None, None, 0.0, (), None, ())
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("", "empty"),
+        ('{"instructions": "Extract the facts. {{examples}}"}', 'JSON, not text: {"instructions": "Extract the facts. {{examples}}"}'),
+        ("Extract the funding facts carefully and answer with JSON only, nothing else at all.", "lost placeholder(s) {{examples}}"),
+        (CURRENT + "\n{{persona}}", "adds placeholder(s) {{persona}}"),
+        (CURRENT + "\nNever write {{ in an answer.", "contains placeholder braces"),
+        ("{{examples}} Extract facts.", "too short (3 words, the part has 17)"),
+        (CURRENT + "\n" + "Be precise about amounts. " * 40, "too long (1148 characters, at most 616)"),
+        (CURRENT + "\nCheck the amount twice.\nCheck the amount twice.\ncheck the amount twice.", "repetitive (the line 'check the amount twice.' 3 times)"),
+        (CURRENT + "\nnull means not stated null means not stated null means not stated null means not stated", "repetitive ('null means not stated' 4 times)"),
+        (CURRENT + "\n- Message: Acme raised $5M\n  Expected: 5000000", "echoes the runs instead of answering"),
+        (CURRENT + "\nFor example Orbit Labs got new funding from Apex Partners; terms were not disclosed.", "echoes the runs instead of answering"),
+        ("you extract the facts of a funding announcement. Use the fields below. {{examples}} Answer with JSON only.", "changes nothing"),
+    ],
+    ids=["empty", "json", "lost placeholder", "added placeholder", "stray braces", "too short", "too long", "repeated line", "repeated phrase", "echoed runs", "copied message", "unchanged"],
+)
+def test_clean_rewrite_rejects_what_cannot_replace_the_component(raw: str, problem: str) -> None:
+    minibatch = [_minibatch_message("Announcement:\nOrbit Labs got new funding from Apex Partners; terms were not disclosed.")]
+    assert apo.clean_rewrite(raw, CURRENT, minibatch) == apo.Edit(None, problem)
+
+
+def test_clean_rewrite_keeps_the_new_text_without_the_announcement_and_fences() -> None:
+    rewritten = CURRENT.replace("Use the fields below.", "Use the fields below; an amount not stated is null.")
+    raw = f"Here is the rewritten part:\n```\n{rewritten}\n```"
+    assert apo.clean_rewrite(f"```\n{rewritten}\n```", CURRENT) == apo.Edit(rewritten, None)
+    assert apo.clean_rewrite(raw.replace("```\n", "", 1).replace("\n```", ""), CURRENT) == apo.Edit(rewritten, None)
+    assert apo.clean_rewrite(f'"""\n{rewritten}\n"""', CURRENT) == apo.Edit(rewritten, None)
+
+
+def test_only_editable_label_components_get_new_descriptions() -> None:
+    with fake_llm_server(GOOD_ANSWERS) as server:
+        document = build_apo_input(server.base_url, branch_factor=4, minibatch_size=20)
+        document["agent"]["editable"] = ["sentiments", "instructions"]
+        output = _propose(document)
+    strategies = [candidate["strategy"] for candidate in output["candidates"]]
+    assert strategies[0].startswith("apo-description:sentiment.")
+    assert not any(strategy.startswith("apo-description:category") for strategy in strategies)
+    for candidate in output["candidates"]:
+        assert candidate["components"]["categories"] == document["prompt"]["components"]["categories"]
+
+
+@pytest.mark.parametrize(
+    "editable",
+    [["examples"], []],
+    ids=["only the examples", "nothing"],
+)
+def test_an_agent_with_no_component_apo_can_edit_is_refused(editable: list[str]) -> None:
+    document = with_algorithm(build_extractor_input(), "apo", "http://127.0.0.1:9/v1")
+    document["agent"]["editable"] = editable
+    with pytest.raises(BadInput) as raised:
+        apo.check_applicable(parse_request(document))
+    assert str(raised.value) == (
+        'input agent: algorithm "apo" cannot run: it edits label descriptions or free-text components, but the agent has no editable'
+        " label component and no editable free-text component (one that is neither a label component nor the examples component);"
+        f" agent.editable is: {', '.join(editable) or 'nothing'}"
     )

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agl_optimizer import __main__ as cli
 from agl_optimizer.contract import SUPPORTED_ALGORITHMS, validate_output
-from synthetic import build_apo_input, build_input, with_malformed_rollouts
+from fake_llm_server import canned, fake_llm_server
+from synthetic import build_apo_input, build_extractor_input, build_input, build_replier_input, with_algorithm, with_malformed_rollouts
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_may_differ(tmp_path: P
 
 BAD_INPUTS: list[tuple[str, Any, str]] = [
     ("not JSON", "{this is not json", "error: input "),
-    ("contract v1", {**build_input(), "schema_version": 1}, "error: input schema_version: unsupported schema version 1"),
+    ("contract v2", {**build_input(), "schema_version": 2}, "error: input schema_version: unsupported schema version 2, this optimizer speaks 3"),
     ("unknown algorithm", {**build_input(), "algorithm": "gepa"}, 'error: input algorithm: unsupported algorithm "gepa"'),
     ("unknown top-level key", {**build_input(), "notes": "hi"}, 'error: input: unknown key "notes"'),
     (
@@ -77,7 +77,7 @@ BAD_INPUTS: list[tuple[str, Any, str]] = [
     (
         "label component names a missing component",
         {**build_input(), "agent": {**build_input()["agent"], "label_components": {"category": "topics"}}},
-        'error: input agent.label_components.category: names no component of prompt.components: "topics"',
+        'error: input agent.label_components.category: names no component of agent.components: "topics"',
     ),
     (
         "no scored rollouts",
@@ -120,13 +120,13 @@ def test_unexpected_failure_exits_1_and_writes_nothing(tmp_path: Path) -> None:
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == "agl-optimizer 0.2.0 contract 2"
+    assert result.stdout.strip() == "agl-optimizer 0.3.0 contract 3"
 
 
 def test_describe() -> None:
     result = run_cli("describe")
     assert result.returncode == 0
-    assert json.loads(result.stdout) == {"contract": 2, "algorithms": ["llm-free", "apo"]}
+    assert json.loads(result.stdout) == {"contract": 3, "algorithms": ["llm-free", "few-shot", "apo"]}
 
 
 @pytest.mark.parametrize("args", [["optimize"], ["propose", "--input", "in.json"], []], ids=["unknown command", "missing --output", "no command"])
@@ -134,13 +134,54 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert run_cli(*args).returncode == 2
 
 
-def test_every_supported_algorithm_is_runnable() -> None:
-    assert sorted(cli.ALGORITHMS) == sorted(SUPPORTED_ALGORITHMS)
+SHAPES = {"classifier": build_input, "extractor": build_extractor_input, "text agent": build_replier_input}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("algorithm", SUPPORTED_ALGORITHMS)
+def test_every_supported_algorithm_runs_for_every_agent_shape(tmp_path: Path, algorithm: str, shape: str) -> None:
+    with fake_llm_server(canned("The instructions are vague.", "a clearer description of this label", "Check each answer against the message.")) as server:
+        document = with_algorithm(SHAPES[shape](), algorithm, server.base_url if algorithm == "apo" else None)
+        result, output_path = propose(tmp_path, document)
+    assert result.returncode == 0, result.stderr
+    output = json.loads(output_path.read_text(encoding="utf-8"))
+    validate_output(output, document)
+    assert output["algorithm"] == algorithm and output["candidates"], output["stats"]
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events[-1]["done"] == events[-1]["total"]
+
+
+REFUSALS: list[tuple[str, Any, str]] = [
+    (
+        "llm-free without editable labels or examples",
+        {**build_replier_input(), "agent": {**build_replier_input()["agent"], "editable": ["instructions"]}},
+        'error: input agent: algorithm "llm-free" cannot run: it sharpens label descriptions and writes demonstrations, but the agent has no label component',
+    ),
+    (
+        "few-shot without an examples component",
+        with_algorithm({**build_extractor_input(), "agent": {**build_extractor_input()["agent"], "examples_component": None}}, "few-shot"),
+        'error: input agent: algorithm "few-shot" cannot run: it writes demonstrations to the examples component, but agent.examples_component is null',
+    ),
+    (
+        "apo with only the examples editable",
+        with_algorithm({**build_extractor_input(), "agent": {**build_extractor_input()["agent"], "editable": ["examples"]}}, "apo", "http://127.0.0.1:9/v1"),
+        'error: input agent: algorithm "apo" cannot run: it edits label descriptions or free-text components, but the agent has no editable label component',
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "message"), [case[1:] for case in REFUSALS], ids=[case[0] for case in REFUSALS])
+def test_an_algorithm_refuses_an_agent_it_can_do_nothing_for_with_exit_2(tmp_path: Path, document: Any, message: str) -> None:
+    result, output_path = propose(tmp_path, document)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1, "one line, no progress"
+    assert not output_path.exists()
 
 
 def test_lone_surrogates_from_javascript_strings_survive(tmp_path: Path) -> None:
     document = build_input()
-    document["rollouts"][0]["input"]["content"] = "Shipped the Rust plugin \ud83d"
+    document["rollouts"][0]["message"] = "Post: Shipped the Rust plugin \ud83d"
     result, output_path = propose(tmp_path, document)
     assert result.returncode == 0, result.stderr
     assert "\\ud83d" in output_path.read_text(encoding="ascii")

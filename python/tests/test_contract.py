@@ -16,7 +16,7 @@ from agl_optimizer.contract import (
     parse_request,
     validate_output,
 )
-from synthetic import build_apo_input, build_input, next_round, with_malformed_rollouts
+from synthetic import CATEGORY_LABELS, build_apo_input, build_input, build_replier_input, next_round, with_malformed_rollouts
 
 Mutation = Callable[[dict[str, Any]], object]
 
@@ -76,50 +76,120 @@ def _apo_without_llm(document: dict[str, Any]) -> None:
     document["params"] = {}
 
 
+def _update(path: list[str | int], **values: object) -> Mutation:
+    def mutate(document: dict[str, Any]) -> None:
+        target: Any = document
+        for key in path:
+            target = target[key]
+        target.update(values)
+
+    return mutate
+
+
+def _instructions_not_editable(document: dict[str, Any]) -> None:
+    document["agent"]["editable"] = ["categories", "sentiments", "examples"]
+
+
+def _parent_edits_a_non_editable_component(document: dict[str, Any]) -> None:
+    """Round 2 with a parent r1c1 that changed `instructions`, which the agent does not let optimizers edit."""
+    _instructions_not_editable(document)
+    _second_parent("r1c1")(document)
+    document["parents"][1]["components"]["instructions"] += "\nLearned rule: be careful."
+
+
+def _as_text_agent(**agent: object) -> Mutation:
+    """The classifier's request turned into a text agent's (outputs as {"text": ...}), with `agent` keys overriding."""
+
+    def mutate(document: dict[str, Any]) -> None:
+        document["agent"].update(output={"kind": "text", "schema": None}, label_sets={}, label_components={})
+        document["agent"].update(agent)
+        for rollout in document["rollouts"]:
+            rollout["output"] = {"text": "technology, positive"}
+            rollout["expected"] = None
+
+    return mutate
+
+
+def _text_output_without_text(document: dict[str, Any]) -> None:
+    _as_text_agent()(document)
+    document["rollouts"][2]["output"] = {"reply": "hello"}
+
+
 BAD_INPUTS: list[tuple[str, Mutation, str]] = [
-    ("contract v1", _set(["schema_version"], 1), "input schema_version: unsupported schema version 1, this optimizer speaks 2"),
+    ("contract v2", _set(["schema_version"], 2), "input schema_version: unsupported schema version 2, this optimizer speaks 3"),
+    ("contract v1", _set(["schema_version"], 1), "input schema_version: unsupported schema version 1, this optimizer speaks 3"),
     ("boolean schema_version", _set(["schema_version"], True), "input schema_version: unsupported schema version true"),
     ("missing schema_version", _delete(["schema_version"]), "input schema_version: missing required key"),
     ("unknown top-level key", _set(["extra"], 1), 'input: unknown key "extra"'),
     ("wrong command", _set(["command"], "evaluate"), 'input command: expected "propose", got "evaluate"'),
-    ("unknown algorithm", _set(["algorithm"], "gepa"), 'input algorithm: unsupported algorithm "gepa" (supported: "llm-free", "apo")'),
+    ("unknown algorithm", _set(["algorithm"], "gepa"), 'input algorithm: unsupported algorithm "gepa" (supported: "llm-free", "few-shot", "apo")'),
     ("float seed", _set(["seed"], 4.2), "input seed: expected an integer, got 4.2"),
     ("round 0", _set(["round"], 0), "input round: expected an integer >= 1, got 0"),
     ("missing round", _delete(["round"]), "input round: missing required key"),
     ("unknown param", _set(["params", "temperature"], 1), 'input params: unknown key "temperature"'),
     ("param of another algorithm", _set(["params", "branch_factor"], 2), 'input params: unknown key "branch_factor"'),
     ("param out of range", _set(["params", "num_candidates"], 11), "input params.num_candidates: expected an integer in [1, 10], got 11"),
+    ("few-shot without examples", lambda document: document.update(algorithm="few-shot", params={"max_examples": 0}), "input params.max_examples: expected an integer in [1, 20], got 0"),
     ("apo without llm", _apo_without_llm, 'input llm: algorithm "apo" calls an LLM: give an OpenAI-compatible endpoint, got null'),
     ("llm with a file URL", _set(["llm"], {"base_url": "file:///etc/passwd", "model": "m"}), 'input llm.base_url: expected an http:// or https:// URL with a host, got "file:///etc/passwd"'),
     ("llm without host", _set(["llm"], {"base_url": "http://", "model": "m"}), "input llm.base_url: expected an http:// or https:// URL with a host"),
     ("llm timeout 0", _set(["llm"], {"base_url": "http://127.0.0.1:1/v1", "model": "m", "timeout_s": 0}), "input llm.timeout_s: expected a number of seconds above 0"),
     ("llm unknown key", _set(["llm"], {"base_url": "http://127.0.0.1:1/v1", "model": "m", "temperature": 1}), 'input llm: unknown key "temperature"'),
+    # agent
+    ("v2 agent keys", _set(["agent", "input_text_field"], "content"), 'input agent: unknown key "input_text_field"'),
+    ("missing description", _delete(["agent", "description"]), "input agent.description: missing required key"),
+    ("unknown output kind", _set(["agent", "output", "kind"], "array"), 'input agent.output.kind: expected one of "object", "text", got "array"'),
+    ("structured output without schema", _set(["agent", "output", "schema"], None), 'input agent.output.schema: expected the JSON Schema of the structured output (kind "object"), got null'),
+    ("schema of another type", _set(["agent", "output", "schema", "type"], "array"), 'input agent.output.schema.type: expected "object", got "array"'),
+    ("schema without properties", _delete(["agent", "output", "schema", "properties"]), "input agent.output.schema.properties: missing required key"),
+    ("schema requires an unknown field", _set(["agent", "output", "schema", "required"], ["category", "topic"]), 'input agent.output.schema.required[1]: "topic" is not a key of agent.output.schema.properties'),
+    ("text output with a schema", _set(["agent", "output"], {"kind": "text", "schema": {"type": "object", "properties": {}}}), 'input agent.output.schema: expected null for an output of kind "text", got an object'),
+    ("text agent with label sets", _as_text_agent(label_sets={"category": ["technology"]}), 'input agent.label_sets: expected {} for an output of kind "text"'),
+    ("text agent with label components", _as_text_agent(label_components={"category": "categories"}), 'input agent.label_components: expected {} for an output of kind "text"'),
+    ("components miss one", _set(["agent", "components"], ["instructions", "categories", "sentiments"]), 'input agent.components: does not list "examples", a component of prompt.components'),
+    ("components name an unknown one", _set(["agent", "components"], ["instructions", "categories", "sentiments", "examples", "footer"]), 'input agent.components[4]: names no component of prompt.components: "footer"'),
+    ("components repeat one", _set(["agent", "components"], ["instructions", "categories", "categories", "examples"]), 'input agent.components[2]: duplicate component "categories"'),
+    ("editable names an unknown component", _set(["agent", "editable"], ["categories", "footer"]), 'input agent.editable[1]: names no component of agent.components: "footer"'),
+    ("editable not a list", _set(["agent", "editable"], "categories"), 'input agent.editable: expected a list, got "categories"'),
+    ("required placeholder missing from instructions", _set(["agent", "required_placeholders"], ["categories", "footer"]), "input agent.required_placeholders[1]: prompt.components.instructions has no placeholder {{footer}}"),
+    ("empty label list", _set(["agent", "label_sets", "sentiment"], []), "input agent.label_sets.sentiment: expected a non-empty list of labels"),
+    ("duplicate label", _set(["agent", "label_sets", "sentiment"], ["positive", "positive"]), 'input agent.label_sets.sentiment[1]: duplicate label "positive"'),
+    ("label set of a field the schema lacks", _set(["agent", "label_sets", "topic"], ["a"]), 'input agent.label_sets.topic: "topic" is not a key of agent.output.schema.properties'),
+    ("label component missing", _set(["agent", "label_components", "sentiment"], "moods"), 'input agent.label_components.sentiment: names no component of agent.components: "moods"'),
+    ("label component for a field without a label set", _update(["agent"], label_sets={"category": CATEGORY_LABELS}, label_components={"sentiment": "sentiments"}), 'input agent.label_components.sentiment: "sentiment" is not a field of agent.label_sets'),
+    ("two fields share a label component", _set(["agent", "label_components", "sentiment"], "categories"), 'input agent.label_components.sentiment: component "categories" is already used for another purpose'),
+    ("label component is the examples component", _set(["agent", "label_components", "sentiment"], "examples"), 'input agent.label_components.sentiment: component "examples" is already used for another purpose'),
+    ("examples component missing", _set(["agent", "examples_component"], "shots"), 'input agent.examples_component: names no component of agent.components: "shots"'),
+    ("examples component with placeholder", _set(["prompt", "components", "examples"], "{{categories}}"), "input prompt.components.examples: the examples component is rewritten as a whole"),
+    ("label without a line", _set(["prompt", "components", "sentiments"], "- positive: good\n- neutral: meh"), 'has no line of the form "- negative: <description>" for label "negative"'),
+    # prompt and parents
     ("no parents", _set(["parents"], []), "input parents: empty list: give at least the incumbent to improve"),
     ("incumbent parent differs from the prompt", _set(["parents", 0, "components", "examples"], "Examples:"), 'input parents[0].components: the parent "incumbent" must have exactly the components of prompt.components'),
     ("parent of this round", _set(["parents", 0, "id"], "r1c1"), 'input parents[0].id: "r1c1" is a candidate of round 1, but this is round 1'),
     ("parent id not an id", _set(["parents", 0, "id"], "best"), 'input parents[0].id: expected "incumbent" or a candidate id such as "r1c2", got "best"'),
     ("parent lost a placeholder", _set(["parents", 0, "components", "instructions"], "no placeholders"), "input parents[0].components.instructions: lost placeholder(s) {{categories}}, {{examples}}, {{sentiments}}"),
+    ("parent edited a non-editable component", _parent_edits_a_non_editable_component, 'input parents[1].components.instructions: not in agent.editable, so it must equal the component of "incumbent" byte for byte'),
     ("parent without its own rollouts", _second_parent(None), 'input parents[1]: no rollout has prompt_id "r1c1"'),
     ("parent without scored rollouts", _unscore_second_parent, 'input parents[1]: no scored rollouts: every reward of the 5 rollouts with prompt_id "r1c1" is null'),
-    ("rollout of a prompt from this round", _set(["rollouts", 4, "prompt_id"], "r1c2"), 'input rollouts[4].prompt_id: "r1c2" is a candidate of round 1, but this is round 1'),
-    ("rollout without prompt_id", _delete(["rollouts", 4, "prompt_id"]), "input rollouts[4].prompt_id: missing required key"),
     ("wrong engine", _set(["prompt", "engine"], "jinja"), 'input prompt.engine: expected "placeholders", got "jinja"'),
     ("non-string component", _set(["prompt", "components", "examples"], 3), "input prompt.components.examples: expected a string, got 3"),
-    ("empty label list", _set(["agent", "output_fields", "sentiment"], []), "input agent.output_fields.sentiment: expected a non-empty list of labels"),
-    ("duplicate label", _set(["agent", "output_fields", "sentiment"], ["positive", "positive"]), 'input agent.output_fields.sentiment[1]: duplicate label "positive"'),
-    ("label component missing", _set(["agent", "label_components", "sentiment"], "moods"), 'input agent.label_components.sentiment: names no component of prompt.components: "moods"'),
-    ("label component for unknown field", _set(["agent", "label_components", "topic"], "categories"), 'input agent.label_components.topic: "topic" is not a field of agent.output_fields'),
-    ("examples component missing", _set(["agent", "examples_component"], "shots"), 'input agent.examples_component: names no component of prompt.components: "shots"'),
-    ("examples component with placeholder", _set(["prompt", "components", "examples"], "{{categories}}"), "input prompt.components.examples: the examples component is rewritten as a whole"),
-    ("label without a line", _set(["prompt", "components", "sentiments"], "- positive: good\n- neutral: meh"), 'has no line of the form "- negative: <description>" for label "negative"'),
+    # rollouts
+    ("rollout of a prompt from this round", _set(["rollouts", 4, "prompt_id"], "r1c2"), 'input rollouts[4].prompt_id: "r1c2" is a candidate of round 1, but this is round 1'),
+    ("rollout without prompt_id", _delete(["rollouts", 4, "prompt_id"]), "input rollouts[4].prompt_id: missing required key"),
+    ("rollout without message", _delete(["rollouts", 5, "message"]), "input rollouts[5].message: missing required key"),
+    ("message not a string", _set(["rollouts", 5, "message"], ["Post:", "hi"]), "input rollouts[5].message: expected a string, got a list"),
     ("reward out of range", _set(["rollouts", 3, "reward"], 1.5), "input rollouts[3].reward: expected a number in [-1, 1], got 1.5"),
     ("reward not a number", _set(["rollouts", 3, "reward"], "x"), 'input rollouts[3].reward: expected a number in [-1, 1], got "x"'),
     ("scorer reward out of range", _set(["rollouts", 2, "rewards", 0, "value"], -2), "input rollouts[2].rewards[0].value: expected a number in [-1, 1], got -2"),
     ("expected label not allowed", _set(["rollouts", 0, "expected", "category"], "sports"), "input rollouts[0].expected.category: expected one of"),
-    ("expected unknown field", _set(["rollouts", 0, "expected", "topic"], "x"), 'input rollouts[0].expected: unknown key "topic"'),
-    ("missing input text", _delete(["rollouts", 5, "input", "content"]), "input rollouts[5].input.content: missing the text field"),
+    ("expected not an object", _set(["rollouts", 0, "expected"], "technology"), 'input rollouts[0].expected: expected an object, got "technology"'),
     ("output not an object", _set(["rollouts", 5, "output"], "technology"), 'input rollouts[5].output: expected an object, got "technology"'),
+    ("text output without text", _text_output_without_text, 'input rollouts[2].output.text: missing required key: a text agent\'s output is {"text": "..."}'),
     ("error not a string", _set(["rollouts", 5, "error"], 500), "input rollouts[5].error: expected a string, got 500"),
+    ("tool calls not a list", _set(["rollouts", 5, "tool_calls"], {"name": "lookup"}), "input rollouts[5].tool_calls: expected a list, got an object"),
+    ("tool call without name", _set(["rollouts", 5, "tool_calls"], [{"args": {}}]), "input rollouts[5].tool_calls[0].name: missing required key"),
+    ("tool call args not an object", _set(["rollouts", 5, "tool_calls"], [{"name": "lookup", "args": "1042"}]), 'input rollouts[5].tool_calls[0].args: expected an object, got "1042"'),
+    ("tool call unknown key", _set(["rollouts", 5, "tool_calls"], [{"name": "lookup", "args": {}, "duration_ms": 3}]), 'input rollouts[5].tool_calls[0]: unknown key "duration_ms"'),
     ("unknown rollout key", _set(["rollouts", 5, "trace"], {}), 'input rollouts[5]: unknown key "trace"'),
     ("duplicate rollout id", _duplicate_first_rollout_id, 'input rollouts[1].id: duplicate rollout id "ro-001"'),
     ("empty rollouts", _set(["rollouts"], []), "input rollouts: empty list"),
@@ -156,9 +226,33 @@ def test_malformed_rollouts_are_accepted() -> None:
     request = parse_request(with_malformed_rollouts(build_input()))
     by_id = {rollout.id: rollout for rollout in request.rollouts}
     assert by_id["ro-failed"].output is None and by_id["ro-failed"].error == "model timeout after 30s"
+    assert by_id["ro-failed"].missed_fields == {"category", "sentiment"}
     assert by_id["ro-partial"].expected == {"category": "startups"}
     assert by_id["ro-judged"].expected is None and by_id["ro-judged"].task_id is None
     assert by_id["ro-001"].reasons == ("2 of 2 fields right",)
+    assert by_id["ro-004"].message == "Post: Database latency doubled after the driver update, frustrated"
+    assert request.agent.missed_labels(by_id["ro-004"]) == {("category", "technology")}
+
+
+def test_a_text_agent_with_tool_calls_is_read() -> None:
+    request = parse_request(build_replier_input())
+    agent = request.agent
+    assert (agent.is_text, agent.fields, agent.output_schema) == (True, ("text",), None)
+    assert agent.editable == {"instructions", "examples"} and agent.free_text_components == ("instructions",)
+    first, _, _, _, no_tool_result = request.rollouts[:5]
+    assert first.message == "Customer email:\nWhere is my order 1042?"
+    assert first.output == {"text": "Your order 1042 shipped with DHL; you will get it in two days."}
+    assert [(call.name, call.args, call.result) for call in first.tool_calls] == [("lookupOrder", {"orderId": "1042"}, '{"status": "shipped", "carrier": "DHL"}')]
+    assert no_tool_result.tool_calls[0].result is None
+    assert request.rollouts[5].tool_calls == ()
+
+
+def test_expected_values_of_any_json_type_are_compared_as_javascript_would() -> None:
+    document = build_input()
+    document["agent"]["output"]["schema"]["properties"]["score"] = {"type": "number"}
+    document["rollouts"][0].update(output={"category": "technology", "sentiment": "positive", "score": 1, "tags": [True]}, expected={"score": 1.0, "tags": [1]})
+    rollout = parse_request(document).rollouts[0]
+    assert rollout.missed_fields == {"tags"}, "1 == 1.0 in JSON, but true is not 1"
 
 
 def test_rollouts_of_prompts_that_are_not_parents_are_accepted() -> None:
@@ -259,3 +353,15 @@ def test_validate_output_rejects_out_of_contract_output(mutate: Mutation, messag
     with pytest.raises(ContractError) as raised:
         validate_output(output, document)
     assert message in str(raised.value)
+
+
+def test_validate_output_rejects_a_change_to_a_component_the_agent_does_not_let_optimizers_edit() -> None:
+    first = build_input()
+    first["agent"]["editable"] = ["categories", "sentiments", "examples"]
+    document = next_round(first, _propose(first), ["r1c1"])
+    output = _propose(document)
+    validate_output(output, document)
+    output["candidates"][0]["components"]["instructions"] += "\nLearned rule: be careful."
+    with pytest.raises(ContractError) as raised:
+        validate_output(output, document)
+    assert str(raised.value) == 'output candidates[0].components.instructions: not in agent.editable, so it must equal the component of "r1c1" byte for byte'

@@ -9,7 +9,8 @@
 // of the set of spans received, whatever the order and batching. Concurrent requests are written in
 // batches (group commit): one transaction for whatever arrived while the previous one ran.
 import { createHash } from "node:crypto";
-import { findAgent } from "../../agents/registry.ts";
+import type { AgentRegistry } from "../../agents/registry.ts";
+import type { AgentDefinition } from "../../agents/types.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout, Reward } from "../../store/rollouts.ts";
 import type { AttributeValue, SpanIngestPlan, SpanRecord } from "../../store/traces.ts";
@@ -73,7 +74,7 @@ interface PendingRequest {
  * committed: an exporter answered 200 has lost nothing. Requests that arrive while a transaction runs wait
  * and go together in the next one.
  */
-export function ingestSpans(store: Store, spans: readonly SpanRecord[]): Promise<IngestOutcome> {
+export function ingestSpans(store: Store, spans: readonly SpanRecord[], agents: AgentRegistry): Promise<IngestOutcome> {
   const rejected: string[] = [];
   const incoming: ClassifiedSpan[] = [];
   const seen = new Set<string>();
@@ -86,16 +87,22 @@ export function ingestSpans(store: Store, spans: readonly SpanRecord[]): Promise
     else incoming.push(classified);
   }
   if (incoming.length === 0) return Promise.resolve({ rejected, warnings: [] });
-  return new Promise((resolve, reject) => committerFor(store).submit({ incoming, rejected, settle: { resolve, reject } }));
+  return new Promise((resolve, reject) => committerFor(store, agents).submit({ incoming, rejected, settle: { resolve, reject } }));
 }
 
-const committers = new WeakMap<Store, GroupCommitter>();
+/** One committer per store and agent registry (a batch is read with one registry). */
+const committers = new WeakMap<Store, WeakMap<AgentRegistry, GroupCommitter>>();
 
-function committerFor(store: Store): GroupCommitter {
-  let committer = committers.get(store);
+function committerFor(store: Store, agents: AgentRegistry): GroupCommitter {
+  let byRegistry = committers.get(store);
+  if (!byRegistry) {
+    byRegistry = new WeakMap();
+    committers.set(store, byRegistry);
+  }
+  let committer = byRegistry.get(agents);
   if (!committer) {
-    committer = new GroupCommitter(store);
-    committers.set(store, committer);
+    committer = new GroupCommitter(store, agents);
+    byRegistry.set(agents, committer);
   }
   return committer;
 }
@@ -103,11 +110,13 @@ function committerFor(store: Store): GroupCommitter {
 /** One ingest transaction at a time per store; whatever queued meanwhile goes in the next. */
 class GroupCommitter {
   private readonly store: Store;
+  private readonly agents: AgentRegistry;
   private readonly queue: PendingRequest[] = [];
   private running = false;
 
-  constructor(store: Store) {
+  constructor(store: Store, agents: AgentRegistry) {
     this.store = store;
+    this.agents = agents;
   }
 
   submit(request: PendingRequest): void {
@@ -141,7 +150,7 @@ class GroupCommitter {
       traceIds: [...new Set(items.map((item) => item.span.traceId))],
       rolloutIds: [...new Set(items.flatMap((item) => (item.aglRolloutId ? [aglRolloutKey(item.aglRolloutId)] : [])))],
     };
-    const { plan } = await this.store.traces.ingest(context, (stored, readRollouts) => planIngest(items, stored, readRollouts));
+    const { plan } = await this.store.traces.ingest(context, (stored, readRollouts) => planIngest(items, stored, readRollouts, this.agents));
     return plan.warnings;
   }
 
@@ -243,7 +252,7 @@ function byStart(a: Node, b: Node): number {
 }
 
 /** `readRollouts`: the Agent Lightning rollouts whose stored spans `stored` holds (besides whole traces). */
-function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[], readRollouts: ReadonlySet<string>): SpanIngestPlan & { warnings: Warning[] } {
+function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRecord[], readRollouts: ReadonlySet<string>, agents: AgentRegistry): SpanIngestPlan & { warnings: Warning[] } {
   const nodes = new Map<string, Node>();
   for (const span of stored) {
     const classified = classify(span);
@@ -298,7 +307,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
     }
     const newKeys = members.filter((member) => member.isNew).map((member) => keyOf(member.span));
     members.sort(byStart);
-    const built = buildRollout(rolloutId, members);
+    const built = buildRollout(rolloutId, members, agents);
     plan.warnings.push(...built.warnings.map((message) => ({ spanKeys: newKeys, message })));
     if (!built.rollout) continue;
     plan.rollouts.push(built.rollout);
@@ -325,7 +334,7 @@ function planIngest(incoming: readonly ClassifiedSpan[], stored: readonly SpanRe
  * Lightning group without an agent span is made from its model calls alone until the agent span comes.
  * No rollout while a group has neither (only annotations so far).
  */
-function buildRollout(rolloutId: string, members: readonly Node[]): { rollout: NewRollout | null; warnings: string[] } {
+function buildRollout(rolloutId: string, members: readonly Node[], agents: AgentRegistry): { rollout: NewRollout | null; warnings: string[] } {
   const models = members.filter((member) => member.role === "model");
   // A Mastra group has one agent span (a nested agent's spans form a group of their own); an Agent Lightning
   // group's first agent span is the outermost.
@@ -340,7 +349,7 @@ function buildRollout(rolloutId: string, members: readonly Node[]): { rollout: N
   const rawOutput = main
     ? (main.span.attributes[MASTRA.agentRunOutput] ?? main.span.attributes[MASTRA_LEGACY.output])
     : (lastModel?.span.attributes[GEN_AI.outputMessages] ?? lastModel?.span.attributes[MASTRA_LEGACY.completion]);
-  const run = interpretAgentRun([agentName, text(source.span.attributes[GEN_AI.agentId])], rawInput, rawOutput);
+  const run = interpretAgentRun(agents, [agentName, text(source.span.attributes[GEN_AI.agentId])], rawInput, rawOutput);
   const failedSpan = (main ? [main] : models).find((member) => member.span.statusCode === STATUS_ERROR);
   const error = failedSpan
     ? (failedSpan.span.statusMessage ?? text(failedSpan.span.attributes[ERROR_MESSAGE]) ?? `span ${failedSpan.span.name} ended with an error`)
@@ -435,56 +444,76 @@ interface InterpretedRun {
 
 /**
  * The one place ingest reads the agent registry: finds the registered agent the run names (the first name
- * that is one) and reads the run's input and output as that agent's. The input: for an agent whose user
- * message wraps one text field (e.g. `Post: {content}`), that field, so the input validates against its
- * schema and can be replayed; otherwise the user text. The output: checked against its output schema,
- * as Mastra's `{text, object}`, the object alone, or JSON in the text. Without a registered agent: the user
- * text and the structured object (else the text) as they came.
+ * that is one) and reads the run's input and output as that agent's. The input is put back into the
+ * agent's input schema so it can be replayed: the user message read back through the agent's `message`
+ * (an input whose only required field is text, e.g. `Post: {content}`), or parsed as the JSON input (the
+ * default message of other inputs); otherwise the user text. The output: checked against its output
+ * schema, as Mastra's `{text, object}`, the object alone, or JSON in the text; an agent that answers in
+ * text keeps the text. Without a registered agent: the user text and the structured object (else the
+ * text) as they came.
  */
-function interpretAgentRun(names: readonly (string | null)[], rawInput: AttributeValue | undefined, rawOutput: AttributeValue | undefined): InterpretedRun {
-  const definition = names.flatMap((name) => (name ? [findAgent(name)] : [])).find((found) => found !== undefined);
+function interpretAgentRun(agents: AgentRegistry, names: readonly (string | null)[], rawInput: AttributeValue | undefined, rawOutput: AttributeValue | undefined): InterpretedRun {
+  const definition = names.flatMap((name) => (name ? [agents.find(name)] : [])).find((found) => found !== undefined);
   const parsedInput = parseJsonText(rawInput);
   const userText = messageText(parsedInput, "user");
   const output = readOutput(rawOutput);
   const asGiven = { input: userText !== null ? { text: userText } : isRecord(parsedInput) ? parsedInput : parsedInput === undefined ? {} : { value: parsedInput }, output: output.value, error: output.error };
   if (!definition) return { agent: null, promptResource: null, ...asGiven };
 
-  let input = asGiven.input;
-  if (userText !== null) {
-    const marker = "\u0000agl-input\u0000";
-    const template = definition.userMessage({ [definition.inputTextField]: marker });
-    const at = template.indexOf(marker);
-    const prefix = template.slice(0, at);
-    const suffix = template.slice(at + marker.length);
-    if (at >= 0 && userText.length >= prefix.length + suffix.length && userText.startsWith(prefix) && userText.endsWith(suffix)) {
-      const structured = definition.inputSchema.safeParse({ [definition.inputTextField]: userText.slice(prefix.length, userText.length - suffix.length) });
-      if (structured.success) input = structured.data;
-    }
+  const identity = { agent: definition.id, promptResource: definition.prompt.resource, input: (userText !== null ? inputOf(definition, userText) : null) ?? asGiven.input };
+  if (output.error || output.value === null) return { ...identity, output: output.value, error: output.error };
+  if (!definition.outputSchema) {
+    return output.text !== null ? { ...identity, output: { text: output.text }, error: null } : { ...identity, output: output.value, error: "the agent answers in text, and the span holds no text answer" };
   }
-  const identity = { agent: definition.id, promptResource: definition.prompt.resource, input };
-  if (output.error || output.candidates.length === 0) return { ...identity, output: output.value, error: output.error };
-  const checks = output.candidates.map((candidate) => definition.outputSchema.safeParse(candidate));
+  const schema = definition.outputSchema;
+  const checks = output.candidates.map((candidate) => schema.safeParse(candidate));
   const valid = checks.find((check) => check.success);
   if (valid?.success) return { ...identity, output: valid.data as Record<string, unknown>, error: null };
   const problems = checks[0]!.error!.issues.map((issue) => `${issue.path.join(".") || "(output)"}: ${issue.message}`).join("; ");
   return { ...identity, output: output.value, error: `output does not match the agent's schema: ${problems}` };
 }
 
+/** The user text as the agent's input (see interpretAgentRun), or null when it is not one. */
+function inputOf(definition: AgentDefinition, userText: string): Record<string, unknown> | null {
+  const textField = onlyTextField(definition);
+  if (textField) {
+    const marker = "\u0000agl-input\u0000";
+    const template = definition.message({ [textField]: marker });
+    const at = template.indexOf(marker);
+    const prefix = template.slice(0, at);
+    const suffix = template.slice(at + marker.length);
+    if (at >= 0 && userText.length >= prefix.length + suffix.length && userText.startsWith(prefix) && userText.endsWith(suffix)) {
+      const structured = definition.inputSchema.safeParse({ [textField]: userText.slice(prefix.length, userText.length - suffix.length) });
+      if (structured.success) return structured.data;
+    }
+  }
+  const structured = definition.inputSchema.safeParse(parseJsonText(userText));
+  return structured.success ? (structured.data as Record<string, unknown>) : null;
+}
+
+/** The input field a user message can be read back into: the only required field, when it is a string. */
+function onlyTextField(definition: AgentDefinition): string | undefined {
+  const required = Object.entries(definition.inputSchema.shape).filter(([, field]) => !(field as { isOptional?: () => boolean }).isOptional?.());
+  const [only] = required;
+  return required.length === 1 && (only![1] as { _zod?: { def?: { type?: string } } })._zod?.def?.type === "string" ? only![0] : undefined;
+}
+
 /**
- * The agent span's output as it came: the value to store when no schema applies, the structured values a
- * schema may accept (Mastra's `object`, JSON in the text, the bare object), or the reason the run ended.
+ * The agent span's output as it came: the value to store when no schema applies, its text answer, the
+ * structured values a schema may accept (Mastra's `object`, JSON in the text, the bare object), or the
+ * reason the run ended.
  */
-function readOutput(raw: AttributeValue | undefined): { value: Record<string, unknown> | null; candidates: unknown[]; error: string | null } {
+function readOutput(raw: AttributeValue | undefined): { value: Record<string, unknown> | null; text: string | null; candidates: unknown[]; error: string | null } {
   const parsed = parseJsonText(raw);
-  if (parsed === undefined || parsed === null) return { value: null, candidates: [], error: null };
+  if (parsed === undefined || parsed === null) return { value: null, text: null, candidates: [], error: null };
   if (isRecord(parsed) && (parsed.status === "aborted" || parsed.status === "suspended") && !("text" in parsed)) {
-    return { value: null, candidates: [], error: `the run was ${parsed.status}${typeof parsed.reason === "string" ? `: ${parsed.reason}` : ""}` };
+    return { value: null, text: null, candidates: [], error: `the run was ${parsed.status}${typeof parsed.reason === "string" ? `: ${parsed.reason}` : ""}` };
   }
   const textOut = messageText(parsed, "assistant");
   const object = isRecord(parsed) && isRecord(parsed.object) ? parsed.object : undefined;
   const value = object ?? (textOut !== null ? { text: textOut } : isRecord(parsed) ? parsed : { value: parsed });
   const candidates = object ? [object] : textOut !== null ? [parseJsonText(textOut), ...(isRecord(parsed) ? [parsed] : [])] : [parsed];
-  return { value, candidates, error: null };
+  return { value, text: textOut, candidates, error: null };
 }
 
 /** The text of the last message with the role, from a plain string, a message list (Mastra or GenAI parts), `{messages}` or `{text}`. */

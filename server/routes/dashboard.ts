@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Context } from "hono";
 import { z } from "zod";
-import { getAgent, listAgents } from "../../agents/registry.ts";
 import { analyzeAgent } from "../../runtime/analysis.ts";
 import { listScheduleJson } from "../../runtime/schedules.ts";
 import { type Cycle, cycleJson } from "../../store/cycles.ts";
@@ -57,13 +56,13 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
   }
 
   app.get("/v1/dashboard/pulse", async (context) => {
-    const agent = getAgent(context.req.query("agent") ?? "").id;
+    const agent = config.agents.get(context.req.query("agent") ?? "").id;
     return context.json({ stamp: await store.dashboard.pulse(agent) });
   });
 
   app.get("/v1/dashboard/agents", async (context) => {
     const agents = await Promise.all(
-      listAgents().map(async (agent) => {
+      config.agents.list().map(async (agent) => {
         const resource = agent.prompt.resource;
         const production = (await store.resources.findByLabel(resource, PRODUCTION)) ?? null;
         const deployment = production ? (await store.resources.events(resource, HISTORY_SHOWN)).find((event) => event.label === PRODUCTION) : undefined;
@@ -87,7 +86,7 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
   });
 
   app.get("/v1/dashboard/agents/:agent", async (context) => {
-    const agent = getAgent(context.req.param("agent"));
+    const agent = config.agents.get(context.req.param("agent"));
     const resource = agent.prompt.resource;
     const [analysis, cycles, versions] = await Promise.all([
       analyzeAgent(store, config, agent.id),
@@ -110,7 +109,7 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
   });
 
   app.get("/v1/dashboard/agents/:agent/rollouts", async (context) => {
-    const agent = getAgent(context.req.param("agent"));
+    const agent = config.agents.get(context.req.param("agent"));
     const query = parseQuery(context, rolloutQuery);
     if (query.min !== undefined && query.max !== undefined && query.min > query.max) {
       throw new HttpError(400, "invalid_input", `The reward range is empty: min ${query.min} is above max ${query.max}.`);

@@ -26,7 +26,7 @@ export const otlpRoutes: RouteModule = (app, { config, store }) => {
       }
       const body = await readBody(context.req.raw, context.req.header("content-encoding"), config.server.maxBodyBytes);
       const decoded = decodeTraceRequest(body, format);
-      const outcome = await ingestSpans(store, decoded.spans);
+      const outcome = await ingestSpans(store, decoded.spans, config.agents);
       return answer(format, 200, encodeTraceResponse(format, partialSuccess([...decoded.rejected, ...outcome.rejected], outcome.warnings)));
     } catch (thrown) {
       const error = thrown instanceof OtlpRequestError ? thrown : storeUnavailable(thrown as Error);

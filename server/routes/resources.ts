@@ -1,12 +1,12 @@
-import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { z } from "zod";
 import { diffPromptContent } from "../../agents/prompt-diff.ts";
-import { ROOT_COMPONENT, renderPrompt } from "../../agents/prompt-template.ts";
-import { agentForResource, validatePromptContent } from "../../agents/prompt-validation.ts";
-import { eventJson, LABEL_PATTERN, LABEL_RULE, PRODUCTION, type ResourceVersion, versionJson } from "../../store/resources.ts";
+import { validatePromptContent } from "../../agents/prompt-validation.ts";
+import { eventJson, LABEL_PATTERN, LABEL_RULE, missingLabelError, PRODUCTION, versionJson } from "../../store/resources.ts";
 import type { RouteModule } from "../app.ts";
 import { HttpError, jsonBodyLimit, readJson } from "../http-errors.ts";
+import { type LabelledResource, type PreparedVersion, prepareVersion, ResourceSnapshot } from "../resource-snapshot.ts";
 
 /** Request bodies of the resource routes: one prompt version is at most 48,000 characters, so this fits any valid one. */
 export const RESOURCE_BODY_LIMIT_BYTES = 64 * 1024;
@@ -46,20 +46,24 @@ const API_ACTOR = "api";
 /**
  * The resources API (README: "HTTP API"): read a prompt by label or version with a strong ETag, list,
  * history, diff, move labels (compare-and-set) and publish (validated). Agents poll it through
- * client/prompt-client.ts; the dashboard reads it too.
+ * client/prompt-client.ts; the dashboard reads it too. Reads by label, what agents poll, are answered
+ * from memory (server/resource-snapshot.ts) without a promise, a query or JSON encoding.
  */
-export const resourceRoutes: RouteModule = (app, { store }) => {
+export const resourceRoutes: RouteModule = (app, { store, config }) => {
   const resources = store.resources;
   const limitBody = jsonBodyLimit(RESOURCE_BODY_LIMIT_BYTES, " Nothing was written.");
+  const snapshot = new ResourceSnapshot((name) => resources.labelled(name), store.resourceChanges);
 
-  app.get("/v1/resources/:name", async (context) => {
-    const label = parse(labelName, context.req.query("label") ?? PRODUCTION, "query parameter label");
-    return sendVersion(context, await resources.getByLabel(context.req.param("name"), label));
+  app.get("/v1/resources/:name", (context): Response | Promise<Response> => {
+    const label = context.req.query("label") ?? PRODUCTION;
+    if (!LABEL_PATTERN.test(label)) parse(labelName, label, "query parameter label");
+    const found = snapshot.lookup(context.req.param("name"));
+    return found instanceof Promise ? found.then((resource) => sendLabel(context, resource, label)) : sendLabel(context, found, label);
   });
 
   app.get("/v1/resources/:name/versions/:version", async (context) => {
     const version = parse(versionNumber, context.req.param("version"), "version");
-    return sendVersion(context, await resources.getVersion(context.req.param("name"), version));
+    return sendPrepared(context, prepareVersion(await resources.getVersion(context.req.param("name"), version)));
   });
 
   app.get("/v1/resources/:name/versions", async (context) => {
@@ -98,7 +102,7 @@ export const resourceRoutes: RouteModule = (app, { store }) => {
 
   app.post("/v1/resources/:name/versions", limitBody, async (context) => {
     const name = context.req.param("name");
-    const agent = agentForResource(name);
+    const agent = config.agents.forResource(name);
     const body = await readJson(context, publishBody);
     const content = validatePromptContent(agent, body.content);
     if (body.parentVersion) await resources.getVersion(name, body.parentVersion);
@@ -113,35 +117,36 @@ export const resourceRoutes: RouteModule = (app, { store }) => {
       ...(body.reason ? { reason: body.reason } : {}),
       ...(body.labels ? { labels: body.labels } : {}),
     });
-    context.header("Location", `/v1/resources/${encodeURIComponent(name)}/versions/${published.version}`);
-    context.header("ETag", etagOf(published));
-    return context.json(withRendered(published), 201);
+    const prepared = prepareVersion(published);
+    return new Response(prepared.body, {
+      status: 201,
+      headers: { ...prepared.fullHeaders, location: `/v1/resources/${encodeURIComponent(name)}/versions/${published.version}` },
+    });
   });
 };
 
-/** Strong: it changes exactly when what a client caches (name, version, content) changes. Labels are not part of it. */
-function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">): string {
-  const digest = createHash("sha256").update(`${version.name}\u0000${version.version}\u0000${JSON.stringify(version.content)}`).digest("base64url");
-  return `"${digest.slice(0, 32)}"`;
+function sendLabel(context: Context, resource: LabelledResource, label: string): Response {
+  const prepared = resource.labels.get(label);
+  if (!prepared) throw missingLabelError(resource.name, label, [...resource.labelNames]);
+  return sendPrepared(context, prepared);
 }
 
-function sendVersion(context: Context, version: ResourceVersion): Response {
-  const etag = etagOf(version);
-  // no-cache: shared caches may keep it but must ask again (If-None-Match), so a rollback reaches clients at once.
-  context.header("ETag", etag);
-  context.header("Cache-Control", "no-cache");
-  if (ifNoneMatch(context.req.header("if-none-match"), etag)) return context.body(null, 304);
-  return context.json(withRendered(version));
+/** Built from the prepared headers as they are: @hono/node-server writes such a response straight to the socket. */
+function sendPrepared(context: Context, prepared: PreparedVersion): Response {
+  if (ifNoneMatch(ifNoneMatchHeader(context), prepared.etag)) return new Response(null, { status: 304, headers: prepared.notModifiedHeaders });
+  return new Response(prepared.body, { headers: prepared.fullHeaders });
 }
 
-function withRendered(version: ResourceVersion) {
-  const rendered = version.content.components[ROOT_COMPONENT] !== undefined ? { rendered: renderPrompt(version.content) } : {};
-  return { ...versionJson(version), ...rendered };
+/** From Node's own request when @hono/node-server serves: building the fetch API's Headers would cost more than the rest of the answer. */
+function ifNoneMatchHeader(context: Context): string | undefined {
+  const incoming = (context.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return incoming ? incoming.headers["if-none-match"] : context.req.header("if-none-match");
 }
 
 /** RFC 9110: If-None-Match compares weakly and may list several tags or `*`. */
 function ifNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;
+  if (header === etag) return true;
   return header.split(",").some((tag) => {
     const candidate = tag.trim();
     return candidate === "*" || candidate.replace(/^W\//, "") === etag;

@@ -17,7 +17,11 @@ import { readDatasetFile } from "../../agents/dataset-file.ts";
 import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
 import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { createAgentRunner } from "../../agents/runner.ts";
-import { groundTruthScorer } from "../../scorers/ground-truth.ts";
+import { fakeJudgeModel } from "../../scorers/fake-judge-model.ts";
+import { computedScorer, scoringPlan } from "../../scorers/registry.ts";
+
+const groundTruthScorer = computedScorer(scoringPlan(postAnalyzer, undefined), postAnalyzer, "ground-truth");
+const scoring = { judgeModel: fakeJudgeModel };
 
 const PYTHON = ".venv/bin/python";
 const REAL_OPTIMIZER = [PYTHON, "-m", "agl_optimizer"];
@@ -49,7 +53,7 @@ function requestFor(rollouts: OptimizerRequest["rollouts"], requestId = "cycle-1
     seed: 42,
     round: 1,
     params: { num_candidates: 3, max_examples: 6, max_keywords: 6 },
-    agent: agentSpecFor(postAnalyzer),
+    agent: agentSpecFor(postAnalyzer, postAnalyzer.prompt.seed.components),
     prompt: { version: 1, engine: "placeholders", components: { ...postAnalyzer.prompt.seed.components } },
     parents: [{ id: "incumbent", components: { ...postAnalyzer.prompt.seed.components } }],
     rollouts,
@@ -66,6 +70,7 @@ function smallRequest(requestId = "cycle-small/train/1"): OptimizerRequest {
         task_id: "p001",
         prompt_id: "incumbent",
         input: { content: "New laptop, new compiler, builds fly" },
+        message: "Post: New laptop, new compiler, builds fly",
         output: { category: "technology", sentiment: "positive" },
         expected: { category: "technology", sentiment: "positive" },
         reward: 1,
@@ -111,17 +116,18 @@ describe("the real Python optimizer", () => {
 
   beforeAll(async () => {
     // Real rollouts: the deterministic fake model runs over the bundled training posts and the ground-truth scorer rewards them.
-    const tasks = (await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer)).filter((task) => task.split === "train");
+    const tasks = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).filter((task) => task.split === "train");
     const run = createAgentRunner(postAnalyzer, fakeKeywordModel());
     const rollouts: OptimizerRequest["rollouts"] = [];
     for (const task of tasks) {
       const result = await run(task.input, postAnalyzer.prompt.seed);
-      const reward = await groundTruthScorer.score({ input: task.input, output: result.output, error: result.error, expected: task.expected });
+      const reward = await groundTruthScorer.score({ input: task.input, output: result.output, error: result.error, expected: task.expected }, scoring);
       rollouts.push({
         id: `ro-${task.id}`,
         task_id: task.id,
         prompt_id: "incumbent",
         input: task.input,
+        message: postAnalyzer.message(task.input),
         output: result.output,
         expected: task.expected,
         reward: reward?.value ?? null,

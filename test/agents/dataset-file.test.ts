@@ -180,17 +180,24 @@ describe("readDatasetFile", () => {
   });
 });
 
-test("the bundled post data set parses: 240 tasks, 180 train / 60 validation, 20 per category x sentiment", async () => {
-  const tasks = await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer);
-  expect(tasks).toHaveLength(240);
+test("the bundled post data set parses: 300 tasks, 180 train / 60 validation / 60 test, 25 per category x sentiment, 5 of them in test", async () => {
+  const tasks = await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer);
+  expect(tasks).toHaveLength(300);
   expect(tasks.filter((task) => task.split === "train")).toHaveLength(180);
   expect(tasks.filter((task) => task.split === "validation")).toHaveLength(60);
+  expect(tasks.filter((task) => task.split === "test")).toHaveLength(60);
 
   const cells = new Map<string, number>();
+  const testCells = new Map<string, number>();
   for (const task of tasks) {
     const key = `${String(task.expected?.category)}/${String(task.expected?.sentiment)}`;
     cells.set(key, (cells.get(key) ?? 0) + 1);
+    if (task.split === "test") testCells.set(key, (testCells.get(key) ?? 0) + 1);
   }
-  const expectedCells = new Map(CATEGORIES.flatMap((category) => SENTIMENTS.map((sentiment) => [`${category}/${sentiment}`, 20] as const)));
-  expect(cells).toEqual(expectedCells);
+  const every = (count: number) => new Map(CATEGORIES.flatMap((category) => SENTIMENTS.map((sentiment) => [`${category}/${sentiment}`, count] as const)));
+  expect(cells).toEqual(every(25));
+  expect(testCells).toEqual(every(5));
+  // The test split is new text: no test post repeats a train or validation post.
+  const seen = new Set(tasks.filter((task) => task.split !== "test").map((task) => String(task.input.content)));
+  expect(tasks.filter((task) => task.split === "test" && seen.has(String(task.input.content)))).toEqual([]);
 });

@@ -44,7 +44,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
     // What is stored, read straight from the database.
     expect(await db.count("cycles")).toBe(1);
     expect(await db.count("datasets", "name = 'posts'")).toBe(1);
-    expect(await db.count("tasks", "dataset = 'posts'")).toBe(240);
+    expect(await db.count("tasks", "dataset = 'posts'")).toBe(300);
     expect(await db.count("rollouts", "cycle_id = $1 AND phase = 'collect'", [first.cycleId])).toBe(180);
     expect(await db.count("resource_versions", "name = 'post-analyzer'")).toBe(first.outcome === "deployed" ? 2 : 1);
     expect(await db.count("agent_leases")).toBe(0);
@@ -156,7 +156,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
     expect(show.stdout).toContain("── rendered system prompt");
 
     expect(datasets.stdout).toMatch(/^NAME\s+AGENT\s+TASKS\s+SPLITS\s+IMPORTED\s+SOURCE\n/);
-    expect(datasets.stdout).toMatch(/\nposts\s+post-analyzer\s+240\s+train 180, validation 60\s/);
+    expect(datasets.stdout).toMatch(/\nposts\s+post-analyzer\s+300\s+train 180, validation 60, test 60\s/);
   });
 
   test("a second cycle without --json prints progress on stderr and a score table on stdout, starting from the production version", async () => {

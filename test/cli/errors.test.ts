@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { agl, type AglResult, cleanEnv, createPrivateDatabase, embeddedEnv, json, type PrivateDatabase, removeDir, scaledEnv, tempDir } from "./support.ts";
+import { agl, type AglResult, cleanEnv, createPrivateDatabase, embeddedEnv, json, type PrivateDatabase, removeDir, scaledEnv, tempDir, writeMiniDataset } from "./support.ts";
 
 const USAGE_HINT = "(run with --help for usage)";
 
@@ -227,5 +227,38 @@ describe("nothing leaks in from the outer environment", () => {
     } finally {
       removeDir(home);
     }
+  });
+});
+
+describe("the agent's model, wherever the data folder is", () => {
+  let db: PrivateDatabase;
+  let home: string;
+  beforeAll(async () => {
+    db = await createPrivateDatabase();
+    home = tempDir("agl-cli-model-");
+  });
+  afterAll(async () => {
+    await db?.close();
+    removeDir(home);
+  });
+
+  test("the local model is found where setup installed it, even with a brand-new data folder", { timeout: 240_000 }, async () => {
+    const env = scaledEnv(db, { AGL_MODEL: "local", AGL_MODEL_THREADS: "1", AGL_DATA_DIR: join(home, "never-used-before") });
+    const dataset = writeMiniDataset(home, "tiny.jsonl", 6, 3);
+    expect((await agl(["dataset", "import", dataset, "--name", "tiny-local"], { env })).exitCode).toBe(0);
+    const result = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "tiny-local", "--wait", "--json"], { env, timeoutMs: 220_000 });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({ collect: { rollouts: 6, failed: 0 } });
+  });
+
+  test("a model that cannot load fails the cycle with exit 1 and its error, before anything is collected", { timeout: 120_000 }, async () => {
+    const missing = join(home, "no-such-model.gguf");
+    const env = scaledEnv(db, { AGL_MODEL: "local", AGL_MODEL_PATH: missing });
+    const dataset = writeMiniDataset(home, "tiny2.jsonl", 6, 3);
+    expect((await agl(["dataset", "import", dataset, "--name", "tiny-missing"], { env })).exitCode).toBe(0);
+    const result = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "tiny-missing", "--wait"], { env, timeoutMs: 100_000 });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`error: Cycle cy-post-analyzer-\\S+ failed: Agent "post-analyzer" failed before the cycle collected anything \\(model local/SmolLM2-135M-Instruct\\): The local model file ${missing} does not exist`));
+    expect(await db.count("rollouts", "dataset = $1", ["tiny-missing"])).toBe(0);
   });
 });

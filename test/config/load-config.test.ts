@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { CONFIG_FILE_NAME, ConfigError, loadConfig } from "../../config/load.ts";
+import { ConfigError, loadConfig } from "../../config/load.ts";
 import { thrownBy } from "../support/thrown.ts";
 
 let cwd: string;
@@ -15,7 +15,7 @@ afterEach(() => {
   rmSync(cwd, { recursive: true, force: true });
 });
 
-function writeConfigFile(content: unknown, name = CONFIG_FILE_NAME): string {
+function writeConfigFile(content: unknown, name = "agl.config.json"): string {
   const path = join(cwd, name);
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
   return path;

@@ -5,6 +5,7 @@ import { serverRoutes } from "../../server/routes.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { connectClient, testConfig } from "../support/temporal.ts";
 import { RUNNING_CYCLE, type Seeded, seedDashboard } from "./seed.ts";
+import { bundledAgents } from "../../agents/examples.ts";
 
 const UI_URL = "http://127.0.0.1:8233";
 const TOKEN = "dashboard-token-0123456789";
@@ -20,7 +21,7 @@ beforeAll(async () => {
   seeded = await seedDashboard(handle.store);
   temporal = await connectClient(testConfig());
   const serve = (server: { token?: string }, withTemporal: boolean) => {
-    const config = loadConfig({ env: {}, overrides: { server } });
+    const config = loadConfig({ env: {}, agents: bundledAgents, overrides: { server } });
     const app = createServerApp({ config, store: handle.store, ...(withTemporal ? { temporal: { client: temporal.client, uiUrl: UI_URL } } : {}) }, serverRoutes);
     return startHttpServer(app, { host: "127.0.0.1", port: 0 });
   };

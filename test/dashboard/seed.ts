@@ -145,7 +145,7 @@ export async function seedDashboard(store: Store, now = Date.now()): Promise<See
     const part = (field: string, right: boolean, want: string, got: string) => (right ? `${field} right (${want})` : `${field} wrong: expected ${want}, got ${got}`);
     return {
       row: { ...baseRow(id, taskId, version, candidate, phase, cycleId, createdAt), output: JSON.stringify(output) },
-      reward: { rolloutId: id, scorer: "ground-truth", value, reason: `${part("category", categoryRight, expected.category, output.category)}; ${part("sentiment", sentimentRight, expected.sentiment, output.sentiment)}`, details: {}, dedupeKey: "" },
+      reward: { rolloutId: id, scorer: "ground-truth", value, reason: `${part("category", categoryRight, expected.category, output.category)}; ${part("sentiment", sentimentRight, expected.sentiment, output.sentiment)}`, details: { fields: { category: categoryRight, sentiment: sentimentRight } }, dedupeKey: "" },
     };
   }
 

@@ -75,7 +75,7 @@ describe("the Python optimizer failing mid-cycle (real subprocesses, real dev se
   test("output that breaks the contract fails the cycle at once, without retries", async () => {
     const handle = await runCycle(["bad-output"]);
     await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
-    await expectNothingPublished(handle.workflowId, /Optimizer\.contract: The optimizer's response breaks contract v2/);
+    await expectNothingPublished(handle.workflowId, /Optimizer\.contract: The optimizer's response breaks contract v3/);
     const history = await handle.fetchHistory();
     expect(history.events!.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === "proposeCandidates")).toHaveLength(1);
   });

@@ -34,7 +34,7 @@ function corpus(): { late: ReadableSpan[]; traffic: ReadableSpan[] } {
     recordSpans({ "service.name": "shop" }, (tracer) => {
       for (let run = 0; run < count; run++) {
         recordMastraRun(tracer, {
-          userMessage: postAnalyzer.userMessage({ content: `${tag} post ${run}` }),
+          userMessage: postAnalyzer.message({ content: `${tag} post ${run}` }),
           tokens: { input: 10 + run, output: 2 + run },
           metadata: { "mastra.metadata.promptVersion": 1 + (run % 3) },
         });

@@ -2,6 +2,8 @@ import { gzipSync } from "node:zlib";
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, test } from "vitest";
+import { bundledAgents } from "../../agents/examples.ts";
+import { createAgentRegistry } from "../../agents/registry.ts";
 import { decodeTraceRequest } from "../../server/otlp/decode.ts";
 import { ingestSpans } from "../../server/otlp/ingest.ts";
 import { recordMastraRun, recordSpans } from "../support/otlp.ts";
@@ -141,7 +143,8 @@ describe.each(BACKENDS)("a store failure in the middle of a request (%s)", (back
     const spansOf = (agent: string) => decodeTraceRequest(ProtobufTraceSerializer.serializeRequest(agentRun(agent))!, "protobuf").spans;
     const before = await server.store.traces.totals();
     // Submitted in one tick: the first goes alone, the other three wait and share the next transaction.
-    const outcomes = await Promise.allSettled([ingestSpans(server.store, spansOf("support-bot")), ingestSpans(server.store, spansOf("explode")), ingestSpans(server.store, spansOf("support-bot")), ingestSpans(server.store, spansOf("support-bot"))]);
+    const agents = createAgentRegistry(bundledAgents);
+    const outcomes = await Promise.allSettled(["support-bot", "explode", "support-bot", "support-bot"].map((agent) => ingestSpans(server.store, spansOf(agent), agents)));
     expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
     expect(String((outcomes[1] as PromiseRejectedResult).reason)).toContain("refused by the test");
     expect(await server.store.traces.totals()).toEqual({ spans: before.spans + 12, rollouts: before.rollouts + 3 });

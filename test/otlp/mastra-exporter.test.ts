@@ -21,8 +21,8 @@ test.each(["http/protobuf", "http/json"] as const)("a Mastra agent with Mastra's
   const agent = new Agent({ id: postAnalyzer.id, name: postAnalyzer.id, instructions: INSTRUCTIONS, model: fakeKeywordModel() });
   const mastra = new Mastra({ agents: { postAnalyzer: agent }, observability: new Observability({ configs: { otel: { serviceName: "shop", exporters: [exporter] } } }), logger: false });
   try {
-    const result = await mastra.getAgent("postAnalyzer").generate(postAnalyzer.userMessage({ content: POST }), {
-      structuredOutput: { schema: postAnalyzer.outputSchema },
+    const result = await mastra.getAgent("postAnalyzer").generate(postAnalyzer.message({ content: POST }), {
+      structuredOutput: { schema: postAnalyzer.outputSchema! },
       tracingOptions: { metadata: { promptVersion: 4 } },
     });
     await exporter.flush();

@@ -27,7 +27,7 @@ describe("the worker queue: agl submit's workflow, processed by workers", () => 
     temporal = await connectClient(config);
     worker = await startTestWorker(config, handle.store, fakeKeywordModel({ latencyMs: 15 }));
     // Tasks of their own: submission ids derive from the tasks, and every test file shares one Temporal server.
-    tasks = (await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer)).slice(60, 78);
+    tasks = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).slice(60, 78);
   });
   afterAll(async () => {
     await worker?.stop();
@@ -64,7 +64,7 @@ describe("the worker queue: agl submit's workflow, processed by workers", () => 
     expect((await again.handle!.result()).ran).toBe(18);
 
     await handle.store.datasets.importTasks({ name: "queue-posts", agent: "post-analyzer", source: "test", tasks });
-    const fromDataset = await submit({ tasks: await datasetTasks(handle.store, "post-analyzer", "queue-posts") });
+    const fromDataset = await submit({ tasks: await datasetTasks(handle.store, postAnalyzer, "queue-posts") });
     expect(fromDataset.status).toBe("existing");
     expect(fromDataset.submissionId).toBe(again.submissionId);
     expect(await handle.store.rollouts.countForAgent({ agent: "post-analyzer" })).toBe(count);
@@ -92,7 +92,7 @@ describe("the worker queue: agl submit's workflow, processed by workers", () => 
   });
 
   test("a submission whose workflow was terminated halfway is resumed by submitting again: the missing tasks run, nothing twice", async () => {
-    const more = (await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer)).slice(78, 98);
+    const more = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).slice(78, 98);
     await worker.stop();
     worker = await startTestWorker(config, handle.store, fakeKeywordModel({ latencyMs: 120 }));
     const first = await submit({ tasks: more });

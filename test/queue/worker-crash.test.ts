@@ -23,7 +23,7 @@ test("killing a worker in the middle of a submission's batches loses and doubles
   const config = testConfig({ cycle });
   // A worker child reads its settings from these overrides: the same queue, Temporal and batch shape.
   const overrides = { dataDir: config.dataDir, temporal: { address: config.temporal.address, taskQueue: config.temporal.taskQueue }, model: { provider: "fake" }, cycle };
-  const tasks = (await readDatasetFile(postAnalyzer.bundledDatasets.posts!, postAnalyzer)).slice(100, 136);
+  const tasks = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).slice(100, 136);
   const temporal = await connectClient(config);
   try {
     const { child: first } = await spawnWorker(children, overrides, db.connection, 80);

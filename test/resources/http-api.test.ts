@@ -155,7 +155,7 @@ describe("changing resources", () => {
     await expectError(await postJson(labels, { version: 4, rollback: true }), 400, "invalid_input", /A rollback moves "production" .* to an earlier version: it points at version 3, and version 4 is not earlier/);
     await expectError(await postJson(`/v1/resources/${NAME}/labels/staging`, { version: 1, rollback: true, expectedVersion: null }), 400, "invalid_input", /a rollback needs an existing label/);
 
-    const dropped = postAnalyzerPrompt("x");
+    const dropped = structuredClone(postAnalyzer.prompt.seed);
     dropped.components.instructions = "Classify the post.\n{{categories}}\n{{examples}}";
     await expectError(await postJson(versions, { content: dropped }), 400, "invalid_input", /^Invalid prompt for resource "post-analyzer": "instructions" lost placeholder \{\{sentiments\}\} the agent needs\. Nothing was published\.$/);
     await expectError(await postJson(versions, { content: { ...postAnalyzer.prompt.seed, engine: "mustache" } }), 400, "invalid_input", /unknown engine "mustache"/);

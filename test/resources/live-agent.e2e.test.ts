@@ -31,7 +31,7 @@ beforeAll(async () => {
   await publishPostAnalyzer(handle.store, [postAnalyzer.prompt.seed, v2]);
   // The first agent run of a process pays for loading Mastra's pipeline; the timed tests should not.
   const resource = versionJson(await handle.store.resources.getVersion(postAnalyzer.prompt.resource, 1));
-  await createLiveAgentRunner(postAnalyzer, fakeKeywordModel(), { get: async () => ({ resource, version: 1, freshness: "fresh", checkedAt: Date.now() }) })(POST);
+  await createLiveAgentRunner(postAnalyzer, { get: async () => ({ resource, version: 1, freshness: "fresh", checkedAt: Date.now() }) }, { model: fakeKeywordModel() })(POST);
 });
 afterAll(async () => {
   await handle?.close();
@@ -47,7 +47,7 @@ interface Served {
 
 function liveAgent(options: Omit<PromptClientOptions, "ttlMs">) {
   const client = createPromptClient({ ...options, ttlMs: TTL_MS });
-  const runner = createLiveAgentRunner(postAnalyzer, fakeKeywordModel({ latencyMs: 5 }), client);
+  const runner = createLiveAgentRunner(postAnalyzer, client, { model: fakeKeywordModel({ latencyMs: 5 }) });
   const idPrefix = `ro-live-${randomBytes(4).toString("hex")}`;
   let sequence = 0;
   const serve = async (): Promise<Served> => {

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "vitest";
 import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { diffLines, diffPromptContent } from "../../agents/prompt-diff.ts";
-import { agentForResource, PROMPT_LIMITS, validatePromptContent } from "../../agents/prompt-validation.ts";
+import { PROMPT_LIMITS, validatePromptContent } from "../../agents/prompt-validation.ts";
+import { createAgentRegistry } from "../../agents/registry.ts";
 import { InvalidInputError, NotFoundError } from "../../store/errors.ts";
 import type { PromptContent } from "../../store/schema.ts";
 import { thrownBy } from "../support/thrown.ts";
@@ -48,8 +49,9 @@ describe("prompt content validation (every publish path)", () => {
   });
 
   test("resources belong to agents by agent.prompt.resource", () => {
-    expect(agentForResource("post-analyzer")).toBe(postAnalyzer);
-    expect(() => agentForResource("nope")).toThrow(new NotFoundError('No agent uses a prompt resource named "nope". Known resources: post-analyzer.'));
+    const agents = createAgentRegistry([postAnalyzer]);
+    expect(agents.forResource("post-analyzer")).toBe(postAnalyzer);
+    expect(() => agents.forResource("nope")).toThrow(new NotFoundError('No agent uses a prompt resource named "nope". Known resources: post-analyzer.'));
   });
 });
 

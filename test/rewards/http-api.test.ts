@@ -6,6 +6,7 @@ import { REWARD_BODY_LIMIT_BYTES } from "../../server/routes/feedback.ts";
 import { serverRoutes } from "../../server/routes.ts";
 import type { NewRollout } from "../../store/rollouts.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
+import { bundledAgents } from "../../agents/examples.ts";
 
 function rollout(id: string, fields: Partial<NewRollout> = {}): NewRollout {
   return {
@@ -52,7 +53,7 @@ describe("POST /v1/feedback, POST /v1/outcomes and GET /v1/analysis (agl up's ro
   beforeAll(async () => {
     handle = await openTestStore("pglite");
     await handle.store.rollouts.insertMany([rollout("ro-http-1", { traceId: "4bf92f3577b34da6a3ce929d0e0e4736" }), rollout("ro-http-2", { traceId: "4bf92f3577b34da6a3ce929d0e0e4736" })]);
-    const config = loadConfig({ env: {}, overrides: { rewards: { proxy: { engaged: 0.5, "pipeline-failed": -1 } } } });
+    const config = loadConfig({ env: {}, agents: bundledAgents, overrides: { rewards: { proxy: { engaged: 0.5, "pipeline-failed": -1 } } } });
     server = await startHttpServer(createServerApp({ config, store: handle.store }, serverRoutes), { host: "127.0.0.1", port: 0 });
   });
   afterAll(async () => {

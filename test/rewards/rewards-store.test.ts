@@ -6,14 +6,15 @@ import { loadConfig } from "../../config/load.ts";
 import { fakeJudgeModel } from "../../scorers/fake-judge-model.ts";
 import { recordFeedback } from "../../scorers/human-feedback.ts";
 import { recordOutcome } from "../../scorers/proxy-metrics.ts";
-import { createScorerRegistry } from "../../scorers/registry.ts";
+import { computedScorer, scoringPlan } from "../../scorers/registry.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../../store/errors.ts";
 import type { Store } from "../../store/index.ts";
 import type { NewRollout } from "../../store/rollouts.ts";
+import { tQuantile } from "../../stats/intervals.ts";
 import { BACKENDS, openTestStore, type TestStore } from "../support/stores.ts";
 
-const registry = createScorerRegistry({ judgeModel: fakeJudgeModel });
-const groundTruth = registry.get("ground-truth", postAnalyzer);
+const groundTruth = computedScorer(scoringPlan(postAnalyzer, undefined), postAnalyzer, "ground-truth");
+const context = { judgeModel: fakeJudgeModel };
 
 const EXPECTED: Record<string, { category: string; sentiment: string }> = {
   t1: { category: "startups", sentiment: "positive" },
@@ -86,16 +87,16 @@ describe.each(BACKENDS)("rewards and analysis on %s", (backend) => {
 
   test("computed rewards are added once: a second run adds nothing; rollouts without ground truth are not scorable by it", async () => {
     const rollouts = await store.rollouts.getMany(["ro-v1-t1", "ro-v1-t2", "ro-v1-t3", "ro-v1-t4", "ro-v2-t1", "ro-v2-t2", "ro-otlp-1"]);
-    const first = await addMissingRewards(store, rollouts, [groundTruth], { expected: await expectedOf(store, rollouts), concurrency: 3 });
+    const first = await addMissingRewards(store, rollouts, [groundTruth], { expected: await expectedOf(store, rollouts), context, concurrency: 3 });
     expect(first.counts).toEqual({ scored: 6, alreadyScored: 0, notScorable: 1, failed: 0 });
     const again = await store.rollouts.getMany(rollouts.map((r) => r.id));
-    const second = await addMissingRewards(store, again, [groundTruth], { expected: await expectedOf(store, again), concurrency: 3 });
+    const second = await addMissingRewards(store, again, [groundTruth], { expected: await expectedOf(store, again), context, concurrency: 3 });
     expect(second.counts).toEqual({ scored: 0, alreadyScored: 6, notScorable: 1, failed: 0 });
     // Even a stale read (rewards not loaded) doubles nothing: the store is idempotent per (rollout, scorer, "").
-    const stale = await addMissingRewards(store, rollouts, [groundTruth], { expected: await expectedOf(store, rollouts), concurrency: 3 });
+    const stale = await addMissingRewards(store, rollouts, [groundTruth], { expected: await expectedOf(store, rollouts), context, concurrency: 3 });
     expect(stale.counts.scored).toBe(0);
     const values = Object.fromEntries((await store.rollouts.getMany(rollouts.map((r) => r.id))).map((r) => [r.id, r.rewards.map((w) => w.value)]));
-    expect(values).toEqual({ "ro-v1-t1": [1], "ro-v1-t2": [0.5], "ro-v1-t3": [-1], "ro-v1-t4": [-1], "ro-v2-t1": [1], "ro-v2-t2": [1], "ro-otlp-1": [] });
+    expect(values).toEqual({ "ro-v1-t1": [1], "ro-v1-t2": [0], "ro-v1-t3": [-1], "ro-v1-t4": [-1], "ro-v2-t1": [1], "ro-v2-t2": [1], "ro-otlp-1": [] });
   });
 
   test("feedback: unknown rollout is refused; a resend with the same feedbackId changes nothing; the same id with another verdict conflicts", async () => {
@@ -144,19 +145,19 @@ describe.each(BACKENDS)("rewards and analysis on %s", (backend) => {
   });
 
   test("analysis per version: counts, mean reward with Student's t interval, accuracy and confusion against ground truth, percentiles", async () => {
-    const analysis = await store.analysis.analyze({ agent: postAnalyzer.id, scorers: ["ground-truth"], labels: postAnalyzer.labels });
+    const analysis = await store.analysis.analyze({ agent: postAnalyzer.id, weights: { "ground-truth": 1 }, labels: postAnalyzer.labels });
     expect(analysis.versions.map((v) => [v.version, v.rollouts, v.failed])).toEqual([
       [1, 4, 1],
       [2, 2, 0],
       [null, 2, 0],
     ]);
     const [v1, v2, none] = analysis.versions;
-    const v1Rewards = [1, 0.5, -1, -1];
-    const half = (3.182 * sd(v1Rewards)) / Math.sqrt(4);
+    const v1Rewards = [1, 0, -1, -1];
+    const half = (tQuantile(0.975, 3) * sd(v1Rewards)) / Math.sqrt(4);
     expect(v1!.reward!.n).toBe(4);
-    expect(v1!.reward!.mean).toBeCloseTo(-0.125, 10);
-    expect(v1!.reward!.low).toBeCloseTo(-0.125 - half, 10);
-    expect(v1!.reward!.high).toBeCloseTo(-0.125 + half, 10);
+    expect(v1!.reward!.mean).toBeCloseTo(-0.25, 10);
+    expect(v1!.reward!.low).toBeCloseTo(-0.25 - half, 10);
+    expect(v1!.reward!.high).toBeCloseTo(-0.25 + half, 10);
     expect(v2!.reward).toEqual({ n: 2, mean: 1, low: 1, high: 1 });
     expect(none!.reward).toBeNull();
     expect(none!.fieldAccuracy).toEqual({});
@@ -178,28 +179,31 @@ describe.each(BACKENDS)("rewards and analysis on %s", (backend) => {
     expect(v2!.tokens).toBeNull();
   });
 
-  test("analysis: per-scorer means average a rollout's several ratings first; the configured scorers make the reward; --since filters", async () => {
-    const analysis = await store.analysis.analyze({ agent: postAnalyzer.id, scorers: ["ground-truth", "human"], labels: postAnalyzer.labels });
+  test("analysis: a rollout's several ratings are averaged first, then weighted with the other scorers; --since filters", async () => {
+    const analysis = await store.analysis.analyze({ agent: postAnalyzer.id, weights: { "ground-truth": 1, human: 1 }, labels: postAnalyzer.labels });
     const v1 = analysis.versions.find((v) => v.version === 1)!;
-    // ro-v1-t1 has ground truth 1 and two human ratings (1 and 0): its human mean is 0.5, its reward (1 + 1 + 0) / 3.
+    // ro-v1-t1 has ground truth 1 and two human ratings (1 and 0): its human mean is 0.5, its reward (1 + 0.5) / 2.
     expect(v1.rewardByScorer.human).toEqual({ n: 1, mean: 0.5, low: null, high: null });
     expect(v1.rewardByScorer["ground-truth"]!.n).toBe(4);
-    expect(v1.reward!.mean).toBeCloseTo((2 / 3 + 0.5 - 1 - 1) / 4, 10);
-    const proxied = await store.analysis.analyze({ agent: postAnalyzer.id, scorers: ["proxy"] });
+    expect(v1.reward!.mean).toBeCloseTo((0.75 + 0 - 1 - 1) / 4, 10);
+    const weighted = await store.analysis.analyze({ agent: postAnalyzer.id, weights: { "ground-truth": 3, human: 1 }, labels: postAnalyzer.labels });
+    expect(weighted.versions.find((v) => v.version === 1)!.reward!.mean).toBeCloseTo(((3 * 1 + 0.5) / 4 + 0 - 1 - 1) / 4, 10);
+    const proxied = await store.analysis.analyze({ agent: postAnalyzer.id, weights: { proxy: 1 }, labels: {} });
     expect(proxied.versions.find((v) => v.version === null)!.reward).toEqual({ n: 2, mean: -1, low: -1, high: -1 });
     expect(proxied.versions.find((v) => v.version === 2)!.rewardByScorer["proxy:engaged"]).toEqual({ n: 1, mean: 0.5, low: null, high: null });
 
-    expect((await store.analysis.analyze({ agent: postAnalyzer.id, scorers: ["ground-truth"], since: new Date(Date.now() + 60_000) })).versions).toEqual([]);
-    expect((await store.analysis.analyze({ agent: postAnalyzer.id, scorers: ["ground-truth"], since: new Date(Date.now() - 3_600_000) })).versions).toHaveLength(3);
-    expect((await store.analysis.analyze({ agent: "nobody", scorers: ["ground-truth"] })).versions).toEqual([]);
+    const groundTruthOnly = { weights: { "ground-truth": 1 }, labels: {} };
+    expect((await store.analysis.analyze({ agent: postAnalyzer.id, ...groundTruthOnly, since: new Date(Date.now() + 60_000) })).versions).toEqual([]);
+    expect((await store.analysis.analyze({ agent: postAnalyzer.id, ...groundTruthOnly, since: new Date(Date.now() - 3_600_000) })).versions).toHaveLength(3);
+    expect((await store.analysis.analyze({ agent: "nobody", ...groundTruthOnly })).versions).toEqual([]);
   });
 
   test("a cycle's configured scorers: scoreRollouts adds each computed one, the summary averages them per rollout", async () => {
-    const config = loadConfig({ env: {}, overrides: { model: { provider: "fake" }, cycle: { scorers: ["ground-truth", "judge"] } } });
+    const config = loadConfig({ env: {}, agents: [postAnalyzer], overrides: { model: { provider: "fake" }, cycle: { scorers: ["ground-truth", "judge"] } } });
     const activities = createCycleActivities({
       config,
       store,
-      scorers: registry,
+      scoring: context,
       runnerFor: () => {
         throw new Error("no agent runs here");
       },
@@ -220,7 +224,7 @@ describe.each(BACKENDS)("rewards and analysis on %s", (backend) => {
       ["ground-truth", "judge"],
     ]);
     const perRollout = rollouts.map((r) => r.rewards.reduce((sum, w) => sum + w.value, 0) / r.rewards.length);
-    const [summary] = await activities.summarizeContenders({ cycleId: "cy-scorers", phase: "validate", contenders: ["incumbent"] });
+    const [summary] = await activities.summarizeContenders({ cycleId: "cy-scorers", agent: postAnalyzer.id, phase: "validate", contenders: ["incumbent"] });
     expect(summary!.meanReward).toBeCloseTo(perRollout.reduce((a, b) => a + b, 0) / 3, 10);
     expect(summary!.fieldAccuracy).toEqual({ category: 1 / 3, sentiment: 1 / 3 });
   });

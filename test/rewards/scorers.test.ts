@@ -1,17 +1,25 @@
 import { describe, expect, test } from "vitest";
+import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { textModel } from "../../agents/models/text-model.ts";
 import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { loadConfig } from "../../config/load.ts";
 import { parseSince } from "../../runtime/analysis.ts";
 import { fakeJudgeModel } from "../../scorers/fake-judge-model.ts";
 import { feedbackReward, feedbackSchema } from "../../scorers/human-feedback.ts";
-import { createJudgeScorer, JUDGE_PROMPT } from "../../scorers/judge.ts";
+import { judge, JUDGE_PROMPT } from "../../scorers/judge.ts";
 import { outcomeSchema } from "../../scorers/proxy-metrics.ts";
-import { countsToward, createScorerRegistry, judgeModelSettings, rolloutReward } from "../../scorers/registry.ts";
-import { tQuantile975 } from "../../store/analysis.ts";
+import { agentShape, computedScorer, judgeModelSettings, rolloutReward, scoringPlan } from "../../scorers/registry.ts";
+import type { RewardScorer, ScorerInput } from "../../scorers/types.ts";
+import { lowerBound, meanInterval, normalQuantile, pairedDifferences, standardDeviation, tQuantile } from "../../stats/intervals.ts";
 
 const POST = { content: "We closed our seed round and hired two engineers for the startup." };
 const RIGHT = { category: "startups", sentiment: "positive" };
+
+/** The post analyzer's judge (its default label rubric, or `rubric`) scoring on `model`. */
+function judgeOn(model: LanguageModelV2, rubric?: string) {
+  const scorer = judge(rubric ? { rubric } : {}).build(agentShape(postAnalyzer)) as RewardScorer;
+  return { score: (input: ScorerInput) => scorer.score(input, { judgeModel: () => model }) };
+}
 
 /** A judge model that always answers `verdict`, and records the prompts it was shown. */
 function scriptedJudge(verdict: unknown) {
@@ -27,24 +35,24 @@ describe("LLM-as-judge", () => {
   test("the rating 1-5 maps to (rating - 3) / 2 and the judge's reason is kept, naming the judge", async () => {
     for (const [rating, value] of [[1, -1], [2, -0.5], [3, 0], [4, 0.5], [5, 1]] as const) {
       const judge = scriptedJudge({ rating, reason: `looks like a ${rating}` });
-      const reward = await createJudgeScorer(postAnalyzer, judge.model).score({ input: POST, output: RIGHT, error: null, expected: null });
+      const reward = await judgeOn(judge.model).score({ input: POST, output: RIGHT, error: null, expected: null });
       expect(reward).toEqual({ value, reason: `rated ${rating}/5 by scripted/judge: looks like a ${rating}`, details: { rating, judge: "scripted/judge" } });
     }
   });
 
   test("the judge prompt carries the agent's task, its label rubric, the input and the answer", async () => {
     const judge = scriptedJudge({ rating: 5, reason: "ok" });
-    await createJudgeScorer(postAnalyzer, judge.model).score({ input: POST, output: RIGHT, error: null, expected: null });
+    await judgeOn(judge.model).score({ input: POST, output: RIGHT, error: null, expected: null });
     const prompt = judge.prompts[0]!;
     expect(prompt).toContain(postAnalyzer.description);
-    expect(prompt).toContain(`${JUDGE_PROMPT.fields}\ncategory:\n- technology: software, hardware`);
+    expect(prompt).toContain(`${JUDGE_PROMPT.rubric}\ncategory:\n- technology: software, hardware`);
     expect(prompt).toContain(`${JUDGE_PROMPT.input}\nPost: ${POST.content}`);
     expect(prompt).toContain(`${JUDGE_PROMPT.answer}\n${JSON.stringify(RIGHT)}`);
   });
 
   test("a failed run scores -1 without asking the model", async () => {
     const judge = scriptedJudge({ rating: 5, reason: "never asked" });
-    const reward = await createJudgeScorer(postAnalyzer, judge.model).score({ input: POST, output: null, error: "model timed out", expected: null });
+    const reward = await judgeOn(judge.model).score({ input: POST, output: null, error: "model timed out", expected: null });
     expect(reward?.value).toBe(-1);
     expect(reward?.reason).toContain("the agent failed (model timed out)");
     expect(judge.prompts).toHaveLength(0);
@@ -52,15 +60,22 @@ describe("LLM-as-judge", () => {
 
   test("a judge answering outside the schema or unreachable throws: no reward is invented", async () => {
     const outOfRange = scriptedJudge({ rating: 9, reason: "too good" });
-    await expect(createJudgeScorer(postAnalyzer, outOfRange.model).score({ input: POST, output: RIGHT, error: null, expected: null })).rejects.toThrow();
+    await expect(judgeOn(outOfRange.model).score({ input: POST, output: RIGHT, error: null, expected: null })).rejects.toThrow();
     const down = textModel("down", "judge", async () => {
       throw new Error("connect ECONNREFUSED 127.0.0.1:1");
     });
-    await expect(createJudgeScorer(postAnalyzer, down).score({ input: POST, output: RIGHT, error: null, expected: null })).rejects.toThrow();
+    await expect(judgeOn(down).score({ input: POST, output: RIGHT, error: null, expected: null })).rejects.toThrow();
+  });
+
+  test("the agent's own rubric replaces the label rubric", async () => {
+    const scripted = scriptedJudge({ rating: 4, reason: "ok" });
+    await judgeOn(scripted.model, "- names the company\n- says how much was raised").score({ input: POST, output: RIGHT, error: null, expected: null });
+    expect(scripted.prompts[0]).toContain(`${JUDGE_PROMPT.rubric}\n- names the company\n- says how much was raised\n`);
+    expect(scripted.prompts[0]).not.toContain("- technology:");
   });
 
   test("the fake judge is deterministic and rates a fitting answer above an unfitting one", async () => {
-    const scorer = createJudgeScorer(postAnalyzer, fakeJudgeModel());
+    const scorer = judgeOn(fakeJudgeModel());
     const right = await scorer.score({ input: POST, output: RIGHT, error: null, expected: null });
     const wrong = await scorer.score({ input: POST, output: { category: "general", sentiment: "negative" }, error: null, expected: null });
     expect(right).toEqual(await scorer.score({ input: POST, output: RIGHT, error: null, expected: null }));
@@ -111,7 +126,7 @@ describe("proxy outcomes and configured scorers", () => {
     expect(outcomeSchema.safeParse({ rolloutId: "ro-1", event: "engaged", occurredAt: "yesterday" }).success).toBe(false);
   });
 
-  test("a rollout's reward is the mean of its rewards from the configured scorers; `proxy` counts every proxy event", () => {
+  test("a rollout's reward is the weighted mean of its counted scorers (several rewards of one scorer averaged first); `proxy` weighs every proxy event", () => {
     const rewards = [
       { scorer: "ground-truth", value: 1 },
       { scorer: "judge", value: 0 },
@@ -119,21 +134,24 @@ describe("proxy outcomes and configured scorers", () => {
       { scorer: "human", value: 0.5 },
       { scorer: "proxy:engaged", value: 1 },
     ];
-    expect(rolloutReward(["ground-truth"], rewards)).toBe(1);
-    expect(rolloutReward(["ground-truth", "judge"], rewards)).toBe(0.5);
-    expect(rolloutReward(["human"], rewards)).toBe(0);
-    expect(rolloutReward(["proxy"], rewards)).toBe(1);
-    expect(rolloutReward(["proxy:bounced"], rewards)).toBeUndefined();
-    expect(countsToward(["proxy"], "proxy:engaged")).toBe(true);
-    expect(countsToward(["proxy:engaged"], "proxy:bounced")).toBe(false);
+    expect(rolloutReward({ "ground-truth": 1 }, rewards)).toBe(1);
+    expect(rolloutReward({ "ground-truth": 1, judge: 1 }, rewards)).toBe(0.5);
+    expect(rolloutReward({ "ground-truth": 3, judge: 1 }, rewards)).toBe(0.75);
+    expect(rolloutReward({ human: 1 }, rewards)).toBe(0);
+    expect(rolloutReward({ proxy: 1 }, rewards)).toBe(1);
+    expect(rolloutReward({ "proxy:bounced": 1 }, rewards)).toBeUndefined();
   });
 
-  test("posted scorers are not computed, unknown ones are refused, each with what to do instead", () => {
-    const registry = createScorerRegistry({ judgeModel: fakeJudgeModel });
-    expect(registry.computed(["ground-truth", "human", "proxy", "judge"], postAnalyzer).map((scorer) => scorer.id)).toEqual(["ground-truth", "judge"]);
-    expect(() => registry.get("human", postAnalyzer)).toThrow(/agl feedback, POST \/v1\/feedback/);
-    expect(() => registry.get("proxy:engaged", postAnalyzer)).toThrow(/POST \/v1\/outcomes/);
-    expect(() => registry.get("vibes", postAnalyzer)).toThrow(/Unknown scorer "vibes"/);
+  test("the agent's scorers make the plan; cycle.scorers picks among them and the built-ins; posted ones are not computed", () => {
+    const own = scoringPlan(postAnalyzer, undefined);
+    expect(own.ids).toEqual(["ground-truth"]);
+    const configured = scoringPlan(postAnalyzer, ["ground-truth", "human", "proxy", "judge"]);
+    expect(configured.computed.map((scorer) => scorer.id)).toEqual(["ground-truth", "judge"]);
+    expect(configured.weights).toEqual({ "ground-truth": 1, human: 1, proxy: 1, judge: 1 });
+    expect(() => computedScorer(configured, postAnalyzer, "human")).toThrow(/agl feedback, POST \/v1\/feedback/);
+    expect(() => computedScorer(configured, postAnalyzer, "proxy:engaged")).toThrow(/POST \/v1\/outcomes/);
+    expect(() => computedScorer(configured, postAnalyzer, "vibes")).toThrow(/no computed scorer "vibes"/);
+    expect(() => scoringPlan(postAnalyzer, ["vibes"])).toThrow(/neither a built-in scorer/);
   });
 
   test("the judge model takes the agent model's settings unless scorers.judge says otherwise", () => {
@@ -145,7 +163,10 @@ describe("proxy outcomes and configured scorers", () => {
   });
 
   test("bad reward settings stop at load time with the key, the value and what is allowed", () => {
-    expect(() => loadConfig({ env: { AGL_CYCLE_SCORERS: '["ground-truth","vibes"]' } })).toThrow(/cycle\.scorers\.1 = "vibes" \(from environment variable AGL_CYCLE_SCORERS\): expected "ground-truth", "judge", "human", "proxy" or "proxy:<event>"/);
+    expect(() => loadConfig({ env: { AGL_CYCLE_SCORERS: '["ground-truth","vibes"]' }, agents: [postAnalyzer] })).toThrow(
+      /cycle\.scorers = \["ground-truth","vibes"\] \(from environment variable AGL_CYCLE_SCORERS\): "vibes" is neither built in .* nor a scorer of agent post-analyzer/,
+    );
+    expect(() => loadConfig({ env: { AGL_CYCLE_SCORERS: '["no spaces please"]' } })).toThrow(/cycle\.scorers\.0 = "no spaces please"/);
     expect(() => loadConfig({ env: { AGL_PROXY_REWARDS: '{"engaged": 2}' } })).toThrow(/rewards\.proxy\.engaged = 2/);
     expect(() => loadConfig({ env: { AGL_CYCLE_SCORERS: '["proxy:engaged"]', AGL_PROXY_REWARDS: '{"bounced": -1}' } })).toThrow(/names proxy:engaged.*configured events: bounced/);
     expect(() => loadConfig({ env: { AGL_MODEL: "fake", AGL_JUDGE_PROVIDER: "openai-compatible" } })).toThrow(/scorers\.judge\.baseUrl/);
@@ -154,11 +175,34 @@ describe("proxy outcomes and configured scorers", () => {
 });
 
 describe("analysis helpers", () => {
-  test("Student's t quantiles: the table for small samples, within 0.002 of the true value beyond", () => {
-    expect(tQuantile975(1)).toBe(12.706);
-    expect(tQuantile975(9)).toBe(2.262);
-    expect(tQuantile975(40)).toBeCloseTo(2.021, 2);
-    expect(tQuantile975(120)).toBeCloseTo(1.98, 2);
+  test("Student's t quantiles within 0.005 of the table from 4 degrees of freedom (exact for 1 and 2), normal quantiles to 1e-6", () => {
+    const table: [number, number, number][] = [
+      [0.975, 1, 12.706],
+      [0.975, 2, 4.303],
+      [0.975, 4, 2.776],
+      [0.975, 9, 2.262],
+      [0.975, 40, 2.021],
+      [0.9, 9, 1.383],
+      [0.9, 59, 1.296],
+      [0.95, 19, 1.729],
+      [0.99, 10, 2.764],
+    ];
+    for (const [p, degrees, expected] of table) expect(Math.abs(tQuantile(p, degrees) - expected)).toBeLessThan(0.005);
+    expect(normalQuantile(0.975)).toBeCloseTo(1.959964, 6);
+    expect(normalQuantile(0.01)).toBeCloseTo(-2.326348, 6);
+  });
+
+  test("intervals: two-sided on a mean, one-sided lower bounds, paired differences over shared tasks", () => {
+    const values = [1, 0, 1, 1, -1, 1, 0, 1];
+    const interval = meanInterval(values);
+    const half = (tQuantile(0.975, 7) * standardDeviation(values)) / Math.sqrt(8);
+    expect(interval).toEqual({ n: 8, mean: 0.5, low: 0.5 - half, high: 0.5 + half });
+    expect(meanInterval([0.3])).toEqual({ n: 1, mean: 0.3, low: null, high: null });
+    expect(lowerBound(values, 0.9)).toBeCloseTo(0.5 - (tQuantile(0.9, 7) * standardDeviation(values)) / Math.sqrt(8), 12);
+    expect(lowerBound([1], 0.9)).toBeNull();
+    const incumbent = new Map([["t1", 0], ["t2", 1], ["t3", -1]]);
+    const candidate = new Map([["t2", 1], ["t3", 1], ["t4", 1]]);
+    expect(pairedDifferences(incumbent, candidate)).toEqual([0, 2]);
   });
 
   test("--since takes a time or a duration back from now, and says what it wants otherwise", () => {

@@ -1,4 +1,4 @@
-import { agentSpecFor } from "../../activities/optimizer-contract.ts";
+import { agentSpecFor, OPTIMIZER_CONTRACT_VERSION } from "../../activities/optimizer-contract.ts";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { errorResponse } from "../../server/http-errors.ts";
 import { serverRoutes } from "../../server/routes.ts";
 import { mountOpenAIRoutes } from "../../server/routes/openai.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
+import { bundledAgents } from "../../agents/examples.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 const SCHEMA = {
@@ -36,7 +37,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "agl-openai-"));
   handle = await openTestStore("pglite");
   // The fake model: deterministic, and it answers any chat with a JSON classification.
-  const config = loadConfig({ env: { AGL_MODEL: "fake" }, overrides: { server: { token: TOKEN } } });
+  const config = loadConfig({ env: { AGL_MODEL: "fake" }, agents: bundledAgents, overrides: { server: { token: TOKEN } } });
   server = await startHttpServer(createServerApp({ config, store: handle.store }, serverRoutes), { host: "127.0.0.1", port: 0 });
 });
 afterAll(async () => {
@@ -126,25 +127,25 @@ describe("POST /v1/chat/completions over the fake model", () => {
 });
 
 describe("the Python APO optimizer through this endpoint", () => {
-  test("critiques and edits over HTTP: the fake model's JSON answers are rejected as edits, and the run still succeeds", async () => {
-    const tasks = (await readDatasetFile(postAnalyzer.bundledDatasets!.posts!, postAnalyzer)).filter((task) => task.split === "train").slice(0, 12);
+  test("critiques and edits over HTTP: four calls to the endpoint, two children from the fake model's answers", async () => {
+    const tasks = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).filter((task) => task.split === "train").slice(0, 12);
     const rollouts = tasks.map((task, index) => {
       // Every other run answered "general/neutral", so half of the runs have a low reward to critique.
       const output = index % 2 === 0 ? { ...task.expected } : { category: "general", sentiment: "neutral" };
       const right = Object.entries(task.expected ?? {}).filter(([field, label]) => output[field as keyof typeof output] === label).length;
-      const reward = right === 2 ? 1 : right === 1 ? 0.5 : -1;
-      return { id: `ro-${task.id}`, task_id: task.id, prompt_id: "incumbent", input: task.input, output, expected: task.expected, reward, rewards: [{ scorer: "ground-truth", value: reward, reason: `${right} of 2 fields right` }], error: null };
+      const reward = right - 1;
+      return { id: `ro-${task.id}`, task_id: task.id, prompt_id: "incumbent", input: task.input, message: postAnalyzer.message(task.input), output, expected: task.expected, reward, rewards: [{ scorer: "ground-truth", value: reward, reason: `${right} of 2 fields right` }], error: null };
     });
     const components = { ...postAnalyzer.prompt.seed.components };
     const request = {
-      schema_version: 2,
+      schema_version: OPTIMIZER_CONTRACT_VERSION,
       command: "propose",
       request_id: "cy-openai-test/round/1",
       algorithm: "apo",
       seed: 42,
       round: 1,
       params: { branch_factor: 2, minibatch_size: 3, max_tokens: 64 },
-      agent: agentSpecFor(postAnalyzer),
+      agent: agentSpecFor(postAnalyzer, components),
       prompt: { version: 1, engine: "placeholders", components },
       parents: [{ id: "incumbent", components }],
       rollouts,
@@ -158,10 +159,10 @@ describe("the Python APO optimizer through this endpoint", () => {
 
     expect(result.exitCode, result.stderr).toBe(0);
     const response = JSON.parse(readFileSync(output, "utf8")) as Record<string, any>;
-    expect(response).toMatchObject({ schema_version: 2, request_id: request.request_id, algorithm: "apo", seed: 42, round: 1 });
-    expect(response.rounds).toEqual([{ round: 1, best_train_score: null, candidates: 0 }]);
-    expect(response.candidates).toEqual([]);
-    expect(response.stats).toMatchObject({ rollouts: 12, llm_calls: 4, rejected_edits: 2 });
-    expect(response.stats.note).toContain("JSON, not text");
+    expect(response).toMatchObject({ schema_version: OPTIMIZER_CONTRACT_VERSION, request_id: request.request_id, algorithm: "apo", seed: 42, round: 1 });
+    // The fake answers a prompt without a schema with its first words: APO takes those as a description and a rule, as it would a model's.
+    expect(response.candidates.map((candidate: { strategy: string }) => candidate.strategy)).toEqual(["apo-description:sentiment.positive", "apo-rule"]);
+    expect(response.candidates[1].components.instructions).toMatch(/\n\nLearned rule: Re: The agent post-analyzer: /);
+    expect(response.stats).toMatchObject({ rollouts: 12, llm_calls: 4, rejected_edits: 0 });
   });
 });

@@ -44,7 +44,7 @@ export interface MastraRunOptions {
 export function recordMastraRun(tracer: Tracer, options: Partial<MastraRunOptions> = {}): Span {
   const run: MastraRunOptions = {
     agent: postAnalyzer.id,
-    userMessage: postAnalyzer.userMessage({ content: POST }),
+    userMessage: postAnalyzer.message({ content: POST }),
     answer: ANSWER,
     instructions: "Classify the post.",
     startMs: Date.now() - 1000,

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { Client, Connection } from "@temporalio/client";
 import { inject } from "vitest";
+import { bundledAgents } from "../../agents/examples.ts";
 import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
 import { type LoadedConfig, loadConfig } from "../../config/load.ts";
 import { type RunningWorker, startWorker } from "../../runtime/worker.ts";
@@ -14,6 +15,7 @@ import type { Store } from "../../store/index.ts";
 export function testConfig(overrides: Record<string, unknown> = {}): LoadedConfig {
   return loadConfig({
     env: {},
+    agents: bundledAgents,
     overrides: {
       dataDir: mkdtempSync(join(tmpdir(), "agl-data-")),
       temporal: { address: inject("temporalAddress"), taskQueue: `test-${randomBytes(4).toString("hex")}` },

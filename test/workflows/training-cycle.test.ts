@@ -1,14 +1,50 @@
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WorkflowFailedError } from "@temporalio/client";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { fakeKeywordModel } from "../../agents/models/fake-keyword.ts";
-import { cycleSettings, queryProgress, startCycle } from "../../runtime/cycles.ts";
+import { textModel } from "../../agents/models/text-model.ts";
+import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
+import { createAgentRegistry } from "../../agents/registry.ts";
+import { cycleSettings, queryProgress, rootCauseMessage, startCycle } from "../../runtime/cycles.ts";
 import type { RunningWorker } from "../../runtime/worker.ts";
 import { ConflictError } from "../../store/errors.ts";
 import type { trainingCycle } from "../../workflows/training-cycle.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { importSubset } from "../support/datasets.ts";
 import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
+
+/** A FAKE model that refuses the calls `fails` says so, and answers the others like the keyword fake. */
+function failingModel(fails: () => boolean) {
+  const answering = fakeKeywordModel();
+  return textModel("fake", "always-down", async (_turns, options) => {
+    if (fails()) throw new Error("connection refused by the FAKE provider");
+    const result = await answering.doGenerate(options);
+    const text = result.content.find((part) => part.type === "text");
+    return { text: text?.type === "text" ? text.text : "", inputTokens: 1, outputTokens: 1 };
+  });
+}
+
+/**
+ * The hash salt of the coin model. Picked (among a-f) so that in this cycle a finalist's validation mean
+ * happens to beat the incumbent's by more than 0.02: the situation the gate must not mistake for a gain.
+ */
+const NOISE_SALT = "a";
+
+/** A FAKE model that answers every label field with a label picked by a hash of the prompt and the post: pure noise. */
+function coinModel() {
+  return textModel("fake", "coin", async (turns, options) => {
+    const schema = (options.responseFormat?.type === "json" ? options.responseFormat.schema : undefined) as { properties?: Record<string, { enum?: string[] }> } | undefined;
+    const seed = turns.map((turn) => turn.text).join("\n");
+    const answer = Object.fromEntries(
+      Object.entries(schema?.properties ?? {}).map(([field, property]) => {
+        const labels = property.enum ?? [""];
+        return [field, labels[createHash("sha256").update(`${NOISE_SALT}${field}\u0000${seed}`).digest().readUInt32BE(0) % labels.length]];
+      }),
+    );
+    return { text: JSON.stringify(answer), inputTokens: 1, outputTokens: 1 };
+  });
+}
 
 describe("training cycle workflow (real Temporal dev server, fake model)", () => {
   let db: TestStore;
@@ -33,10 +69,29 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
 
     expect(result.outcome).toBe("deployed");
     expect(result.deployedVersion).toBe(2);
-    expect(result.best!.meanReward).toBeGreaterThanOrEqual(result.baseline!.meanReward + config.cycle.margin);
+    // The gate: the chosen finalist's paired gain over the incumbent, its lower bound corrected for the finalists.
+    const gate = result.gate!;
+    const finalists = result.search!.finalists.length;
+    expect(gate).toMatchObject({ deploy: true, chosen: result.best!.contender, confidence: 0.9, margin: 0, repeats: 1 });
+    expect(gate.correctedConfidence).toBeCloseTo(1 - 0.1 / finalists, 12);
+    const chosen = gate.comparisons.find((comparison) => comparison.contender === gate.chosen)!;
+    expect(chosen.tasks).toBe(60);
+    expect(chosen.meanDifference).toBeCloseTo(result.best!.meanReward - result.baseline!.meanReward, 10);
+    expect(chosen.lowerBound!).toBeGreaterThan(0);
+    expect(chosen.lowerBound!).toBeLessThan(chosen.meanDifference);
+    // After the decision, the test split (60 posts neither the optimizer nor the gate saw) measured both versions.
+    expect(result.test).toMatchObject({ tasks: 60, incumbent: { n: 60 }, deployed: { n: 60 }, difference: { n: 60 } });
+    expect(result.test!.difference.mean).toBeCloseTo(result.test!.deployed.mean - result.test!.incumbent.mean, 10);
+    const tested = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "test" });
+    expect(tested).toHaveLength(120);
+    expect(new Set(tested.map((rollout) => rollout.candidateId ?? `v${rollout.resourceVersion}`))).toEqual(new Set(["v1", result.best!.contender]));
+    expect(result.detail).toMatch(/^deployed v2 \(from v1\): r1c\d+ vs incumbent on 60 validation tasks: gain \+\d\.\d{3}, lower bound \+\d\.\d{3} at 9\d(\.\d)?%, above margin 0 \(paired t over validation tasks, one-sided, Bonferroni over \d finalists?\); test split \(60 tasks, 95% intervals\): v1 -?\d\.\d{3} \[/);
     const production = await db.store.resources.getByLabel("post-analyzer", "production");
     expect(production).toMatchObject({ version: 2, parentVersion: 1, createdBy: `cycle:${handle.workflowId}` });
-    expect(production.metrics).toMatchObject({ validation: { contender: result.best!.contender } });
+    expect(production.metrics).toMatchObject({ validation: { contender: result.best!.contender }, gate: { chosen: result.best!.contender }, test: { tasks: 60 } });
+    const [published] = await db.store.resources.events("post-analyzer", 1);
+    expect(published!.reason).toContain(`cycle ${handle.workflowId} deployed candidate ${result.best!.contender}: `);
+    expect(published!.reason).toContain("test split (60 tasks, 95% intervals)");
     const candidate = await db.store.cycles.candidate(handle.workflowId, result.best!.contender);
     expect(production.content).toEqual(candidate.content);
 
@@ -80,7 +135,11 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     const result = await handle.result();
 
     expect(result.outcome).toBe("kept");
-    expect(result.detail).toMatch(/^kept v1: baseline -?\d\.\d{3}, best candidate r1c\d+ -?\d\.\d{3}, margin 2$/);
+    expect(result.detail).toMatch(/^kept v1: r1c\d+ vs incumbent on 60 validation tasks: gain [+-]\d\.\d{3}, lower bound [+-]\d\.\d{3} at 9\d(\.\d)?%, not above margin 2 /);
+    expect(result.gate).toMatchObject({ deploy: false, margin: 2 });
+    // Nothing is measured on the test split for a cycle that deployed nothing.
+    expect(result.test).toBeUndefined();
+    expect(await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "test" })).toEqual([]);
     expect(result.deployedVersion).toBeNull();
     expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
     expect((await db.store.resources.getByLabel("post-analyzer", "production")).version).toBe(1);
@@ -146,5 +205,61 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     expect(cancelled.outcome).toBe("cancelled");
     expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
     expect(await db.store.cycles.leaseHolder("post-analyzer")).toBeUndefined();
+  });
+  test("a model that does not answer fails the cycle before it collects, with the model's error; nothing is stored", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    worker = await startTestWorker(config, db.store, failingModel(() => true));
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" });
+    const failure = await handle.result().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(rootCauseMessage(failure)).toMatch(/^Agent "post-analyzer" failed before the cycle collected anything \(model fake\/always-down\): .*connection refused by the FAKE provider/);
+    expect(await db.store.rollouts.countForCycle(handle.workflowId)).toBe(0);
+    expect(await db.store.cycles.get(handle.workflowId)).toMatchObject({ outcome: "failed", phase: "done" });
+    expect(await db.store.resources.listVersions("post-analyzer")).toHaveLength(1);
+  });
+
+  test("a cycle whose every collect run failed is a failed cycle naming the first error, not a kept one", async () => {
+    const config = testConfig();
+    temporal = await connectClient(config);
+    let calls = 0;
+    // The probe's call answers; every later one fails, as a model that breaks after warming up would.
+    worker = await startTestWorker(config, db.store, failingModel(() => ++calls > 1));
+    await importSubset(db.store, "tiny", 6, 3);
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "tiny" });
+    const failure = await handle.result().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(rootCauseMessage(failure)).toMatch(/^Every one of the 6 agent runs of the collect phase failed; the first error: .*connection refused by the FAKE provider/);
+    expect(await db.store.cycles.get(handle.workflowId)).toMatchObject({ outcome: "failed" });
+  });
+
+  test("an optimizer that cannot change the agent's prompt is refused before anything starts", async () => {
+    const config = testConfig({ optimizer: { algorithm: "few-shot" } });
+    temporal = await connectClient(config);
+    const noDemonstrations = { ...postAnalyzer, prompt: { ...postAnalyzer.prompt, examplesComponent: null } };
+    const refusing = { ...config, agents: createAgentRegistry([noDemonstrations]) };
+    await expect(startCycle({ config: refusing, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" })).rejects.toThrow(
+      'optimizer "few-shot" cannot train agent "post-analyzer": the agent takes no demonstrations (prompt.examples is false)',
+    );
+    expect(await db.store.cycles.list({ limit: 5 })).toEqual([]);
+  });
+  test("the gate does not deploy noise: prompts that answer at random win by chance on the mean, not by a bound", async () => {
+    // Every post gets a label drawn from a hash of the whole prompt and post: no prompt is better than another.
+    const config = testConfig({ optimizer: { candidates: 6 } });
+    temporal = await connectClient(config);
+    worker = await startTestWorker(config, db.store, coinModel());
+    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "posts" });
+    const result = await handle.result();
+    expect(result.outcome).toBe("kept");
+    // The best finalist's validation mean beats the incumbent's by more than the old 0.02 margin: a raw comparison would have deployed it.
+    expect(result.best!.meanReward).toBeGreaterThan(result.baseline!.meanReward + 0.02);
+    const chosen = result.gate!.comparisons.find((comparison) => comparison.contender === result.gate!.chosen)!;
+    expect(chosen.lowerBound!).toBeLessThanOrEqual(0);
+    expect(await db.store.resources.listVersions("post-analyzer")).toHaveLength(1);
   });
 });

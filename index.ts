@@ -1,0 +1,21 @@
+// The public surface of agl: what a project's agl.config.ts and its agents import.
+export { defineAgent } from "./agents/define.ts";
+export type { AgentOptions, ScorerEntry } from "./agents/define.ts";
+export { defineConfig } from "./config/define.ts";
+export type { ProjectConfig } from "./config/define.ts";
+export type { AgentDefinition, MastraAgentLike } from "./agents/types.ts";
+export { groundTruth } from "./scorers/ground-truth.ts";
+export type { GroundTruthOptions } from "./scorers/ground-truth.ts";
+export { judge } from "./scorers/judge.ts";
+export type { JudgeOptions } from "./scorers/judge.ts";
+export { human, mastraScorer, proxy } from "./scorers/registry.ts";
+export type { MastraScorerOptions } from "./scorers/registry.ts";
+export { exact, normalized, numeric, oneOf, setOverlap, tokenF1 } from "./scorers/matchers.ts";
+export type { FieldMatcher } from "./scorers/matchers.ts";
+export type { ScorerInput, ScoredReward, RewardScorer } from "./scorers/types.ts";
+export { createPromptClient, PromptUnavailableError } from "./client/prompt-client.ts";
+export type { PromptClient, PromptClientOptions, Freshness, PromptSelector } from "./client/prompt-client.ts";
+export { createLiveAgentRunner } from "./agents/live-runner.ts";
+export type { LiveAgentRun, LiveAgentRunner } from "./agents/live-runner.ts";
+export { renderPrompt } from "./agents/prompt-template.ts";
+export { configuredModel } from "./agents/models/configured.ts";

@@ -1,0 +1,43 @@
+import { proxyActivities } from "@temporalio/workflow";
+import type { createCycleActivities } from "../activities/cycle-activities.ts";
+import type { CycleSettings } from "./types.ts";
+
+type Activities = ReturnType<typeof createCycleActivities>;
+
+/**
+ * The cycle's activities, each group with the durability contract of its call sites: timeouts,
+ * heartbeats and retries are read here, where a reader of the workflow looks for them.
+ */
+export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinutes" | "heartbeatTimeoutSeconds" | "optimizer">) {
+  return {
+    /** Short store operations: retried freely, they are idempotent. */
+    bookkeeping: proxyActivities<Activities>({
+      startToCloseTimeout: "1 minute",
+      retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
+    }),
+    agentBatches: proxyActivities<Activities>({
+      startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
+      heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
+      retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
+    }),
+    // Scoring may call an LLM judge per rollout: it gets a batch's time, not a bookkeeping minute.
+    scoring: proxyActivities<Activities>({
+      startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
+      retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
+    }),
+    // The probe that the agent's model loads and answers: a few quick tries, then the cycle fails with its error.
+    preflight: proxyActivities<Activities>({
+      startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
+      retry: { initialInterval: "2 seconds", maximumInterval: "10 seconds", maximumAttempts: 3 },
+    }),
+    optimizer: proxyActivities<Activities>({
+      startToCloseTimeout: `${settings.optimizer.timeoutMinutes + 1} minutes`,
+      heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
+      // A crash or a hang may pass; bad input and contract violations are non-retryable failures.
+      retry: { initialInterval: "2 seconds", maximumInterval: "30 seconds", maximumAttempts: 3 },
+      cancellationType: "WAIT_CANCELLATION_COMPLETED",
+    }),
+  };
+}
+
+export type CycleActivities = ReturnType<typeof cycleActivities>;
