@@ -66,7 +66,9 @@ export function tracesStore(db: Kysely<Database>) {
         const read = new Set(context.rolloutIds);
         let result = plan(stored, read);
         // A span may join a rollout that none of the new spans names (it inherits it from a stored parent):
-        // that rollout's other spans, in other traces maybe, are read too before it is rebuilt.
+        // that rollout's other spans, in other traces maybe, are read too before it is rebuilt. Its lock comes
+        // out of the sorted order; in the rare deadlock that allows, PostgreSQL aborts one of the two ingests,
+        // which answers 503, and its exporter sends it again.
         while (result.unreadRollouts.some((id) => !read.has(id))) {
           const more = result.unreadRollouts.filter((id) => !read.has(id));
           for (const id of more) read.add(id);
