@@ -74,6 +74,9 @@ describe("the dashboard in a real browser", () => {
   test("the learning curve has one point per scored version and per cycle; cycles link to the Temporal UI; schedules show their spec", async () => {
     await expect.poll(() => page.locator("[data-chart=versions] circle[data-series=reward]").count()).toBe(seeded.scoredVersions.length);
     expect(await page.locator("[data-chart=cycles] circle[data-series=reward]").count()).toBe(seeded.scoredCycles.length);
+    // Each deployed cycle's test-split score, the number to believe, with its band.
+    expect(await page.locator("[data-chart=cycles] circle[data-series=test]").count()).toBe(seeded.deployedCycles);
+    expect(await page.locator("[data-chart=cycles] [data-series=test] path.band").count()).toBe(1);
     expect(await page.locator("[data-chart=versions] circle[data-series=field-category]").count()).toBe(seeded.scoredVersions.length);
     expect(await page.locator("[data-chart=versions] [data-series=reward] path.band").count()).toBe(1);
 
