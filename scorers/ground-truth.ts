@@ -1,9 +1,9 @@
-import { createScorer } from "@mastra/core/evals";
 import { canonical, defaultMatcher, type FieldMatcher, tokenF1 } from "./matchers.ts";
 import { type AgentShape, type ScorerSpec, scorerSpec } from "./spec.ts";
 import type { RewardScorer, ScorerInput } from "./types.ts";
 
 export const GROUND_TRUTH = "ground-truth";
+const DESCRIPTION = "Each expected field compared with its matcher; reward 2 × mean credit − 1.";
 
 interface FieldCheck {
   field: string;
@@ -40,35 +40,39 @@ export function groundTruth(options: GroundTruthOptions = {}): ScorerSpec {
 function groundTruthScorer(agent: AgentShape, chosen: Record<string, FieldMatcher>): RewardScorer {
   const properties = (agent.outputJsonSchema?.properties ?? {}) as Record<string, Record<string, unknown>>;
   const matcherFor = (field: string) => chosen[field] ?? (agent.outputKind === "text" && field === "text" ? tokenF1() : defaultMatcher(properties[field]));
-  const pipeline = createScorer<ScorerInput, unknown>({
-    id: GROUND_TRUTH,
-    description: "Each expected field compared with its matcher; reward 2 × mean credit − 1.",
-  })
-    .preprocess(({ run }): { checks: FieldCheck[] } => {
-      const { expected, output } = run.input!;
-      const checks = Object.entries(expected ?? {}).map(([field, value]) => {
-        const matcher = matcherFor(field);
-        const actual = output?.[field];
-        return { field, matcher: matcher.name, expected: value, actual, credit: output === null || actual === undefined ? 0 : matcher.credit(value, actual) };
+  let pipeline: Promise<ReturnType<typeof buildPipeline>> | undefined;
+  // Mastra's scorer module takes a second to load: only a process that scores pays for it.
+  const loaded = () => (pipeline ??= import("@mastra/core/evals").then(({ createScorer }) => buildPipeline(createScorer)));
+  const buildPipeline = (createScorer: typeof import("@mastra/core/evals").createScorer) =>
+    createScorer<ScorerInput, unknown>({
+      id: GROUND_TRUTH,
+      description: DESCRIPTION,
+    })
+      .preprocess(({ run }): { checks: FieldCheck[] } => {
+        const { expected, output } = run.input!;
+        const checks = Object.entries(expected ?? {}).map(([field, value]) => {
+          const matcher = matcherFor(field);
+          const actual = output?.[field];
+          return { field, matcher: matcher.name, expected: value, actual, credit: output === null || actual === undefined ? 0 : matcher.credit(value, actual) };
+        });
+        return { checks };
+      })
+      .generateScore(({ results }) => {
+        const { checks } = results.preprocessStepResult;
+        return 2 * (checks.reduce((sum, check) => sum + check.credit, 0) / checks.length) - 1;
+      })
+      .generateReason(({ run, results }) => {
+        const parts = results.preprocessStepResult.checks.map(describeCheck);
+        const failure = run.input!.output === null ? `the agent failed (${run.input!.error ?? "no output"}); ` : "";
+        return `${failure}${parts.join("; ")}`;
       });
-      return { checks };
-    })
-    .generateScore(({ results }) => {
-      const { checks } = results.preprocessStepResult;
-      return 2 * (checks.reduce((sum, check) => sum + check.credit, 0) / checks.length) - 1;
-    })
-    .generateReason(({ run, results }) => {
-      const parts = results.preprocessStepResult.checks.map(describeCheck);
-      const failure = run.input!.output === null ? `the agent failed (${run.input!.error ?? "no output"}); ` : "";
-      return `${failure}${parts.join("; ")}`;
-    });
 
   return {
     id: GROUND_TRUTH,
-    description: pipeline.description,
+    description: DESCRIPTION,
     async score(input) {
       if (!input.expected || Object.keys(input.expected).length === 0) return undefined;
-      const result = await pipeline.run({ input, output: input.output });
+      const result = await (await loaded()).run({ input, output: input.output });
       const checks = (result.preprocessStepResult as { checks: FieldCheck[] }).checks;
       return {
         value: result.score as number,

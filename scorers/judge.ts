@@ -1,10 +1,10 @@
 import type { LanguageModelV2 } from "@ai-sdk/provider";
-import { createScorer } from "@mastra/core/evals";
 import { z } from "zod";
 import { type AgentShape, type ScorerSpec, scorerSpec } from "./spec.ts";
 import type { RewardScorer, ScorerInput } from "./types.ts";
 
 export const JUDGE = "judge";
+const DESCRIPTION = "An LLM rates the answer 1-5 against the agent's rubric; reward (rating - 3) / 2.";
 
 /** The judge prompt's section headings; the fake judge model finds its way through the prompt by them. */
 export const JUDGE_PROMPT = {
@@ -41,11 +41,13 @@ export function judge(options: JudgeOptions = {}): ScorerSpec {
 }
 
 function judgeScorer(agent: AgentShape, rubric: string): RewardScorer {
-  const pipelines = new WeakMap<LanguageModelV2, ReturnType<typeof pipelineFor>>();
-  const pipelineFor = (model: LanguageModelV2) =>
+  const pipelines = new WeakMap<LanguageModelV2, Promise<ReturnType<typeof buildPipeline>>>();
+  // Mastra's scorer module takes a second to load: only a process that judges pays for it.
+  const pipelineFor = (model: LanguageModelV2) => import("@mastra/core/evals").then(({ createScorer }) => buildPipeline(createScorer, model));
+  const buildPipeline = (createScorer: typeof import("@mastra/core/evals").createScorer, model: LanguageModelV2) =>
     createScorer<ScorerInput, unknown>({
       id: JUDGE,
-      description: "An LLM rates the answer 1-5 against the agent's rubric; reward (rating - 3) / 2.",
+      description: DESCRIPTION,
       // Native structured output: the local model then answers through a JSON grammar instead of free text.
       judge: { model, instructions: INSTRUCTIONS, jsonPromptInjection: false },
     })
@@ -59,7 +61,7 @@ function judgeScorer(agent: AgentShape, rubric: string): RewardScorer {
 
   return {
     id: JUDGE,
-    description: "An LLM rates the answer 1-5 against the agent's rubric; reward (rating - 3) / 2.",
+    description: DESCRIPTION,
     async score(input, context) {
       if (input.output === null) {
         return { value: -1, reason: `the agent failed (${input.error ?? "no output"}); nothing to judge`, details: { rating: 1, judge: null } };
@@ -67,7 +69,7 @@ function judgeScorer(agent: AgentShape, rubric: string): RewardScorer {
       const model = context.judgeModel();
       let pipeline = pipelines.get(model);
       if (!pipeline) pipelines.set(model, (pipeline = pipelineFor(model)));
-      const result = await pipeline.run({ input, output: input.output });
+      const result = await (await pipeline).run({ input, output: input.output });
       const { rating } = result.analyzeStepResult as z.infer<typeof verdictSchema>;
       const judgeName = `${model.provider}/${model.modelId}`;
       return { value: result.score as number, reason: `rated ${rating}/5 by ${judgeName}: ${result.reason ?? ""}`, details: { rating, judge: judgeName } };

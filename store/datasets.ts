@@ -38,7 +38,7 @@ export function datasetsStore(db: Kysely<Database>) {
       agent: row.agent,
       source: row.source,
       taskCount: row.task_count,
-      splits: Object.fromEntries(splits.map((s) => [s.split, Number(s.count)])),
+      splits: splitCounts(splits),
       createdAt: row.created_at,
     };
   }
@@ -103,4 +103,10 @@ export function datasetsStore(db: Kysely<Database>) {
 
 function toTask(row: Selectable<TasksTable>): Task {
   return { id: row.id, input: row.input, expected: row.expected, split: row.split };
+}
+
+/** Task counts per split, always in the order train, validation, test (the database groups in any order). */
+function splitCounts(rows: readonly { split: string; count: number | string | bigint }[]): Record<string, number> {
+  const order = ["train", "validation", "test"];
+  return Object.fromEntries([...rows].sort((a, b) => order.indexOf(a.split) - order.indexOf(b.split)).map((row) => [row.split, Number(row.count)]));
 }

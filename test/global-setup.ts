@@ -9,7 +9,7 @@ import { connectStore } from "../store/index.ts";
 import { servePGlite } from "../store/pglite-server.ts";
 import { startDevServer } from "../runtime/temporal-dev-server.ts";
 import { workflowBundle } from "../runtime/worker.ts";
-import { provideTestPostgres } from "./support/postgres.ts";
+import { postgresServer } from "./support/postgres.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -29,7 +29,7 @@ export default async function setup(project: TestProject) {
   const [devServer, bundle, postgres, template] = await Promise.all([
     startDevServer({ cli: installPath(loadConfig({ env: {} }).temporal.cli), namespace: "default" }),
     workflowBundle(),
-    provideTestPostgres(),
+    postgresServer(process.env.AGL_TEST_DATABASE_URL),
     buildPGliteTemplate(),
   ]);
   const bundlePath = join(scratch, "workflows.js");
@@ -44,7 +44,7 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     await devServer.stop();
-    postgres.stop();
+    await postgres.stop();
     rmSync(scratch, { recursive: true, force: true });
   };
 }

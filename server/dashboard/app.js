@@ -309,6 +309,15 @@ function renderCurve() {
           return { x: i, y: score.meanReward, title: `${cycle.id} · ${cycle.outcome === "deployed" ? `deployed v${cycle.deployedVersion}` : `kept v${cycle.incumbentVersion ?? "?"}`}: ${fmt(score.meanReward)} on ${score.rollouts} validation runs` };
         }),
       },
+      {
+        id: "test",
+        color: "#12805c",
+        band: true,
+        points: scored.map((cycle, i) => {
+          const test = cycle.result.test;
+          return test && { x: i, y: test.deployed.mean, low: test.deployed.low, high: test.deployed.high, title: `${cycle.id} · v${cycle.deployedVersion} on the test split: ${fmt(test.deployed.mean)} (95% CI ${fmt(test.deployed.low)}–${fmt(test.deployed.high)}), v${cycle.incumbentVersion} ${fmt(test.incumbent.mean)}, difference ${fmt(test.difference.mean)} over ${test.tasks} tasks` };
+        }),
+      },
       ...fields.map((field) => ({
         id: `field-${field}`,
         color: colorOf(field),
@@ -325,6 +334,7 @@ function renderCurve() {
     $("#curve-legend"),
     h("li", {}, h("span", { class: "swatch line band" }), "mean reward (shaded: 95% confidence band)"),
     h("li", {}, h("span", { class: "swatch dot hollow" }), "baseline: production before the cycle"),
+    h("li", {}, h("span", { class: "swatch line band test" }), "deployed version on the test split, which nobody chose with: the number to believe"),
     fields.map((field) => {
       const swatch = h("span", { class: "swatch line dashed" });
       swatch.style.borderColor = colorOf(field);
@@ -446,6 +456,13 @@ function renderCycles() {
                   " → ",
                   h("span", { title: best ? `candidate ${best.contender}` : "" }, fmt(best?.meanReward)),
                   delta !== null ? h("span", { class: `delta ${delta > 0 ? "up" : delta < 0 ? "down" : ""}` }, `${delta >= 0 ? "+" : ""}${fmt(delta)}`) : null,
+                  cycle.result?.test
+                    ? h(
+                        "div",
+                        { class: "small test-score", title: "measured after the decision on the test split, which neither the optimizer nor the gate saw" },
+                        `test: ${fmt(cycle.result.test.incumbent.mean)} → ${fmt(cycle.result.test.deployed.mean)} (Δ ${fmt(cycle.result.test.difference.mean)}, 95% CI ${fmt(cycle.result.test.difference.low)}–${fmt(cycle.result.test.difference.high)})`,
+                      )
+                    : null,
                 )
               : "–",
             cycle.runUrl ? h("a", { href: cycle.runUrl, target: "_blank", rel: "noopener", class: "run-link" }, "Temporal ↗") : h("span", { class: "muted small" }, "no UI"),

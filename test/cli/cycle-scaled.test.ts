@@ -91,7 +91,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
         labels: ["production"],
         parentVersion: 1,
         createdBy: `cycle:${first.cycleId}`,
-        metrics: { validation: first.best, baseline: first.baseline, margin: 0.02, cycleId: first.cycleId },
+        metrics: { validation: first.best, baseline: first.baseline, margin: 0, cycleId: first.cycleId },
       });
     } else {
       expect(listed[0].labels).toEqual(["production"]);

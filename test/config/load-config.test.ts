@@ -33,7 +33,7 @@ describe("defaults", () => {
     expect(config.temporal.address).toBeUndefined();
     expect(config.database.url).toBeUndefined();
     expect(config.server.host).toBe("127.0.0.1");
-    expect(config.cycle.margin).toBe(0.02);
+    expect(config.cycle.margin).toBe(0);
     expect(config.optimizer.command).toEqual([".venv/bin/python", "-m", "agl_optimizer"]);
     expect(config.file).toBeUndefined();
   });
@@ -56,7 +56,7 @@ describe("defaults", () => {
   });
 
   test("an empty environment variable counts as unset", () => {
-    expect(loadConfig({ cwd, env: { AGL_CYCLE_MARGIN: "", TEMPORAL_ADDRESS: "" } }).cycle.margin).toBe(0.02);
+    expect(loadConfig({ cwd, env: { AGL_CYCLE_CONFIDENCE: "", TEMPORAL_ADDRESS: "" } }).cycle.confidence).toBe(0.9);
   });
 });
 

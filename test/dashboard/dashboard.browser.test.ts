@@ -1,20 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { LoadedConfig } from "../../config/load.ts";
 import { changeSchedule, createSchedule } from "../../runtime/schedules.ts";
 import { createServerApp, type RunningHttpServer, startHttpServer } from "../../server/app.ts";
 import { serverRoutes } from "../../server/routes.ts";
 import { agl, cleanEnv, json, removeDir, ROOT, tempDir } from "../cli/support.ts";
+import { launchTestBrowser } from "../support/browser.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { connectClient, testConfig } from "../support/temporal.ts";
 import { RUNNING_CYCLE, type Seeded, seedDashboard, V2_OLD_LINE, V3_NEW_LINE } from "./seed.ts";
 
-/** Debian's chromium, driven by playwright-core: nothing is downloaded, and the browser reaches only our server. */
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const UI_URL = "http://127.0.0.1:8233";
 const TOKEN = "browser-token-0123456789";
 const ARTIFACTS = join(ROOT, "test-results", "dashboard");
@@ -46,7 +44,7 @@ beforeAll(async () => {
   const serve = (token?: string) =>
     startHttpServer(createServerApp({ config: token ? testConfig({ server: { token } }) : config, store: db.store, temporal: { client: temporal.client, uiUrl: UI_URL } }, serverRoutes), { host: "127.0.0.1", port: 0 });
   // launch() gives the browser a fresh temporary profile of its own.
-  [server, guarded, browser] = await Promise.all([serve(), serve(TOKEN), chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })]);
+  [server, guarded, browser] = await Promise.all([serve(), serve(TOKEN), launchTestBrowser()]);
   laptop = await browser.newContext({ viewport: LAPTOP });
   laptop.on("request", (request) => requested.push(request.url()));
   page = await laptop.newPage();
@@ -74,6 +72,9 @@ describe("the dashboard in a real browser", () => {
   test("the learning curve has one point per scored version and per cycle; cycles link to the Temporal UI; schedules show their spec", async () => {
     await expect.poll(() => page.locator("[data-chart=versions] circle[data-series=reward]").count()).toBe(seeded.scoredVersions.length);
     expect(await page.locator("[data-chart=cycles] circle[data-series=reward]").count()).toBe(seeded.scoredCycles.length);
+    // Each deployed cycle's test-split score, the number to believe, with its band.
+    expect(await page.locator("[data-chart=cycles] circle[data-series=test]").count()).toBe(seeded.deployedCycles);
+    expect(await page.locator("[data-chart=cycles] [data-series=test] path.band").count()).toBe(1);
     expect(await page.locator("[data-chart=versions] circle[data-series=field-category]").count()).toBe(seeded.scoredVersions.length);
     expect(await page.locator("[data-chart=versions] [data-series=reward] path.band").count()).toBe(1);
 

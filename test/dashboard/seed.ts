@@ -33,6 +33,8 @@ export interface Seeded {
   scoredVersions: number[];
   /** Cycles with a validation result: one learning-curve point each. */
   scoredCycles: string[];
+  /** Cycles that deployed, each with a test-split record. */
+  deployedCycles: number;
   production: number;
   versions: number;
   rollouts: number;
@@ -78,6 +80,8 @@ export async function seedDashboard(store: Store, now = Date.now()): Promise<See
       baseline: score("incumbent", cycle.incumbentSkill),
       best: score("c1", cycle.candidateSkill),
       collect: { rollouts: collect.length, failed: 0, meanReward: meanOf(collect.length, cycle.incumbentSkill) },
+      // A deployed cycle measured both versions on the test split after its decision.
+      ...(cycle.deployed ? { test: testOf(cycle.incumbentSkill, cycle.candidateSkill) } : {}),
     };
     await store.db
       .insertInto("cycles")
@@ -134,7 +138,7 @@ export async function seedDashboard(store: Store, now = Date.now()): Promise<See
     .values({ id: RUNNING_CYCLE, agent: AGENT, dataset: "posts", trigger: "manual", phase: "collect", progress: JSON.stringify({ phase: "collect", progress: { done: 5, total: 12 } }), metrics: "{}", incumbent_version: 3, started_at: new Date(now - 40_000) })
     .execute();
 
-  return { agent: AGENT, resource: RESOURCE, scoredVersions: [1, 2, 3], scoredCycles: CYCLES.map((cycle) => cycle.id), production: 3, versions: 4, rollouts };
+  return { agent: AGENT, resource: RESOURCE, scoredVersions: [1, 2, 3], scoredCycles: CYCLES.map((cycle) => cycle.id), deployedCycles: CYCLES.filter((cycle) => cycle.deployed).length, production: 3, versions: 4, rollouts };
 
   function rollout(id: string, taskId: string, version: number | null, candidate: string | null, phase: "collect" | "validate", cycleId: string, skill: number, index: number, createdAt: Date) {
     const expected = expectedOf.get(taskId)!;
@@ -194,4 +198,12 @@ function accuracyOf(count: number, skill: number): Record<string, number> {
     sentiment += Number(rightAt(i + 3, skill));
   }
   return { category: category / count, sentiment: sentiment / count };
+}
+
+/** A test-split record as a deploying cycle writes it: both versions and their paired difference, each with a 95 % interval. */
+function testOf(incumbentSkill: number, deployedSkill: number): NonNullable<CycleResult["test"]> {
+  const around = (mean: number) => ({ n: 20, mean, low: mean - 0.15, high: mean + 0.15 });
+  const incumbent = meanOf(20, incumbentSkill);
+  const deployed = meanOf(20, deployedSkill);
+  return { tasks: 20, incumbent: around(incumbent), deployed: around(deployed), difference: { n: 20, mean: deployed - incumbent, low: deployed - incumbent - 0.1, high: deployed - incumbent + 0.1 } };
 }
