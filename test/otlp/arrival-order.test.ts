@@ -161,14 +161,16 @@ describe.each(BACKENDS)("late spans correct and complete their rollout (%s)", (b
   });
 
   test("Agent Lightning: a span without the rollout id, under one of its spans, joins that rollout, whose spans in other traces still count", async () => {
-    const chat = (tracer: Tracer, model: string, tokens: number, parent?: Context) =>
-      tracer.startSpan(`chat ${model}`, { attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.usage.input_tokens": tokens } }, parent).end();
-    const elsewhere = recordSpans({ "service.name": "trainer", ...lightning("ro-split") }, (tracer) => chat(tracer, "model-a", 5));
+    // Start times a second apart: recorded in one millisecond, the two calls would be ordered by their random span ids.
+    const startedAt = Date.now();
+    const chat = (tracer: Tracer, model: string, tokens: number, offsetMs: number, parent?: Context) =>
+      tracer.startSpan(`chat ${model}`, { startTime: startedAt + offsetMs, attributes: { "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.usage.input_tokens": tokens } }, parent).end(startedAt + offsetMs + 10);
+    const elsewhere = recordSpans({ "service.name": "trainer", ...lightning("ro-split") }, (tracer) => chat(tracer, "model-a", 5, 0));
     let agentSpan!: Span;
     const agentRun = recordSpans({ "service.name": "trainer", ...lightning("ro-split") }, (tracer) => {
       agentSpan = recordMastraRun(tracer, { tokens: { input: 0, output: 0 } });
     });
-    const inherited = recordSpans({ "service.name": "tool-service" }, (tracer) => chat(tracer, "model-b", 7, trace.setSpanContext(context.active(), agentSpan.spanContext())));
+    const inherited = recordSpans({ "service.name": "tool-service" }, (tracer) => chat(tracer, "model-b", 7, 1_000, trace.setSpanContext(context.active(), agentSpan.spanContext())));
     const sender = exporter();
     for (const spans of [elsewhere, agentRun, inherited]) expect(await exportSpans(sender, spans)).toEqual({ code: 0 });
     expect(await server.store.rollouts.get("ro-agl-split")).toMatchObject({ agent: postAnalyzer.id, inputTokens: 12, model: "fake/fake-keyword, model-a, model-b" });
