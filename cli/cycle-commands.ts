@@ -27,7 +27,8 @@ export function registerCycleCommands(program: Command): void {
     .action(async (options: StartOptions, command: Command) => {
       const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       if ([options.dataset, options.traffic, options.since].filter((choice) => choice !== undefined).length !== 1) {
-        throw new InvalidInputError("Give exactly one of --dataset D, --traffic WINDOW and --since TIME.");
+        // A usage error, like a missing required option: commander prints it with the help hint and exits 2.
+        command.error("error: Give exactly one of --dataset D, --traffic WINDOW and --since TIME.", { exitCode: 2, code: "agl.missingSource" });
       }
       // Bad input is rejected before anything starts: no data folder, no embedded services, no worker.
       config.agents.get(options.agent);

@@ -186,7 +186,7 @@ describe("requests rejected before anything is opened (embedded mode: the data f
     ]);
     expectInvalid(unknownCommand, "error: unknown command 'frob'");
     expectInvalid(unknownSub, "error: unknown command 'frob'");
-    expectInvalid(missingOption, "error: required option '--dataset <dataset>' not specified");
+    expectInvalid(missingOption, "error: Give exactly one of --dataset D, --traffic WINDOW and --since TIME.");
     expectInvalid(limitZero, 'error: option \'--limit <n>\' argument \'0\' is invalid. --limit must be a positive whole number, got "0".');
     expectInvalid(limitText, '--limit must be a positive whole number, got "ten".');
     expectInvalid(missingArgument, "error: missing required argument 'id'");
