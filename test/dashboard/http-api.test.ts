@@ -121,8 +121,8 @@ describe("the page and its JSON", () => {
       ["/v1/dashboard/agents/post-analyzer/rollouts?min=2", 400, 'query parameter min must be a number from -1 to 1, got "2".'],
       ["/v1/dashboard/agents/post-analyzer/rollouts?min=0.8&max=0.2", 400, "The reward range is empty: min 0.8 is above max 0.2."],
       ["/v1/dashboard/agents/post-analyzer/rollouts?versoin=2", 400, 'unknown query parameter "versoin" (known: version, source, scorer, min, max, limit).'],
-      ["/v1/dashboard/agents/nobody", 404, 'Unknown agent "nobody". Known agents: post-analyzer.'],
-      ["/v1/dashboard/pulse", 404, 'Unknown agent "". Known agents: post-analyzer.'],
+      ["/v1/dashboard/agents/nobody", 404, 'Unknown agent "nobody". Known agents: post-analyzer, funding-extractor, support-reply.'],
+      ["/v1/dashboard/pulse", 404, 'Unknown agent "". Known agents: post-analyzer, funding-extractor, support-reply.'],
     ];
     for (const [path, status, message] of cases) {
       const response = await get(path);
