@@ -11,6 +11,8 @@ import { normalizeText } from "../../scorers/matchers.ts";
 /** A span of the message that could be a field's value, with the words around it. */
 interface Candidate {
   text: string;
+  /** A name run without its sentence-opening first word ("Ambit Bio" of "Today Ambit Bio"): a second reading of the same words. */
+  variant?: boolean;
   /** For money mentions: the amount, scale word applied. */
   value?: number;
   features: string[];
@@ -39,12 +41,13 @@ export function extractable(property: { type?: unknown; items?: { type?: unknown
 /**
  * The field's value for `message`: learned from the demonstrations that show this field when their
  * values can be found in their messages; with none, the zero-shot guess (the first name-like span,
- * the first amount of money, every name-like span but the first); undefined when there is nothing to
- * extract or the demonstrations show values that are not in their messages (the caller then copies).
+ * the first amount of money, every other name-like span); undefined when there is nothing to extract
+ * or the demonstrations show values that are not in their messages (the caller then copies). A span
+ * that `isLabel` (it names one of the answer's labels, "Series B") is no name.
  */
-export function extractField(field: string, property: { type?: unknown }, message: string, demonstrations: Demonstration[]): unknown {
+export function extractField(field: string, property: { type?: unknown; maxItems?: unknown }, message: string, demonstrations: Demonstration[], isLabel: (text: string) => boolean): unknown {
   const numeric = property.type === "number" || property.type === "integer";
-  const candidatesOf = numeric ? moneyCandidates : nameCandidates;
+  const candidatesOf = numeric ? moneyCandidates : (text: string) => nameCandidates(text).filter((candidate) => !isLabel(candidate.text));
   const candidates = candidatesOf(message);
   const shown = demonstrations.filter((demonstration) => typeof demonstration.answer === "object" && demonstration.answer[field] !== undefined);
   let pattern: Pattern | undefined;
@@ -55,8 +58,9 @@ export function extractField(field: string, property: { type?: unknown }, messag
   if (candidates.length === 0) return undefined;
   const value = (candidate: Candidate) => (numeric ? (property.type === "integer" ? Math.round(candidate.value!) : candidate.value!) : candidate.text);
   if (property.type === "array") {
-    const chosen = pattern ? candidates.filter((candidate) => score(pattern, candidate) > 0) : candidates.slice(1);
-    return [...new Map(chosen.map((candidate) => [normalizeText(candidate.text), candidate.text])).values()];
+    const chosen = pattern ? candidates.filter((candidate) => score(pattern, candidate) > 0) : candidates.filter((candidate) => !candidate.variant).slice(1);
+    const items = [...new Map(chosen.map((candidate) => [normalizeText(candidate.text), candidate.text])).values()];
+    return typeof property.maxItems === "number" ? items.slice(0, property.maxItems) : items;
   }
   if (!pattern) return value(candidates[0]!);
   let best = candidates[0]!;
@@ -125,10 +129,11 @@ function contextFeatures(tokens: Token[], first: number, last: number): string[]
 function nameCandidates(message: string): Candidate[] {
   const tokens = tokenize(message);
   const candidates: Candidate[] = [];
-  const add = (first: number, last: number, sentenceStart: boolean) => {
+  const add = (first: number, last: number, sentenceStart: boolean, variant: boolean) => {
     const length = last - first + 1;
     candidates.push({
       text: message.slice(tokens[first]!.start, tokens[last]!.end),
+      ...(variant ? { variant } : {}),
       features: [...contextFeatures(tokens, first, last), `len:${Math.min(length, 3)}`, ...(sentenceStart ? ["start"] : [])],
     });
   };
@@ -139,8 +144,8 @@ function nameCandidates(message: string): Candidate[] {
     const opensSentence = index === 0 || SENTENCE_END.has(tokens[index - 1]!.text);
     // A leading "Announcement:" names what follows; it is not part of it.
     const isLead = index === 0 && tokens[last + 1]?.text === ":";
-    if (!isLead) add(index, last, opensSentence);
-    if (opensSentence && last > index) add(index + 1, last, false);
+    if (!isLead) add(index, last, opensSentence, false);
+    if (opensSentence && last > index) add(index + 1, last, false, true);
     index = last;
   }
   return candidates;

@@ -35,7 +35,8 @@ interface Demonstration {
  *   answer is written from the result (below); a structured one does not read it.
  * - A closed label field (a string enum of the requested JSON schema): every `- label: description`
  *   line of the system prompt lends its words to that label, and every demonstration (a message line
- *   followed by `Answer: …`) votes for its labels when it shares words with the message. Ties go to the
+ *   followed by `Answer: …`) votes for its labels when it shares words with the message (words most of
+ *   three or more demonstrations contain, the task's own vocabulary, do not count). Ties go to the
  *   label listed first; with no evidence it answers the label listed last (the "anything else" slot).
  *   A label name with a part too short to be a keyword (`series-a`) is answered outright when the
  *   message writes it out ("Series A").
@@ -78,13 +79,15 @@ function answerObject(system: string, message: string, schema: Record<string, un
   const demonstrations = parseDemonstrations(system);
   const closest = closestDemonstration(demonstrations, messageSet);
   const properties = (schema.properties ?? {}) as Record<string, { enum?: unknown[]; type?: unknown; items?: { type?: unknown } }>;
+  const labelNames = Object.values(properties).flatMap((property) => (Array.isArray(property.enum) ? property.enum.filter((value): value is string => typeof value === "string") : []));
+  const isLabel = (text: string) => labelNames.some((label) => namePattern(label).test(text) && normalizeLabel(text) === normalizeLabel(label));
   const answer: Record<string, unknown> = {};
   for (const [field, property] of Object.entries(properties)) {
     if (Array.isArray(property.enum) && property.enum.every((value) => typeof value === "string")) {
       answer[field] = classify(system, message, messageSet, demonstrations, field, property.enum as string[]);
       continue;
     }
-    const extracted = extractable(property) ? extractField(field, property, message, demonstrations) : undefined;
+    const extracted = extractable(property) ? extractField(field, property, message, demonstrations, isLabel) : undefined;
     if (extracted !== undefined) {
       answer[field] = extracted;
       continue;
@@ -114,21 +117,38 @@ function classify(system: string, message: string, messageSet: Set<string>, demo
   for (const { label, keywords } of described) {
     scores.set(label, (scores.get(label) ?? 0) + [...keywords].filter((word) => messageSet.has(word)).length);
   }
+  const common = wordsMostShare(demonstrations);
   for (const demonstration of demonstrations) {
     if (typeof demonstration.answer !== "object") continue;
     const label = String(demonstration.answer[field] ?? "");
     if (!scores.has(label)) continue;
-    const shared = [...demonstration.words].filter((word) => messageSet.has(word)).length;
+    const shared = [...demonstration.words].filter((word) => messageSet.has(word) && !common.has(word)).length;
     if (shared >= 2) scores.set(label, scores.get(label)! + shared * 0.75);
   }
   const best = Math.max(...scores.values());
   return best > 0 ? order.find((label) => scores.get(label) === best)! : order.at(-1)!;
 }
 
+/**
+ * Words more than half of three or more demonstrations contain: the task's own vocabulary ("raised",
+ * "million" in every funding announcement) says nothing about which demonstration a message resembles.
+ */
+function wordsMostShare(demonstrations: Demonstration[]): Set<string> {
+  if (demonstrations.length < 3) return new Set();
+  const counts = new Map<string, number>();
+  for (const demonstration of demonstrations) for (const word of demonstration.words) counts.set(word, (counts.get(word) ?? 0) + 1);
+  return new Set([...counts].filter(([, count]) => count > demonstrations.length / 2).map(([word]) => word));
+}
+
 /** A label whose name has a part under three letters ("series-a"): its words alone cannot tell it from its siblings. */
 function shortPartedName(label: string): boolean {
   const parts = label.split(/[-_\s]+/);
   return parts.length > 1 && parts.some((part) => part.length < 3);
+}
+
+/** "Series A", "series-a" and "series_a" alike. */
+function normalizeLabel(text: string): string {
+  return text.toLowerCase().replace(/[-_\s]+/g, " ").trim();
 }
 
 /** The label's name written out in a text: "series-a" matches "Series A", "series-a" and "SERIES A". */

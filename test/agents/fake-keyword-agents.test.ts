@@ -33,13 +33,13 @@ describe("the fake model extracts structured fields by patterns it induces from 
     ],
   ]);
 
-  test("zero-shot it guesses: the first name-like span, the first amount, every other name", async () => {
+  test("zero-shot it guesses: the first name-like span, the first amount, every other name (a label named, Series B, is no name)", async () => {
     const run = await extract(announcement, seed);
     expect(run.output).toEqual({
       company: "At",
       amountUsd: 900_000_000,
       round: "series-b",
-      investors: ["Brightforge", "Series B", "Halcyon Growth", "Nimbus Ventures", "Fjord Ventures"],
+      investors: ["Brightforge", "Halcyon Growth", "Nimbus Ventures", "Fjord Ventures"],
     });
   });
 
@@ -75,6 +75,19 @@ describe("the fake model extracts structured fields by patterns it induces from 
     expect(await round("Lumio closed a $40 million series-c round led by Northwind Ventures.")).toBe("series-c");
     // No round named: the demonstrations' votes decide, as they do for the post analyzer's labels.
     expect(await round("Lumio closed a $2 million round led by Northwind Ventures.")).toBe("seed");
+  });
+
+  test("words most demonstrations share (the task's own vocabulary) give no vote: the distinctive ones decide", async () => {
+    const prompt = withComponents(seed, {
+      examples: examples([
+        ["Announcement: Foo raised $3 million in a seed round led by Pinegate.", { company: "Foo", amountUsd: 3_000_000, round: "seed", investors: ["Pinegate"] }],
+        ["Announcement: Bar raised $9 million in a seed round led by Copperleaf.", { company: "Bar", amountUsd: 9_000_000, round: "seed", investors: ["Copperleaf"] }],
+        ["Announcement: Baz raised $300 million in late-stage funding led by Kestrel Partners.", { company: "Baz", amountUsd: 300_000_000, round: "growth", investors: ["Kestrel Partners"] }],
+      ]),
+    });
+    // "raised", "million", "round", "led" and "seed" are in most demonstrations; "funding" and "kestrel" only in the growth one.
+    const run = await extract({ text: "Acme raised $5 million in funding led by Kestrel Partners." }, prompt);
+    expect(run.output?.round).toBe("growth");
   });
 
   test("the same prompt and message always give the same answer", async () => {

@@ -38,15 +38,16 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
     }
   }
 
-  test("funding-extractor: its bundled announcements train it, scored field by field, and sharper round descriptions are deployed", async () => {
+  test("funding-extractor: its bundled announcements train it, scored field by field, and demonstrations are deployed", async () => {
     const { handle, result, rollouts } = await runCycle("funding-extractor", "funding-announcements");
 
     expect(result).toMatchObject({ outcome: "deployed", deployedVersion: 2, collect: { rollouts: 90, failed: 0 }, baseline: { rollouts: 30, failed: 0 }, best: { rollouts: 30, failed: 0 } });
     expect(result.best!.meanReward).toBeGreaterThanOrEqual(result.baseline!.meanReward + 0.02);
-    // Scored field by field: each field's accuracy is reported. What won is sharper round descriptions
-    // (the demonstrations the search tried lifted the investors but, all of seed rounds, pulled the round towards seed).
+    // Scored field by field: each field's accuracy is reported. The demonstrations taught the fake which
+    // amount is the round's (not a valuation or a conversion); the round's accuracy held.
     expect(Object.keys(result.baseline!.fieldAccuracy).sort()).toEqual(["amountUsd", "company", "investors", "round"]);
-    expect(result.best!.fieldAccuracy.round).toBeGreaterThan(result.baseline!.fieldAccuracy.round!);
+    expect(result.best!.fieldAccuracy.amountUsd).toBeGreaterThan(result.baseline!.fieldAccuracy.amountUsd!);
+    expect(result.best!.fieldAccuracy.round).toBeGreaterThanOrEqual(result.baseline!.fieldAccuracy.round!);
 
     const collected = await rollouts("collect");
     expect(collected).toHaveLength(90);
@@ -60,10 +61,7 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
 
     const production = await db.store.resources.getByLabel("funding-extractor", "production");
     expect(production).toMatchObject({ version: 2, createdBy: `cycle:${handle.workflowId}` });
-    expect(production.content.components.rounds).toMatch(/^- growth: a later round for a large company; e\.g\. .+$/m);
-    const demonstrations = (await db.store.cycles.candidates(handle.workflowId)).map((candidate) => candidate.content.components.examples!).filter(Boolean);
-    expect(demonstrations.length).toBeGreaterThan(0);
-    for (const examples of demonstrations) expect(examples).toMatch(/^Examples:\n\nAnnouncement: .+\nAnswer: \{"company": "[^"]+", "amountUsd": \d+, "round": "[a-z-]+", "investors": \[/);
+    expect(production.content.components.examples).toMatch(/^Examples:\n\nAnnouncement: .+\nAnswer: \{"company": "[^"]+", "amountUsd": \d+, "round": "[a-z-]+", "investors": \[/);
   });
 
   test("support-reply: rollouts record its lookupOrder calls, both scorers reward every run with a reason, and the cycle deploys", async () => {
