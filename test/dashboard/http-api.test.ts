@@ -63,6 +63,9 @@ describe("the page and its JSON", () => {
         production: { version: 3, deployedAt: expect.any(String), deployedBy: `cycle:${seeded.scoredCycles[1]}`, kind: "labelled", reason: expect.stringMatching(/^c1 beat the incumbent by/) },
         latestCycle: expect.objectContaining({ id: RUNNING_CYCLE, phase: "collect", outcome: null }),
       }),
+      // The other bundled agents, never run here: no production version, no cycle.
+      expect.objectContaining({ id: "funding-extractor", production: null, latestCycle: null }),
+      expect.objectContaining({ id: "support-reply", production: null, latestCycle: null }),
     ]);
   });
 

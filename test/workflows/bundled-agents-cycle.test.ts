@@ -38,16 +38,15 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
     }
   }
 
-  test("funding-extractor: its bundled announcements train it, scored field by field, and demonstrations are deployed", async () => {
-    const { handle, result, rollouts } = await runCycle("funding-extractor", "funding-announcements");
+  test("funding-extractor: its bundled announcements train it, scored field by field; the gate keeps v1 against a gain within the noise", async () => {
+    const { result, rollouts } = await runCycle("funding-extractor", "funding-announcements");
 
-    expect(result).toMatchObject({ outcome: "deployed", deployedVersion: 2, collect: { rollouts: 90, failed: 0 }, baseline: { rollouts: 30, failed: 0 }, best: { rollouts: 30, failed: 0 } });
-    expect(result.best!.meanReward).toBeGreaterThanOrEqual(result.baseline!.meanReward + 0.02);
-    // Scored field by field: each field's accuracy is reported. The demonstrations taught the fake which
-    // amount is the round's (not a valuation or a conversion); the round's accuracy held.
+    expect(result).toMatchObject({ outcome: "kept", deployedVersion: null, collect: { rollouts: 90, failed: 0 }, baseline: { rollouts: 30, failed: 0 }, best: { rollouts: 30, failed: 0 } });
+    // The best candidate's demonstrations taught the fake which amount is the round's (not a valuation
+    // or a conversion), but on 30 validation tasks its gain is not clear of the noise.
+    expect(result.detail).toMatch(/^kept v1: r1c\d vs incumbent on 30 validation tasks: gain \+0\.\d{3}, lower bound -0\.\d{3} at 95%/);
     expect(Object.keys(result.baseline!.fieldAccuracy).sort()).toEqual(["amountUsd", "company", "investors", "round"]);
     expect(result.best!.fieldAccuracy.amountUsd).toBeGreaterThan(result.baseline!.fieldAccuracy.amountUsd!);
-    expect(result.best!.fieldAccuracy.round).toBeGreaterThanOrEqual(result.baseline!.fieldAccuracy.round!);
 
     const collected = await rollouts("collect");
     expect(collected).toHaveLength(90);
@@ -59,16 +58,19 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
     const ran = new Set([...collected, ...(await rollouts("search")), ...(await rollouts("validate"))].map((rollout) => rollout.taskId));
     expect(testTasks.filter((id) => ran.has(id))).toEqual([]);
 
-    const production = await db.store.resources.getByLabel("funding-extractor", "production");
-    expect(production).toMatchObject({ version: 2, createdBy: `cycle:${handle.workflowId}` });
-    expect(production.content.components.examples).toMatch(/^Examples:\n\nAnnouncement: .+\nAnswer: \{"company": "[^"]+", "amountUsd": \d+, "round": "[a-z-]+", "investors": \[/);
+    expect((await db.store.resources.getByLabel("funding-extractor", "production")).version).toBe(1);
+    const best = await db.store.cycles.candidate(result.cycleId, result.best!.contender);
+    expect(best.content.components.examples).toMatch(/^Examples:\n\nAnnouncement: .+\nAnswer: \{"company": "[^"]+", "amountUsd": \d+, "round": "[a-z-]+", "investors": \[/);
   });
 
   test("support-reply: rollouts record its lookupOrder calls, both scorers reward every run with a reason, and the cycle deploys", async () => {
     const { handle, result, rollouts } = await runCycle("support-reply", "support-messages");
 
     expect(result).toMatchObject({ outcome: "deployed", deployedVersion: 2, collect: { rollouts: 60, failed: 0 }, baseline: { rollouts: 20, failed: 0 }, best: { rollouts: 20, failed: 0 } });
-    expect(result.best!.meanReward).toBeGreaterThanOrEqual(result.baseline!.meanReward + 0.02);
+    expect(result.best!.meanReward).toBeGreaterThan(result.baseline!.meanReward);
+    // What it learned holds on the 20 test messages no one trained or gated on.
+    expect(result.test).toMatchObject({ tasks: 20 });
+    expect(result.test!.difference.mean).toBeGreaterThan(0);
 
     const collected = await rollouts("collect");
     expect(collected).toHaveLength(60);
