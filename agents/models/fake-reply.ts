@@ -9,7 +9,6 @@ import type { ToolResult } from "./text-model.ts";
 
 /** One fact of a tool's result: `trackingNumber: "SW123"` is labelled "Tracking number". */
 interface Fact {
-  key: string;
   label: string;
   value: string;
 }
@@ -50,8 +49,8 @@ export function writeReply(system: string, message: string, results: ToolResult[
 
 function factsOf(result: unknown, prefix = ""): Fact[] {
   if (result === null || result === undefined) return [];
-  if (typeof result !== "object") return prefix ? [{ key: prefix, label: labelOf(prefix), value: String(result) }] : [{ key: "result", label: "Result", value: String(result) }];
-  if (Array.isArray(result)) return prefix ? [{ key: prefix, label: labelOf(prefix), value: result.map(String).join(", ") }] : [];
+  if (typeof result !== "object") return [{ label: labelOf(prefix || "result"), value: String(result) }];
+  if (Array.isArray(result)) return prefix ? [{ label: labelOf(prefix), value: result.map(String).join(", ") }] : [];
   return Object.entries(result as Record<string, unknown>).flatMap(([key, value]) => factsOf(value, key));
 }
 
