@@ -1,14 +1,16 @@
-// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local]`: does the loop make the
-// agent better? Runs full training cycles in a row (each starts from the version the previous one left
-// in production) and prints, per data set, model and algorithm: the baseline validation score, the
-// production score after each cycle, the rollouts spent and the wall time. A measurement, not a test.
+// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local] [--agent ID …]`: does the
+// loop make the agent better? Runs full training cycles in a row (each starts from the version the
+// previous one left in production) and prints, per agent, data set, model and algorithm: the baseline
+// validation score, the production score after each cycle, the rollouts spent and the wall time. A
+// measurement, not a test.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { readDatasetFile } from "../agents/dataset-file.ts";
+import { bundledAgents, fundingExtractor, postAnalyzer, supportReply } from "../agents/examples.ts";
 import { LOCAL_MODEL_FILE } from "../agents/models/index.ts";
-import { postAnalyzer } from "../agents/post-analyzer/index.ts";
+import type { AgentDefinition } from "../agents/types.ts";
 import { loadConfig } from "../config/load.ts";
 import { INSTALL_ROOT } from "../config/paths.ts";
 import { cycleSettings, startCycle } from "../runtime/cycles.ts";
@@ -18,6 +20,7 @@ import type { Task } from "../store/datasets.ts";
 import type { CycleResult } from "../workflows/types.ts";
 
 interface BenchCase {
+  agent: AgentDefinition;
   dataset: string;
   model: "fake" | "local";
   algorithm: "llm-free" | "apo";
@@ -31,13 +34,18 @@ const { values: args } = parseArgs({
     tweeteval: { type: "string" },
     cycles: { type: "string", default: "3" },
     only: { type: "string" },
+    agent: { type: "string", multiple: true },
   },
 });
 const cycles = Number(args.cycles);
 const sharedTweeteval = resolve(INSTALL_ROOT, "../shared/data/tweeteval-sentiment");
 const tweetevalDir = args.tweeteval ? resolve(args.tweeteval) : existsSync(sharedTweeteval) ? sharedTweeteval : undefined;
 
-const bundled = () => readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer);
+/** An agent's bundled data set, as shipped (its test split is read but never run: cycles use train and validation). */
+const bundled = (agent: AgentDefinition, dataset: string) => () => readDatasetFile(agent.datasets[dataset]!, agent);
+const posts = bundled(postAnalyzer, "posts");
+const announcements = bundled(fundingExtractor, "funding-announcements");
+const messages = bundled(supportReply, "support-messages");
 
 /**
  * TweetEval sentiment (SemEval-2017): only the sentiment is known, so `expected` is partial and the
@@ -69,18 +77,22 @@ function tweeteval(dir: string, train: number, validation: number): () => Promis
 }
 
 const allCases: BenchCase[] = [
-  { dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: bundled },
-  { dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: bundled, settings: { rounds: 3 } },
-  { dataset: "posts (bundled)", model: "local", algorithm: "llm-free", cycles: Math.min(cycles, 2), tasks: bundled },
-  { dataset: "posts (bundled)", model: "local", algorithm: "apo", cycles: 1, tasks: bundled, settings: { rounds: 2 } },
+  { agent: postAnalyzer, dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: posts },
+  { agent: postAnalyzer, dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: posts, settings: { rounds: 3 } },
+  { agent: postAnalyzer, dataset: "posts (bundled)", model: "local", algorithm: "llm-free", cycles: Math.min(cycles, 2), tasks: posts },
+  { agent: postAnalyzer, dataset: "posts (bundled)", model: "local", algorithm: "apo", cycles: 1, tasks: posts, settings: { rounds: 2 } },
   ...(tweetevalDir
     ? [
-        { dataset: "tweeteval sentiment", model: "fake", algorithm: "llm-free", cycles, tasks: tweeteval(tweetevalDir, 300, 150) } satisfies BenchCase,
-        { dataset: "tweeteval sentiment", model: "local", algorithm: "llm-free", cycles: 1, tasks: tweeteval(tweetevalDir, 150, 90) } satisfies BenchCase,
+        { agent: postAnalyzer, dataset: "tweeteval sentiment", model: "fake", algorithm: "llm-free", cycles, tasks: tweeteval(tweetevalDir, 300, 150) } satisfies BenchCase,
+        { agent: postAnalyzer, dataset: "tweeteval sentiment", model: "local", algorithm: "llm-free", cycles: 1, tasks: tweeteval(tweetevalDir, 150, 90) } satisfies BenchCase,
       ]
     : []),
+  { agent: fundingExtractor, dataset: "funding announcements (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: announcements },
+  { agent: fundingExtractor, dataset: "funding announcements (bundled)", model: "local", algorithm: "llm-free", cycles: 1, tasks: announcements },
+  { agent: supportReply, dataset: "support messages (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: messages },
+  { agent: supportReply, dataset: "support messages (bundled)", model: "local", algorithm: "llm-free", cycles: 1, tasks: messages },
 ];
-const cases = allCases.filter((benchCase) => !args.only || benchCase.model === args.only);
+const cases = allCases.filter((benchCase) => (!args.only || benchCase.model === args.only) && (!args.agent || args.agent.includes(benchCase.agent.id)));
 
 interface CaseResult {
   benchCase: BenchCase;
@@ -94,6 +106,7 @@ interface CaseResult {
 async function runCase(benchCase: BenchCase): Promise<CaseResult> {
   const dataDir = mkdtempSync(join(tmpdir(), "agl-bench-optimize-"));
   const config = loadConfig({
+    agents: bundledAgents,
     env: { ...process.env, AGL_DATA_DIR: dataDir, AGL_MODEL: benchCase.model, AGL_OPTIMIZER_ALGORITHM: benchCase.algorithm },
     // The data folder is a scratch one; the model stays where the setup command put it.
     overrides: process.env.AGL_MODEL_PATH ? {} : { model: { path: join(INSTALL_ROOT, ".agl", "models", LOCAL_MODEL_FILE) } },
@@ -101,7 +114,7 @@ async function runCase(benchCase: BenchCase): Promise<CaseResult> {
   const runtime = await openRuntime(config, { store: true, temporal: true, command: "npm run bench:optimize" });
   const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
   try {
-    await runtime.store.datasets.importTasks({ name: "bench", agent: postAnalyzer.id, source: benchCase.dataset, tasks: await benchCase.tasks() });
+    await runtime.store.datasets.importTasks({ name: "bench", agent: benchCase.agent.id, source: benchCase.dataset, tasks: await benchCase.tasks() });
     const results: CycleResult[] = [];
     let rollouts = 0;
     const started = performance.now();
@@ -110,14 +123,14 @@ async function runCase(benchCase: BenchCase): Promise<CaseResult> {
         config,
         store: runtime.store,
         client: runtime.temporal.client,
-        agent: postAnalyzer.id,
+        agent: benchCase.agent.id,
         dataset: "bench",
         settings: { optimizer: { ...cycleSettings(config).optimizer, ...benchCase.settings } },
       });
       const result = await handle.result();
       results.push(result);
       rollouts += await runtime.store.rollouts.countForCycle(handle.workflowId);
-      process.stderr.write(`  ${benchCase.dataset} / ${benchCase.model} / ${benchCase.algorithm}: cycle ${index + 1}: ${result.detail}\n`);
+      process.stderr.write(`  ${benchCase.agent.id} / ${benchCase.dataset} / ${benchCase.model} / ${benchCase.algorithm}: cycle ${index + 1}: ${result.detail}\n`);
     }
     return {
       benchCase,
@@ -137,13 +150,14 @@ async function runCase(benchCase: BenchCase): Promise<CaseResult> {
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
 console.log("## Optimizer lift: validation mean reward of the production prompt, cycle after cycle\n");
 if (!tweetevalDir) console.log("(TweetEval not found: pass --tweeteval DIR to add it.)\n");
-console.log(row(["data set", "model", "algorithm", "baseline", "after each cycle", "deployed", "rollouts", "wall"]));
-console.log(row(["---", "---", "---", "---:", "---", "---", "---:", "---:"]));
+console.log(row(["agent", "data set", "model", "algorithm", "baseline", "after each cycle", "deployed", "rollouts", "wall"]));
+console.log(row(["---", "---", "---", "---", "---:", "---", "---", "---:", "---:"]));
 for (const benchCase of cases) {
   const result = await runCase(benchCase);
   const algorithm = benchCase.settings?.rounds ? `${benchCase.algorithm}, ${benchCase.settings.rounds} rounds` : benchCase.algorithm;
   console.log(
     row([
+      benchCase.agent.id,
       benchCase.dataset,
       benchCase.model === "fake" ? "fake-keyword" : "SmolLM2-135M (local)",
       algorithm,
