@@ -10,8 +10,11 @@ import { INCUMBENT } from "./types.ts";
 const MAX_MERGES = 5;
 /** Bounds the workflow's history whatever the budget. */
 const MAX_ITERATIONS = 100;
-/** Iterations in a row that ran no agent (rejected reflections on minibatches the cycle had measured) before the search gives up. */
-const MAX_IDLE_ITERATIONS = 8;
+/**
+ * Iterations in a row that ran no agent (reflections rejected on minibatches the cycle had measured) before
+ * the search gives up: each reflectable component tried twice, four times at least.
+ */
+const idleLimit = (components: number) => Math.max(4, 2 * components);
 
 /** An iteration's record before its budget figures are added. */
 type Step = Omit<GepaIteration, "agentRuns" | "spent" | "budget">;
@@ -94,7 +97,7 @@ export async function gepaSearch(context: SearchContext): Promise<SearchOutcome>
   // Nothing to judge children on, to learn from, or to rewrite.
   if (devTaskIds.length === 0 || setup.fitTaskIds.length === 0 || setup.components.length === 0) return { rounds, finalists: [] };
   await context.enter("search", budget);
-  for (let iteration = 1; iteration <= MAX_ITERATIONS && idle < MAX_IDLE_ITERATIONS; iteration++) {
+  for (let iteration = 1; iteration <= MAX_ITERATIONS && idle < idleLimit(setup.components.length); iteration++) {
     context.progress.round = iteration;
     const spentBefore = spent;
     const front = paretoFront(pool, devTaskIds);

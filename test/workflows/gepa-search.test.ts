@@ -124,6 +124,19 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
     expect(result).toMatchObject({ outcome: "kept", detail: "kept v1: no candidate scored above the incumbent on the dev tasks" });
   });
 
+  test("a reflection model whose every answer is rejected ends the search once each component was tried twice, having run nothing", async () => {
+    await importGepaPosts(db.store, "gepa");
+    const { run } = await gepaCycle((_component, current) => current, { budget: 300 });
+    const { result } = await run("gepa");
+    const steps = iterations(result);
+
+    expect(steps.map((step) => step.component)).toEqual(["instructions", "categories", "sentiments", "instructions", "categories", "sentiments"]);
+    expect(steps.every((step) => step.child === null && step.agentRuns === 0 && step.llmCalls === 1)).toBe(true);
+    expect(steps[0]!.note).toBe("incumbent: rewrite of 'instructions' rejected: changes nothing");
+    expect(reflection!.requests).toHaveLength(6);
+    expect(result).toMatchObject({ outcome: "kept", detail: "kept v1: no candidate scored above the incumbent on the dev tasks" });
+  });
+
   test("a free-text agent: the reflection reads its replies and the scorer's reasons, and its child keeps the placeholders", async () => {
     const replier = defineAgent({
       id: "replier",
