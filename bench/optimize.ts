@@ -1,4 +1,4 @@
-// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local]`: does the loop make the
+// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local] [--algorithm A]`: does the loop make the
 // agent better? Runs full training cycles in a row (each starts from the version the previous one left
 // in production) and prints, per data set, model and algorithm: the baseline validation score, the
 // production score after each cycle, the rollouts spent and the wall time. A measurement, not a test.
@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { readDatasetFile } from "../agents/dataset-file.ts";
+import { bundledAgents } from "../agents/examples.ts";
 import { LOCAL_MODEL_FILE } from "../agents/models/index.ts";
 import { postAnalyzer } from "../agents/post-analyzer/index.ts";
 import { loadConfig } from "../config/load.ts";
@@ -20,7 +21,7 @@ import type { CycleResult } from "../workflows/types.ts";
 interface BenchCase {
   dataset: string;
   model: "fake" | "local";
-  algorithm: "llm-free" | "apo";
+  algorithm: "llm-free" | "apo" | "gepa";
   cycles: number;
   tasks: () => Promise<Task[]>;
   settings?: Record<string, unknown>;
@@ -31,6 +32,7 @@ const { values: args } = parseArgs({
     tweeteval: { type: "string" },
     cycles: { type: "string", default: "3" },
     only: { type: "string" },
+    algorithm: { type: "string" },
   },
 });
 const cycles = Number(args.cycles);
@@ -73,6 +75,8 @@ const allCases: BenchCase[] = [
   { dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: bundled, settings: { rounds: 3 } },
   { dataset: "posts (bundled)", model: "local", algorithm: "llm-free", cycles: Math.min(cycles, 2), tasks: bundled },
   { dataset: "posts (bundled)", model: "local", algorithm: "apo", cycles: 1, tasks: bundled, settings: { rounds: 2 } },
+  // The reflection model is the local model too (optimizer.llm unset); the default budget of agent runs.
+  { dataset: "posts (bundled)", model: "local", algorithm: "gepa", cycles: 1, tasks: bundled },
   ...(tweetevalDir
     ? [
         { dataset: "tweeteval sentiment", model: "fake", algorithm: "llm-free", cycles, tasks: tweeteval(tweetevalDir, 300, 150) } satisfies BenchCase,
@@ -80,7 +84,7 @@ const allCases: BenchCase[] = [
       ]
     : []),
 ];
-const cases = allCases.filter((benchCase) => !args.only || benchCase.model === args.only);
+const cases = allCases.filter((benchCase) => (!args.only || benchCase.model === args.only) && (!args.algorithm || benchCase.algorithm === args.algorithm));
 
 interface CaseResult {
   benchCase: BenchCase;
@@ -94,6 +98,7 @@ interface CaseResult {
 async function runCase(benchCase: BenchCase): Promise<CaseResult> {
   const dataDir = mkdtempSync(join(tmpdir(), "agl-bench-optimize-"));
   const config = loadConfig({
+    agents: bundledAgents,
     env: { ...process.env, AGL_DATA_DIR: dataDir, AGL_MODEL: benchCase.model, AGL_OPTIMIZER_ALGORITHM: benchCase.algorithm },
     // The data folder is a scratch one; the model stays where the setup command put it.
     overrides: process.env.AGL_MODEL_PATH ? {} : { model: { path: join(INSTALL_ROOT, ".agl", "models", LOCAL_MODEL_FILE) } },
@@ -135,6 +140,8 @@ async function runCase(benchCase: BenchCase): Promise<CaseResult> {
 }
 
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+// A cycle that kept the incumbent before validating anything (no candidate) has no validation score.
+const score = (value: number) => (Number.isNaN(value) ? "—" : value.toFixed(3));
 console.log("## Optimizer lift: validation mean reward of the production prompt, cycle after cycle\n");
 if (!tweetevalDir) console.log("(TweetEval not found: pass --tweeteval DIR to add it.)\n");
 console.log(row(["data set", "model", "algorithm", "baseline", "after each cycle", "deployed", "rollouts", "wall"]));
@@ -147,8 +154,8 @@ for (const benchCase of cases) {
       benchCase.dataset,
       benchCase.model === "fake" ? "fake-keyword" : "SmolLM2-135M (local)",
       algorithm,
-      result.baseline.toFixed(3),
-      result.after.map((score) => score.toFixed(3)).join(" → "),
+      score(result.baseline),
+      result.after.map(score).join(" → "),
       result.outcomes.join(", "),
       result.rollouts,
       `${(result.wallMs / 1000).toFixed(0)} s`,
