@@ -1,4 +1,4 @@
-// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local] [--agent ID …]`: does the
+// `npm run bench:optimize [-- --tweeteval DIR] [--cycles N] [--only fake|local] [--agent ID …] [--algorithm A]`: does the
 // loop make the agent better? Runs full training cycles in a row (each starts from the version the
 // previous one left in production) and prints, per agent, data set, model and algorithm: the baseline
 // validation score, the production score after each cycle, the rollouts spent and the wall time. A
@@ -23,7 +23,7 @@ interface BenchCase {
   agent: AgentDefinition;
   dataset: string;
   model: "fake" | "local";
-  algorithm: "llm-free" | "apo";
+  algorithm: "llm-free" | "apo" | "gepa";
   cycles: number;
   tasks: () => Promise<Task[]>;
   settings?: Record<string, unknown>;
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     cycles: { type: "string", default: "3" },
     only: { type: "string" },
     agent: { type: "string", multiple: true },
+    algorithm: { type: "string" },
   },
 });
 const cycles = Number(args.cycles);
@@ -81,6 +82,8 @@ const allCases: BenchCase[] = [
   { agent: postAnalyzer, dataset: "posts (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: posts, settings: { rounds: 3 } },
   { agent: postAnalyzer, dataset: "posts (bundled)", model: "local", algorithm: "llm-free", cycles: Math.min(cycles, 2), tasks: posts },
   { agent: postAnalyzer, dataset: "posts (bundled)", model: "local", algorithm: "apo", cycles: 1, tasks: posts, settings: { rounds: 2 } },
+  // The reflection model is the local model too (optimizer.llm unset); the default budget of agent runs.
+  { agent: postAnalyzer, dataset: "posts (bundled)", model: "local", algorithm: "gepa", cycles: 1, tasks: posts },
   ...(tweetevalDir
     ? [
         { agent: postAnalyzer, dataset: "tweeteval sentiment", model: "fake", algorithm: "llm-free", cycles, tasks: tweeteval(tweetevalDir, 300, 150) } satisfies BenchCase,
@@ -92,7 +95,10 @@ const allCases: BenchCase[] = [
   { agent: supportReply, dataset: "support messages (bundled)", model: "fake", algorithm: "llm-free", cycles, tasks: messages },
   { agent: supportReply, dataset: "support messages (bundled)", model: "local", algorithm: "llm-free", cycles: 1, tasks: messages },
 ];
-const cases = allCases.filter((benchCase) => (!args.only || benchCase.model === args.only) && (!args.agent || args.agent.includes(benchCase.agent.id)));
+const cases = allCases.filter(
+  (benchCase) =>
+    (!args.only || benchCase.model === args.only) && (!args.agent || args.agent.includes(benchCase.agent.id)) && (!args.algorithm || benchCase.algorithm === args.algorithm),
+);
 
 interface CaseResult {
   benchCase: BenchCase;
@@ -148,6 +154,8 @@ async function runCase(benchCase: BenchCase): Promise<CaseResult> {
 }
 
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+// A cycle that kept the incumbent before validating anything (no candidate) has no validation score.
+const score = (value: number) => (Number.isNaN(value) ? "—" : value.toFixed(3));
 console.log("## Optimizer lift: validation mean reward of the production prompt, cycle after cycle\n");
 if (!tweetevalDir) console.log("(TweetEval not found: pass --tweeteval DIR to add it.)\n");
 console.log(row(["agent", "data set", "model", "algorithm", "baseline", "after each cycle", "deployed", "rollouts", "wall"]));
@@ -161,8 +169,8 @@ for (const benchCase of cases) {
       benchCase.dataset,
       benchCase.model === "fake" ? "fake-keyword" : "SmolLM2-135M (local)",
       algorithm,
-      result.baseline.toFixed(3),
-      result.after.map((score) => score.toFixed(3)).join(" → "),
+      score(result.baseline),
+      result.after.map(score).join(" → "),
       result.outcomes.join(", "),
       result.rollouts,
       `${(result.wallMs / 1000).toFixed(0)} s`,

@@ -43,6 +43,7 @@ export const environmentVariables = [
   { env: "AGL_OPTIMIZER_CANDIDATES", path: "optimizer.candidates", type: "integer" },
   { env: "AGL_OPTIMIZER_ROUNDS", path: "optimizer.rounds", type: "integer" },
   { env: "AGL_OPTIMIZER_BEAM_WIDTH", path: "optimizer.beamWidth", type: "integer" },
+  { env: "AGL_OPTIMIZER_BUDGET", path: "optimizer.budget", type: "integer" },
   { env: "AGL_OPTIMIZER_LLM_BASE_URL", path: "optimizer.llm.baseUrl", type: "string" },
   { env: "AGL_OPTIMIZER_LLM_MODEL", path: "optimizer.llm.model", type: "string" },
   { env: "AGL_OPTIMIZER_LLM_API_KEY", path: "optimizer.llm.apiKey", type: "string" },

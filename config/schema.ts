@@ -7,7 +7,7 @@ export const EVENT_NAME_RULE = "an event name: a letter, then up to 63 letters, 
 const scorerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "expected a scorer id such as ground-truth, judge, human, proxy or proxy:<event>");
 
 /** What each optimizer algorithm can change; an agent it cannot apply to is refused before a cycle starts. */
-export const OPTIMIZER_ALGORITHMS = ["llm-free", "few-shot", "apo"] as const;
+export const OPTIMIZER_ALGORITHMS = ["llm-free", "few-shot", "apo", "gepa"] as const;
 export type OptimizerAlgorithm = (typeof OPTIMIZER_ALGORITHMS)[number];
 
 /** Every setting has a default, so an empty configuration runs the embedded, offline default. */
@@ -116,6 +116,8 @@ export const configSchema = z
         /** Share of the train split held out of the optimizer's input to score the search. */
         devFraction: z.number().min(0.05).max(0.5).default(0.25),
         minibatchSize: z.number().int().min(1).max(20).default(4),
+        /** GEPA: the agent runs its search may spend (minibatches and dev evaluations); it stops before an iteration it could not pay for. */
+        budget: z.number().int().min(1).max(1_000_000).default(300),
         seed: z.number().int().default(42),
         maxExamples: z.number().int().min(0).max(20).default(6),
         maxKeywords: z.number().int().min(0).max(20).default(6),

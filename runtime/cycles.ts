@@ -29,6 +29,7 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
       beamWidth: config.optimizer.beamWidth,
       devFraction: config.optimizer.devFraction,
       minibatchSize: config.optimizer.minibatchSize,
+      budget: config.optimizer.budget,
       seed: config.optimizer.seed,
       maxExamples: config.optimizer.maxExamples,
       maxKeywords: config.optimizer.maxKeywords,

@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
+import { createGepaActivities } from "../activities/gepa-activities.ts";
 import { rootCauseMessage } from "./cycles.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
 import { createRollbackActivities } from "../activities/rollback-activities.ts";
@@ -99,6 +100,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
   const activities = {
     ...createCycleActivities(deps),
+    ...createGepaActivities(deps),
     ...createQueueActivities(deps),
     ...createRollbackActivities({ store: options.store, config: options.config }),
   };

@@ -1,8 +1,9 @@
 import { proxyActivities } from "@temporalio/workflow";
 import type { createCycleActivities } from "../activities/cycle-activities.ts";
+import type { createGepaActivities } from "../activities/gepa-activities.ts";
 import type { CycleSettings } from "./types.ts";
 
-type Activities = ReturnType<typeof createCycleActivities>;
+type Activities = ReturnType<typeof createCycleActivities> & ReturnType<typeof createGepaActivities>;
 
 /**
  * The cycle's activities, each group with the durability contract of its call sites: timeouts,

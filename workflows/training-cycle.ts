@@ -3,6 +3,7 @@ import { defineSearchAttributeKey } from "@temporalio/common";
 import type { PromptRef } from "../activities/cycle-activities.ts";
 import { beamSearch, bestFirst } from "./beam-search.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
+import { gepaSearch } from "./gepa-search.ts";
 import type { RolloutPhase } from "../store/schema.ts";
 import type { ContenderScore, CycleInput, CycleProgress, CycleResult, GateDecision, MeanInterval, TestEvaluation } from "./types.ts";
 import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
@@ -83,7 +84,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
     const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
-    const { rounds, finalists } = await beamSearch({
+    const { rounds, finalists } = await (settings.optimizer.algorithm === "gepa" ? gepaSearch : beamSearch)({
       cycleId,
       agent: input.agent,
       dataset,

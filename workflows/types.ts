@@ -22,6 +22,8 @@ export interface CycleSettings {
     /** Share of the train tasks held out of the optimizer's input to score the search. */
     devFraction: number;
     minibatchSize: number;
+    /** GEPA: agent runs the search may spend. */
+    budget: number;
     seed: number;
     maxExamples: number;
     maxKeywords: number;
@@ -141,6 +143,32 @@ export interface SearchRound {
   /** The incumbent's and every candidate's mean reward on the dev tasks. */
   scores: ContenderScore[];
   beam: string[];
+  /** GEPA: what the iteration did (one iteration is one round). */
+  gepa?: GepaIteration;
+}
+
+/** One iteration of a GEPA search: a reflection on one component of a parent, or a merge of two pool members. */
+export interface GepaIteration {
+  step: "reflect" | "merge";
+  /** The Pareto front over the dev tasks the parent was drawn from: member -> dev tasks it is best on (after GEPA drops dominated members). */
+  front: Record<string, number>;
+  parents: string[];
+  /** reflect: the component rewritten (round-robin over the parent's reflectable components). */
+  component?: string;
+  /** merge: the parents' common ancestor. */
+  ancestor?: string;
+  child: string | null;
+  /** Tasks the child was compared with its parent on (reflect: train tasks outside the dev set; merge: dev tasks), with the summed rewards (merge: the better parent's sum). */
+  minibatch: { taskIds: string[]; parent: number; child: number | null };
+  /** The child beat its parent on the minibatch (merge: matched the better parent), was run on every dev task and joined the pool. */
+  accepted: boolean;
+  /** Why there was no child or no comparison. */
+  note?: string;
+  llmCalls: number;
+  /** Agent runs of this iteration, of the search so far, and the budget. */
+  agentRuns: number;
+  spent: number;
+  budget: number;
 }
 
 /** The contender name of the production prompt a cycle starts from, in rollouts, scores and the optimizer contract. */

@@ -16,6 +16,8 @@ export async function spawnWorker(
   overrides: Record<string, unknown>,
   connection: TestStore["connection"],
   latencyMs: number,
+  /** A file that gets one line per agent run (see test/fixtures/worker-process.ts). */
+  runLog?: string,
 ): Promise<{ child: ResultPromise }> {
   const child = execa(NODE, [WORKER], {
     env: {
@@ -23,6 +25,7 @@ export async function spawnWorker(
       AGL_TEST_STORE: JSON.stringify(connection),
       AGL_TEST_BUNDLE: inject("workflowBundlePath"),
       AGL_TEST_LATENCY_MS: String(latencyMs),
+      ...(runLog ? { AGL_TEST_RUN_LOG: runLog } : {}),
     },
     reject: false,
     stdout: "pipe",
