@@ -3,6 +3,7 @@ import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
 import { rootCauseMessage } from "./cycles.ts";
+import { createCanaryActivities } from "../activities/canary-activities.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
 import { createRollbackActivities } from "../activities/rollback-activities.ts";
 import { createLanguageModel } from "../agents/models/index.ts";
@@ -100,6 +101,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const activities = {
     ...createCycleActivities(deps),
     ...createQueueActivities(deps),
+    ...createCanaryActivities(deps),
     ...createRollbackActivities({ store: options.store, config: options.config }),
   };
   let worker: Worker;

@@ -188,7 +188,7 @@ export function canariesStore(db: Kysely<Database>, changes: Pick<ResourceChange
   /** Rollouts of the canary arm so far: what the guard counts its looks by. */
   async function canaryRollouts(canary: Canary): Promise<number> {
     const row = await armRollouts(canary)
-      .where("arm", "=", "canary")
+      .where("rollouts.arm", "=", "canary")
       .select((eb) => eb.fn.countAll<number>().as("count"))
       .executeTakeFirstOrThrow();
     return Number(row.count);
@@ -197,7 +197,7 @@ export function canariesStore(db: Kysely<Database>, changes: Pick<ResourceChange
   /** Per arm: rollouts, failures, p90 latency, and how many ran slower than production's p90 × `slowFactor`. */
   async function armCounts(canary: Canary, slowFactor: number): Promise<Record<Arm, ArmCounts>> {
     const { rows } = await sql<{ arm: Arm; rollouts: number; failed: number; p90: number | null; slow: number }>`
-      WITH a AS (${armRollouts(canary).select(["arm", "status", "latency_ms"])}),
+      WITH a AS (${armRollouts(canary).select(["rollouts.arm", "rollouts.status", "rollouts.latency_ms"])}),
            p AS (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY latency_ms) AS p90 FROM a WHERE arm = 'production')
       SELECT a.arm, count(*) AS rollouts, count(*) FILTER (WHERE a.status = 'failed') AS failed,
              percentile_cont(0.9) WITHIN GROUP (ORDER BY a.latency_ms) AS p90,
@@ -235,12 +235,12 @@ export function canariesStore(db: Kysely<Database>, changes: Pick<ResourceChange
   function armRollouts(canary: Canary) {
     return db
       .selectFrom("rollouts")
-      .where("agent", "=", canary.agent)
-      .where("created_at", ">=", canary.startedAt)
+      .where("rollouts.agent", "=", canary.agent)
+      .where("rollouts.created_at", ">=", canary.startedAt)
       .where((eb) =>
         eb.or([
-          eb.and([eb("arm", "=", "canary"), eb("resource_version", "=", canary.canaryVersion)]),
-          eb.and([eb("arm", "=", "production"), eb("resource_version", "=", canary.baselineVersion)]),
+          eb.and([eb("rollouts.arm", "=", "canary"), eb("rollouts.resource_version", "=", canary.canaryVersion)]),
+          eb.and([eb("rollouts.arm", "=", "production"), eb("rollouts.resource_version", "=", canary.baselineVersion)]),
         ]),
       );
   }

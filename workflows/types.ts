@@ -1,4 +1,5 @@
 /** Types shared by the workflows, the activities and the clients that start or query cycles. No runtime code. */
+import type { GuardSettings } from "../store/canaries.ts";
 
 export interface CycleSettings {
   /** Tasks per agent-batch activity. */
@@ -148,3 +149,33 @@ export const INCUMBENT = "incumbent";
 
 /** Query name for a running cycle's progress; `agl cycle status` and the CLI's progress bar use it. */
 export const PROGRESS_QUERY = "progress";
+
+export interface CanaryGuardInput {
+  canaryId: string;
+  settings: GuardSettings;
+  /** Carried over a continue-as-new: when the guard began (ms since the epoch), its looks so far, and the canary-arm count of its next look. */
+  startedAtMs?: number;
+  looks?: number;
+  nextLookAt?: number;
+}
+
+export interface CanaryGuardResult {
+  canaryId: string;
+  outcome: "promoted" | "rolled_back";
+  /** `guard:<id>` when the guard decided, else whoever stepped in. */
+  decidedBy: string;
+  reason: string;
+  looks: number;
+}
+
+export interface CanaryGuardState {
+  canaryId: string;
+  phase: "watching" | "deciding" | "done";
+  looks: number;
+  /** The canary-arm rollouts the next look waits for. */
+  nextLookAt: number;
+  lastReason: string | null;
+}
+
+/** Query name for a running guard's state (`agl canary status`). */
+export const GUARD_STATE_QUERY = "guardState";
