@@ -31,6 +31,10 @@ export interface CycleSettings {
   /** A batch activity that has not heartbeaten for this long is retried elsewhere (its worker is presumed dead). */
   heartbeatTimeoutSeconds: number;
   batchTimeoutMinutes: number;
+  /** Where the winner goes: `production` at once, or the `canary` label at `canaryWeight` percent under a guard. Unset (schedules made before canaries existed): production. */
+  deploy?: "production" | "canary";
+  canaryWeight?: number;
+  guard?: GuardSettings;
 }
 
 export interface CycleInput {
@@ -95,6 +99,8 @@ export interface CycleResult {
   gate?: GateDecision;
   /** The deployed version and the incumbent on the test split after the decision: the number to believe. */
   test?: TestEvaluation;
+  /** Deployed as a canary: its id (also its guard's workflow id) and traffic share. */
+  canary?: { id: string; weight: number };
 }
 
 /** A mean over tasks with its two-sided 95 % interval (null bounds below two tasks). */
