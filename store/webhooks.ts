@@ -30,18 +30,19 @@ export function webhooksStore(db: Kysely<Database>) {
     return rows.map(toEvent);
   }
 
-  /** Records the deliveries an event owes (idempotent per event and receiver), then takes the event out of the outbox. */
-  async function handOver(eventId: number, deliveries: { url: string; kind: string }[]): Promise<void> {
-    await db.transaction().execute(async (trx) => {
-      if (deliveries.length > 0) {
-        await trx
-          .insertInto("webhook_deliveries")
-          .values(deliveries.map((delivery) => ({ event_id: eventId, url: delivery.url, kind: delivery.kind, status: "pending" as const })))
-          .onConflict((oc) => oc.columns(["event_id", "url"]).doNothing())
-          .execute();
-      }
-      await trx.deleteFrom("webhook_outbox").where("event_id", "=", eventId).execute();
-    });
+  /** Records the deliveries an event owes: idempotent per event and receiver, so dispatchers racing (or retrying) add each once. */
+  async function addDeliveries(eventId: number, deliveries: { url: string; kind: string }[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    await db
+      .insertInto("webhook_deliveries")
+      .values(deliveries.map((delivery) => ({ event_id: eventId, url: delivery.url, kind: delivery.kind, status: "pending" as const })))
+      .onConflict((oc) => oc.columns(["event_id", "url"]).doNothing())
+      .execute();
+  }
+
+  /** Takes an event out of the outbox, once its deliveries are recorded and under way. */
+  async function clearOutbox(eventId: number): Promise<void> {
+    await db.deleteFrom("webhook_outbox").where("event_id", "=", eventId).execute();
   }
 
   async function event(id: number): Promise<ResourceEvent> {
@@ -84,7 +85,7 @@ export function webhooksStore(db: Kysely<Database>) {
     return rows.map(toDelivery);
   }
 
-  return { pendingEvents, handOver, event, recordAttempt, markFailed, deliveries };
+  return { pendingEvents, addDeliveries, clearOutbox, event, recordAttempt, markFailed, deliveries };
 }
 
 function toDelivery(row: Selectable<WebhookDeliveriesTable>): WebhookDelivery {
