@@ -1,14 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import { PROXY } from "../scorers/proxy-metrics.ts";
-import { computedScorer, rolloutReward, scoringPlan } from "../scorers/registry.ts";
-import { HUMAN } from "../scorers/human-feedback.ts";
+import { canaryEvidence, lookJson } from "../runtime/canary-evidence.ts";
+import { computedScorer, scoringPlan } from "../scorers/registry.ts";
 import { JUDGE } from "../scorers/judge.ts";
-import { type Arm, ARMS, type Canary, type CanaryOutcome } from "../store/canaries.ts";
+import type { Canary, CanaryOutcome } from "../store/canaries.ts";
 import { ConflictError } from "../store/errors.ts";
-import { type GuardLook, guardLook } from "../stats/canary-guard.ts";
-import { armSample } from "../stats/sequential.ts";
+import type { GuardLook } from "../stats/canary-guard.ts";
 import { HEARTBEAT_EVERY_MS } from "./agent-batch.ts";
 import { type ActivityDependencies, nonRetryable, rethrowNonRetryable } from "./cycle-activities.ts";
 import { addMissingRewards } from "./rewarding.ts";
@@ -52,9 +50,8 @@ export function createCanaryActivities(deps: ActivityDependencies) {
 
   /**
    * One look: the judge rates the sampled rollouts of both arms it has not rated yet, then the arms'
-   * rewards (the agent's weighted mean of its scorers; human feedback, proxy outcomes and the judge count
-   * with weight 1 where the agent does not weigh them), failures and latencies go through the guard's
-   * sequential tests. The look is recorded with the canary (what `agl canary status` and the dashboard show).
+   * rewards, failures and latencies go through the guard's sequential tests (runtime/canary-evidence.ts).
+   * The look is recorded with the canary (what `agl canary status` and the dashboard show).
    */
   async function lookAtCanary(input: { canaryId: string; look: number }): Promise<{ decision: GuardLook["decision"]; reason: string; canaryRollouts: number }> {
     const canary = await store.canaries.get(input.canaryId).catch(rethrowNonRetryable);
@@ -69,30 +66,10 @@ export function createCanaryActivities(deps: ActivityDependencies) {
         const judge = nonRetryable(() => computedScorer(plan, agent, JUDGE));
         await addMissingRewards(store, await store.rollouts.getMany(sample), [judge], { expected: new Map(), context: deps.scoring, concurrency: 4 });
       }
-      const weights = { [HUMAN]: 1, [PROXY]: 1, [JUDGE]: 1, ...plan.weights };
-      const byRollout = Map.groupBy(await store.canaries.armRewards(canary), (reward) => reward.rolloutId);
-      const rewards: Record<Arm, number[]> = { production: [], canary: [] };
-      for (const group of byRollout.values()) {
-        const reward = rolloutReward(weights, group);
-        if (reward !== undefined) rewards[group[0]!.arm].push(reward);
-      }
-      const counts = await store.canaries.armCounts(canary, 1 + settings.latencyTolerance);
-      const evidence = (arm: Arm) => ({ rewards: armSample(rewards[arm]), rollouts: counts[arm].rollouts, failed: counts[arm].failed, slow: counts[arm].slow, p90LatencyMs: counts[arm].p90LatencyMs });
-      const look = guardLook(evidence("production"), evidence("canary"), settings);
+      const { look, canaryRollouts } = await canaryEvidence(store, config, canary);
       const reason = `guard ${canary.id}, look ${input.look}: ${look.reason}`;
-      await store.canaries.recordState(canary.id, {
-        look: input.look,
-        at: new Date().toISOString(),
-        decision: look.decision,
-        reason,
-        test: look.test,
-        alpha: look.alpha,
-        arms: Object.fromEntries(ARMS.map((arm) => [arm, { version: arm === "canary" ? canary.canaryVersion : canary.baselineVersion, ...look.arms[arm] }])),
-        reward: look.reward,
-        failureRate: look.failureRate,
-        slowShare: look.slowShare,
-      });
-      return { decision: look.decision, reason, canaryRollouts: counts.canary.rollouts };
+      await store.canaries.recordState(canary.id, { look: input.look, at: new Date().toISOString(), reason, ...lookJson(canary, look) });
+      return { decision: look.decision, reason, canaryRollouts };
     } finally {
       clearInterval(beat);
     }
