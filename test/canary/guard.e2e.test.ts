@@ -75,6 +75,9 @@ async function guardedCanary(options: { versions: PromptContent[]; production: n
       await traffic.send(10);
     }
     const result = (await handle.result()) as CanaryGuardResult;
+    // Within the configured rollouts: the decision came at the first look that had minRollouts per arm, or the next.
+    const decidedOn = (await db.store.canaries.get(canary.id)).state as { arms: Record<string, { rollouts: number }> };
+    expect(decidedOn.arms.canary!.rollouts).toBeLessThanOrEqual(GUARD.minRollouts + GUARD.lookEvery);
     console.log(`after ${traffic.sent} requests: ${result.outcome} by ${result.decidedBy}: ${result.reason}`);
     return { canary: await db.store.canaries.get(canary.id), result, traffic, events: await db.store.resources.events(NAME) };
   } finally {
