@@ -102,7 +102,11 @@ export const configSchema = z
         /** The chance of a wrong promotion or rollback under no difference, over all looks. */
         alpha: z.number().min(0.001).max(0.5).default(0.05),
         /** After this long the canary ends: promoted if the last look says so, else rolled back. */
-        maxDuration: z.string().regex(DURATION, "expected a duration such as 90s, 30m, 24h or 7d").default("24h"),
+        maxDuration: z
+          .string()
+          .regex(DURATION, "expected a duration such as 90s, 30m, 24h or 7d")
+          .refine((text) => /[1-9]/.test(text), "expected a duration longer than 0")
+          .default("24h"),
         /** Share of the arms' rollouts the LLM judge rates (0 for none). */
         judgeSampleRate: z.number().min(0).max(1).default(0.1),
         /** A run slower than production's p90 × (1 + this) counts as slow for the latency guardrail. */

@@ -132,12 +132,17 @@ test("every change reaches the receiver signed, each event id handled once after
   expect(new Set(deliveries.map((d) => d.url))).toEqual(new Set([receiver.url]));
 });
 
-test("a webhook URL that is not http(s), a short secret or an unknown event kind is refused when the configuration loads", () => {
+test("a webhook URL that is not http(s), a short secret, an unknown event kind, a zero maxDuration or canary weight is refused when the configuration loads", () => {
   const load = (webhook: Record<string, unknown>) => () => loadConfig({ env: {}, agents: bundledAgents, overrides: { webhooks: [{ url: "https://example.test/hook", secret: SECRET, ...webhook }] } });
   expect(load({ url: "ftp://example.test/hook" })).toThrow(ConfigError);
   expect(load({ url: "ftp://example.test/hook" })).toThrow('webhooks.0.url = "ftp://example.test/hook" (from override): expected an http:// or https:// URL');
   expect(load({ secret: "short" })).toThrow('webhooks.0.secret = "short" (from override): expected a secret of at least 24 characters (e.g. the output of openssl rand -hex 32)');
   expect(load({ events: ["deployed"] })).toThrow("webhooks.0.events.0");
+  const settings = (overrides: Record<string, unknown>) => () => loadConfig({ env: {}, agents: bundledAgents, overrides });
+  expect(settings({ guard: { maxDuration: "0s" } })).toThrow('guard.maxDuration = "0s" (from override): expected a duration longer than 0');
+  expect(settings({ guard: { maxDuration: "soon" } })).toThrow('guard.maxDuration = "soon" (from override): expected a duration such as 90s, 30m, 24h or 7d');
+  expect(settings({ cycle: { canaryWeight: 0 } })).toThrow("cycle.canaryWeight = 0 (from override): expected more than 0 (percent)");
+  expect(settings({ cycle: { canaryWeight: 101 } })).toThrow("cycle.canaryWeight = 101 (from override): expected at most 100 (percent)");
   expect(() => loadConfig({ env: {}, agents: bundledAgents, overrides: { webhooks: [{ url: "https://a.test/h", secret: SECRET }, { url: "https://a.test/h", secret: SECRET }] } })).toThrow(
     "lists https://a.test/h twice: one entry per receiver (merge their events).",
   );
