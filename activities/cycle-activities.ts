@@ -12,6 +12,7 @@ import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../s
 import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import { type ConfusionMatrix, confusionMatrices } from "../store/analysis.ts";
+import type { GuardSettings } from "../store/canaries.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
@@ -33,6 +34,15 @@ export interface ActivityDependencies {
   scoring: ScoringContext;
   /** The OpenAI-compatible endpoint model-based optimizers (APO) critique and edit with, for one call. */
   optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
+}
+
+interface DeployInput {
+  cycleId: string;
+  agent: string;
+  candidateId: string;
+  incumbentVersion: number;
+  metrics: Record<string, unknown>;
+  reason: string;
 }
 
 /** Which prompt a batch runs: a published version, or an unpublished candidate of this cycle (or of `cycleId`). */
@@ -443,7 +453,41 @@ export function createCycleActivities(deps: ActivityDependencies) {
     return { contenders, difference: second === undefined ? null : { ...meanInterval(differences), of: first!, against: second } };
   }
 
-  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown>; reason: string }): Promise<{ version: number }> {
+  async function deployCandidate(input: DeployInput): Promise<{ version: number }> {
+    return publishCandidate(input, [{ label: "production", expectedVersion: input.incumbentVersion }]);
+  }
+
+  /**
+   * Publishes the winning candidate without moving `production` and puts it on the `canary` label at
+   * `weight` (store/canaries.ts: one canary per agent, compare-and-set on `production` still being the
+   * incumbent); the workflow then starts its guard. With another canary running, nothing is published.
+   */
+  async function deployCanary(input: DeployInput & { canaryId: string; weight: number; guard: GuardSettings }): Promise<{ status: "started"; version: number } | { status: "busy"; holder: string }> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const running = await store.canaries.running(agent.prompt.resource);
+    if (running && running.id !== input.canaryId) return { status: "busy", holder: running.id };
+    const { version } = await publishCandidate(input, []);
+    try {
+      await store.canaries.start({
+        id: input.canaryId,
+        agent: agent.id,
+        resource: agent.prompt.resource,
+        version,
+        weight: input.weight,
+        actor: `cycle:${input.cycleId}`,
+        reason: input.reason,
+        settings: input.guard,
+        expectedProduction: input.incumbentVersion,
+      });
+    } catch (error) {
+      if (error instanceof ConflictError) throw ApplicationFailure.nonRetryable(error.message, "LabelConflict");
+      return rethrowNonRetryable(error);
+    }
+    return { status: "started", version };
+  }
+
+  /** A new immutable version from the cycle's candidate (idempotent per cycle), with `labels` moved to it in the same transaction. */
+  async function publishCandidate(input: DeployInput, labels: { label: string; expectedVersion: number }[]): Promise<{ version: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
     const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
@@ -456,7 +500,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
         metrics: input.metrics,
         note: `${candidate.strategy}: ${candidate.rationale}`,
         idempotencyKey: `deploy:${input.cycleId}`,
-        labels: [{ label: "production", expectedVersion: input.incumbentVersion }],
+        labels,
         reason: input.reason,
       });
       return { version: version.version };
@@ -487,7 +531,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, deployCanary, recordCycle, finishCycle };
 }
 
 /**

@@ -57,6 +57,9 @@ try {
     console.log(row(["---", "---:", "---:", "---:"]));
     const { cachedGet } = prompts;
     console.log(row(["client `get`, cached (in memory)", cachedGet.calls, `${(cachedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedGet.p99Ns / 1000).toFixed(2)} µs`]));
+    const { cachedKeyedGet, changeEvents } = prompts;
+    console.log(row(["client `get` by key, canary running, cached", cachedKeyedGet.calls, `${(cachedKeyedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedKeyedGet.p99Ns / 1000).toFixed(2)} µs`]));
+    console.log(row(["label move → subscribed client has it (change event)", changeEvents.calls, `${(changeEvents.medianNs / 1e6).toFixed(1)} ms`, `${(changeEvents.p99Ns / 1e6).toFixed(1)} ms`]));
     console.log("");
     console.log(row(["endpoint", "status", "requests", "requests/s", "of healthz", "p50", "p99", "errors"]));
     console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));

@@ -3,8 +3,12 @@ import type { LanguageModelV2 } from "@ai-sdk/provider";
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
 import { createGepaActivities } from "../activities/gepa-activities.ts";
+import { Client, Connection } from "@temporalio/client";
 import { rootCauseMessage } from "./cycles.ts";
+import { startWebhookDispatcher } from "./webhook-dispatcher.ts";
+import { createCanaryActivities } from "../activities/canary-activities.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
+import { createWebhookActivities } from "../activities/webhook-activities.ts";
 import { createRollbackActivities } from "../activities/rollback-activities.ts";
 import { createLanguageModel } from "../agents/models/index.ts";
 import { type AgentRunner, createAgentRunner } from "../agents/runner.ts";
@@ -102,7 +106,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     ...createCycleActivities(deps),
     ...createGepaActivities(deps),
     ...createQueueActivities(deps),
+    ...createCanaryActivities(deps),
     ...createRollbackActivities({ store: options.store, config: options.config }),
+    ...createWebhookActivities({ store: options.store, config: options.config }),
   };
   let worker: Worker;
   try {
@@ -119,7 +125,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await connection.close();
     throw error;
   }
-  const done = worker.run().finally(() => connection.close());
+  // Every worker hands the outbox's audit events to the configured webhooks (dispatchers may race safely).
+  const clientConnection = await Connection.connect({ address: options.address }).catch(async (error: unknown) => {
+    await connection.close();
+    throw error;
+  });
+  const dispatcher = startWebhookDispatcher({ config: options.config, store: options.store, client: new Client({ connection: clientConnection, namespace: options.config.temporal.namespace }) });
+  const done = worker.run().finally(async () => {
+    await dispatcher.stop();
+    await clientConnection.close();
+    await connection.close();
+  });
   return {
     worker,
     done,

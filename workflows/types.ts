@@ -1,4 +1,5 @@
 /** Types shared by the workflows, the activities and the clients that start or query cycles. No runtime code. */
+import type { GuardSettings } from "../store/canaries.ts";
 
 export interface CycleSettings {
   /** Tasks per agent-batch activity. */
@@ -32,6 +33,10 @@ export interface CycleSettings {
   /** A batch activity that has not heartbeaten for this long is retried elsewhere (its worker is presumed dead). */
   heartbeatTimeoutSeconds: number;
   batchTimeoutMinutes: number;
+  /** Where the winner goes: `production` at once, or the `canary` label at `canaryWeight` percent under a guard. Unset (schedules made before canaries existed): production. */
+  deploy?: "production" | "canary";
+  canaryWeight?: number;
+  guard?: GuardSettings;
 }
 
 export interface CycleInput {
@@ -96,6 +101,8 @@ export interface CycleResult {
   gate?: GateDecision;
   /** The deployed version and the incumbent on the test split after the decision: the number to believe. */
   test?: TestEvaluation;
+  /** Deployed as a canary: its id (also its guard's workflow id) and traffic share. */
+  canary?: { id: string; weight: number };
 }
 
 /** A mean over tasks with its two-sided 95 % interval (null bounds below two tasks). */
@@ -176,3 +183,33 @@ export const INCUMBENT = "incumbent";
 
 /** Query name for a running cycle's progress; `agl cycle status` and the CLI's progress bar use it. */
 export const PROGRESS_QUERY = "progress";
+
+export interface CanaryGuardInput {
+  canaryId: string;
+  settings: GuardSettings;
+  /** Carried over a continue-as-new: when the guard began (ms since the epoch), its looks so far, and the canary-arm count of its next look. */
+  startedAtMs?: number;
+  looks?: number;
+  nextLookAt?: number;
+}
+
+export interface CanaryGuardResult {
+  canaryId: string;
+  outcome: "promoted" | "rolled_back";
+  /** `guard:<id>` when the guard decided, else whoever stepped in. */
+  decidedBy: string;
+  reason: string;
+  looks: number;
+}
+
+export interface CanaryGuardState {
+  canaryId: string;
+  phase: "watching" | "deciding" | "done";
+  looks: number;
+  /** The canary-arm rollouts the next look waits for. */
+  nextLookAt: number;
+  lastReason: string | null;
+}
+
+/** Query name for a running guard's state (`agl canary status`). */
+export const GUARD_STATE_QUERY = "guardState";
