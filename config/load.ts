@@ -34,6 +34,7 @@ export const environmentVariables = [
   { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },
   { env: "AGL_MIN_TRAFFIC_ROLLOUTS", path: "cycle.minTrafficRollouts", type: "integer" },
   { env: "AGL_CYCLE_SCORERS", path: "cycle.scorers", type: "json" },
+  { env: "AGL_WORKER_MAX_BATCHES", path: "worker.maxBatches", type: "integer" },
   { env: "AGL_JUDGE_PROVIDER", path: "scorers.judge.provider", type: "string" },
   { env: "AGL_JUDGE_BASE_URL", path: "scorers.judge.baseUrl", type: "string" },
   { env: "AGL_JUDGE_MODEL", path: "scorers.judge.model", type: "string" },
