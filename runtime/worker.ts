@@ -1,6 +1,5 @@
 import type { LanguageModelV2 } from "@ai-sdk/provider";
-import { fileURLToPath } from "node:url";
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
+import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
 import { rootCauseMessage } from "./cycles.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
@@ -12,15 +11,14 @@ import type { LoadedConfig } from "../config/load.ts";
 import { scoringContext } from "../scorers/registry.ts";
 import type { Store } from "../store/index.ts";
 import { agentBatchQueue } from "../workflows/task-queues.ts";
+import { cachedWorkflowBundle } from "./workflow-bundle.ts";
 
-const WORKFLOWS_PATH = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
-
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<{ code: string }> | undefined;
 let runtimeInstalled = false;
 
-/** Bundling takes a second or two: do it once per process, however many workers it creates. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger() });
+/** The workflow bundle, from the install's cache when the workflow sources have not changed; once per process. */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundle ??= cachedWorkflowBundle({ logger: quietLogger() });
   return bundle;
 }
 
