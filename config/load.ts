@@ -41,6 +41,7 @@ export const environmentVariables = [
   { env: "AGL_GUARD_MAX_DURATION", path: "guard.maxDuration", type: "string" },
   { env: "AGL_GUARD_JUDGE_SAMPLE_RATE", path: "guard.judgeSampleRate", type: "number" },
   { env: "AGL_WEBHOOKS", path: "webhooks", type: "json" },
+  { env: "AGL_WORKER_MAX_BATCHES", path: "worker.maxBatches", type: "integer" },
   { env: "AGL_JUDGE_PROVIDER", path: "scorers.judge.provider", type: "string" },
   { env: "AGL_JUDGE_BASE_URL", path: "scorers.judge.baseUrl", type: "string" },
   { env: "AGL_JUDGE_MODEL", path: "scorers.judge.model", type: "string" },

@@ -132,6 +132,13 @@ export const configSchema = z
           .strict(),
       )
       .default([]),
+    worker: z
+      .object({
+        /** Agent batches one worker runs at once; unset: what its model can run (see maxAgentBatches). */
+        maxBatches: z.number().int().min(1).max(256).optional(),
+      })
+      .strict()
+      .prefault({}),
     scorers: z
       .object({
         /** The LLM-as-judge's model; unset fields take the agent model's settings. */
