@@ -33,6 +33,8 @@ export function workflowBundle(): Promise<{ code: string }> {
  */
 function quietLogger() {
   return new DefaultLogger("WARN", (entry) => {
+    // The agent-batch worker has no workflows on purpose (they run on the main queue's worker).
+    if (entry.message.startsWith("No workflows registered")) return;
     const meta = entry.meta ?? {};
     const failure = meta.error === undefined ? "" : `: ${rootCauseMessage(meta.error)}`;
     const subject = typeof meta.workflowId === "string" ? ` ${meta.workflowId}${typeof meta.workflowType === "string" ? ` (${meta.workflowType})` : ""}` : "";
