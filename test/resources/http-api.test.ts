@@ -162,7 +162,7 @@ describe("changing resources", () => {
     await expectError(await postJson(versions, { content: dropped }), 400, "invalid_input", /^Invalid prompt for resource "post-analyzer": "instructions" lost placeholder \{\{sentiments\}\} the agent needs\. Nothing was published\.$/);
     await expectError(await postJson(versions, { content: { ...postAnalyzer.prompt.seed, engine: "mustache" } }), 400, "invalid_input", /unknown engine "mustache"/);
     await expectError(await postJson(versions, { content: postAnalyzer.prompt.seed, parentVersion: 99 }), 404, "not_found", /no version 99/);
-    await expectError(await postJson("/v1/resources/nope/versions", { content: postAnalyzer.prompt.seed }), 404, "not_found", 'No agent uses a prompt resource named "nope". Known resources: post-analyzer.');
+    await expectError(await postJson("/v1/resources/nope/versions", { content: postAnalyzer.prompt.seed }), 404, "not_found", 'No agent uses a prompt resource named "nope". Known resources: post-analyzer, funding-extractor, support-reply.');
 
     const oversized = { content: postAnalyzerPrompt("y".repeat(RESOURCE_BODY_LIMIT_BYTES)) };
     await expectError(await postJson(versions, oversized), 413, "payload_too_large", `The request body is over ${RESOURCE_BODY_LIMIT_BYTES} bytes. Nothing was written.`);
