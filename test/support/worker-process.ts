@@ -9,13 +9,15 @@ const WORKER = fileURLToPath(new URL("../fixtures/worker-process.ts", import.met
 /**
  * Starts test/fixtures/worker-process.ts, a worker in a process of its own that a test can SIGKILL like a
  * crashed machine; `children` gets it at once, so an afterEach can kill it whatever happens. Resolves
- * once the worker polls, with the child in a wrapper (an execa child is a thenable of its exit).
+ * once the worker polls, with the child in a wrapper (an execa child is a thenable of its exit). With
+ * `modelCallsFile`, the worker's fake model records each call there (test/support/model-calls.ts).
  */
 export async function spawnWorker(
   children: ResultPromise[],
   overrides: Record<string, unknown>,
   connection: TestStore["connection"],
   latencyMs: number,
+  modelCallsFile?: string,
 ): Promise<{ child: ResultPromise }> {
   const child = execa(NODE, [WORKER], {
     env: {
@@ -23,6 +25,7 @@ export async function spawnWorker(
       AGL_TEST_STORE: JSON.stringify(connection),
       AGL_TEST_BUNDLE: inject("workflowBundlePath"),
       AGL_TEST_LATENCY_MS: String(latencyMs),
+      ...(modelCallsFile ? { AGL_TEST_MODEL_CALLS: modelCallsFile } : {}),
     },
     reject: false,
     stdout: "pipe",
