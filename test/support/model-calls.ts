@@ -4,20 +4,23 @@ import { join } from "node:path";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 
 /**
- * TEST AID around a FAKE model: every call appends one line to `file` before it is answered, so a test
- * counts agent runs, not stored rows (a re-run of a stored task shows as an extra call, where the row
- * it writes again cannot), and the calls of a worker process the test SIGKILLs still count.
+ * TEST AID around a FAKE model: every answered call appends one line to `file`, so a test counts agent
+ * runs, not stored rows (a re-run of a stored task shows as an extra call, where the row it would write
+ * again cannot exist), across processes. A call aborted before its answer (its activity cancelled) is
+ * not counted: it ran nothing a retry could have skipped.
  */
 export function countingModel(model: LanguageModelV2, file: string): LanguageModelV2 {
   return {
     ...model,
-    doGenerate(options) {
+    async doGenerate(options) {
+      const answer = await model.doGenerate(options);
       appendFileSync(file, "call\n");
-      return model.doGenerate(options);
+      return answer;
     },
-    doStream(options) {
+    async doStream(options) {
+      const answer = await model.doStream(options);
       appendFileSync(file, "call\n");
-      return model.doStream(options);
+      return answer;
     },
   };
 }
