@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { fundingExtractor } from "../../agents/examples.ts";
 import { agl, bundledTasks, createPrivateDatabase, json, type PrivateDatabase, removeDir, scaledEnv, tempDir } from "./support.ts";
 
@@ -24,22 +24,20 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
     return json<any[]>(result);
   };
 
-  beforeAll(async () => {
+  // Every test has a database and a folder of its own, so any one of them passes alone.
+  beforeEach(async () => {
     db = await createPrivateDatabase();
     env = scaledEnv(db);
     dir = tempDir("agl-cli-datasets-");
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await db?.close();
     removeDir(dir);
     removeDir(env?.AGL_DATA_DIR);
   });
 
-  /** The summary of the first good import, compared after the failed attempts. */
-  let firstImport: any;
-
-  test("a valid file imports: JSON summary with split counts, listed afterwards", async () => {
-    expect(await datasetList()).toEqual([]);
+  /** Imports "small.v1" (6 posts, two tasks without a split that take --split test); returns the file and the JSON summary. */
+  async function importSmall(): Promise<{ file: string; summary: any }> {
     const file = writeJsonl("good.jsonl", [
       ...posts.filter((t) => t.split === "train").slice(0, 4),
       ...posts.filter((t) => t.split === "validation").slice(0, 2),
@@ -51,7 +49,12 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
     const result = await agl(["dataset", "import", file, "--name", "small.v1", "--split", "test", "--json"], { env });
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
-    firstImport = json(result);
+    return { file, summary: json(result) };
+  }
+
+  test("a valid file imports: JSON summary with split counts, listed afterwards", async () => {
+    expect(await datasetList()).toEqual([]);
+    const { file, summary: firstImport } = await importSmall();
     expect(firstImport).toEqual({
       name: "small.v1",
       agent: "post-analyzer",
@@ -77,7 +80,7 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
   });
 
   test("one bad line rejects the whole file with FILE:LINE and the reason; nothing is imported", async () => {
-    expect(firstImport, "needs the import of the previous test").toBeDefined();
+    await importSmall();
     const before = await datasetList();
     const [a, b, c, d] = posts;
     const cases: { name: string; line3: object | string; reason: RegExp }[] = [
@@ -113,7 +116,7 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
   });
 
   test("importing an existing name conflicts and leaves the first intact; --replace replaces it", async () => {
-    expect(firstImport, "needs the import of the previous test").toBeDefined();
+    const { summary: firstImport } = await importSmall();
     const other = writeJsonl("other.jsonl", posts.slice(10, 13));
     const again = await agl(["dataset", "import", other, "--name", "small.v1", "--json"], { env });
     expect(again.exitCode).toBe(2);

@@ -32,7 +32,7 @@ test("killing the worker while a GEPA reflection is in flight: the search resume
   const temporal = await connectClient(config);
   try {
     const secondReflection = reflection.holdRequest(2);
-    const { child: first } = await spawnWorker(children, overrides, db.connection, 0, { runLog });
+    const { child: first } = await spawnWorker(children, overrides, db.connection, 0, { modelCallsFile: runLog });
     // Heartbeats come every 2 s: a 5 s timeout never expires on a live worker, and frees a dead one's step soon.
     const handle = await startCycle({ config, store: db.store, client: temporal.client, agent: "post-analyzer", dataset: "gepa", settings: { heartbeatTimeoutSeconds: 5 } });
     await secondReflection;
@@ -40,7 +40,7 @@ test("killing the worker while a GEPA reflection is in flight: the search resume
     await first.catch(() => undefined);
     const searchedBeforeCrash = await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "search" });
 
-    await spawnWorker(children, overrides, db.connection, 0, { runLog });
+    await spawnWorker(children, overrides, db.connection, 0, { modelCallsFile: runLog });
     // The step in flight is retried on the new worker, which asks the reflection model again; the killed
     // worker's optimizer child, still waiting for the held answer, then gets it too.
     for (let tries = 0; reflection.requests.length < 3; tries++) {

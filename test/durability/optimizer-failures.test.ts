@@ -86,7 +86,8 @@ describe("the Python optimizer failing mid-cycle (real subprocesses, real dev se
     const result = await handle.result();
     expect(readFileSync(join(calls, "calls"), "utf8")).toBe("2");
     const versions = (await db.store.resources.listVersions("post-analyzer")).map((v) => v.version);
-    expect(versions).toEqual(result.outcome === "deployed" ? [1, 2] : [1]);
+    expect(result.outcome).toBe("kept");
+    expect(versions).toEqual([1]);
   });
 
   test("killing the child with SIGKILL mid-run: the retry finishes the cycle, nothing doubled", async () => {
@@ -102,6 +103,7 @@ describe("the Python optimizer failing mid-cycle (real subprocesses, real dev se
     expect(readFileSync(join(calls, "calls"), "utf8")).toBe("2");
     expect((await db.store.cycles.candidates(handle.workflowId)).length).toBeGreaterThan(0);
     expect(await db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase: "validate" })).toHaveLength(8 * (1 + (result.search?.finalists.length ?? 0)));
-    expect((await db.store.resources.listVersions("post-analyzer")).length).toBe(result.outcome === "deployed" ? 2 : 1);
+    expect(result.outcome).toBe("kept");
+    expect((await db.store.resources.listVersions("post-analyzer")).map((v) => v.version)).toEqual([1]);
   });
 });

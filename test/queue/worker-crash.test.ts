@@ -5,6 +5,7 @@ import { queueRolloutId } from "../../activities/queue-activities.ts";
 import { readDatasetFile } from "../../agents/dataset-file.ts";
 import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { submitTasks } from "../../runtime/submissions.ts";
+import { modelCalls, modelCallsFile } from "../support/model-calls.ts";
 import { openTestStore, type TestStore } from "../support/stores.ts";
 import { connectClient, testConfig } from "../support/temporal.ts";
 import { killWorkers, spawnWorker } from "../support/worker-process.ts";
@@ -26,7 +27,9 @@ test("killing a worker in the middle of a submission's batches loses and doubles
   const tasks = (await readDatasetFile(postAnalyzer.datasets.posts!, postAnalyzer)).slice(100, 136);
   const temporal = await connectClient(config);
   try {
-    const { child: first } = await spawnWorker(children, overrides, db.connection, 80);
+    const firstCalls = modelCallsFile();
+    const restartedCalls = modelCallsFile();
+    const { child: first } = await spawnWorker(children, overrides, db.connection, 80, { modelCallsFile: firstCalls });
     const submission = await submitTasks({ config, store: db.store, client: temporal.client, agent: postAnalyzer, tasks, source: "test", again: false, settings: { heartbeatTimeoutSeconds: 2 } });
     const stored = async () => (await db!.store.submissions.storedRollouts(submission.submissionId)).stored;
     for (let tries = 0; (await stored()) < 6; tries++) {
@@ -38,7 +41,7 @@ test("killing a worker in the middle of a submission's batches loses and doubles
     const beforeRestart = await stored();
     expect(beforeRestart).toBeLessThan(tasks.length);
 
-    await spawnWorker(children, overrides, db.connection, 0);
+    await spawnWorker(children, overrides, db.connection, 0, { modelCallsFile: restartedCalls });
     const result = await submission.handle!.result();
 
     const ids = tasks.map((task) => queueRolloutId(submission.submissionId, task.id));
@@ -49,8 +52,14 @@ test("killing a worker in the middle of a submission's batches loses and doubles
     expect(rollouts.every((rollout) => rollout.rewards.filter((reward) => reward.scorer === "ground-truth").length === 1)).toBe(true);
     expect(result.tasks).toBe(tasks.length);
     expect(result.rewarded).toBe(tasks.length);
-    // Every batch reports once, from its attempt that finished: what a dead worker had stored was skipped, not run again.
+    // Every batch reports once, from its attempt that finished.
     expect(result.ran + result.skipped).toBe(tasks.length);
+    // What the dead worker had stored of the batches it started was skipped, not run again: the restarted
+    // worker ran the agent once for each task stored nowhere, and for no other.
+    expect(result.skipped).toBeGreaterThan(0);
+    expect(result.skipped).toBeLessThanOrEqual(beforeRestart);
+    expect(modelCalls(restartedCalls)).toBe(tasks.length - beforeRestart);
+    expect(modelCalls(firstCalls)).toBeGreaterThanOrEqual(beforeRestart);
   } finally {
     await temporal.close();
   }

@@ -69,7 +69,8 @@ describe("nightly runs on real Temporal Schedules (dev server)", () => {
     const run = await nthRun(description.scheduleId, 1);
 
     expect(run.cycleId.startsWith(`cy-post-analyzer-sched-${description.scheduleId}-`)).toBe(true);
-    expect(["deployed", "kept"]).toContain(run.result.outcome);
+    // The fake model and the seeded optimizer decide the same on every run: on "mini" no candidate clears the gate.
+    expect(run.result).toMatchObject({ outcome: "kept", deployedVersion: null, collect: { failed: 0 } });
     const cycle = await db.store.cycles.get(run.cycleId);
     expect(cycle).toMatchObject({ trigger: `schedule:${description.scheduleId}`, outcome: run.result.outcome, dataset: "mini" });
     expect((await listSchedules(client)).map((s) => s.scheduleId)).toContain(description.scheduleId);
@@ -170,7 +171,7 @@ describe("nightly runs on real Temporal Schedules (dev server)", () => {
     await sleep(1_000);
     await changeSchedule(client, schedule.scheduleId, { kind: "trigger" });
     const trained = await nthRun(schedule.scheduleId, 2);
-    expect(["deployed", "kept"]).toContain(trained.result.outcome);
+    expect(trained.result).toMatchObject({ outcome: "kept", collect: { failed: 0 }, baseline: { failed: 0 } });
     const snapshot = await db.store.datasets.get(`traffic-${trained.cycleId}`);
     expect(snapshot.taskCount).toBeLessThanOrEqual(60);
     expect(trained.result.collect!.rollouts).toBe(snapshot.splits.train);
@@ -193,6 +194,7 @@ describe("nightly runs on real Temporal Schedules (dev server)", () => {
     expect(first.scheduledAt.getTime()).toBe(hourAgo.getTime());
     expect(second.result.deployedVersion).toBe(first.result.deployedVersion);
     const versionsAfter = (await db.store.resources.listVersions("post-analyzer")).length;
-    expect(versionsAfter - versionsBefore).toBe(first.result.outcome === "deployed" ? 1 : 0);
+    expect(first.result.outcome).toBe("kept");
+    expect(versionsAfter - versionsBefore).toBe(0);
   });
 });
