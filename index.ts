@@ -16,6 +16,9 @@ export type { ScorerInput, ScoredReward, RewardScorer } from "./scorers/types.ts
 export { createPromptClient, PromptUnavailableError } from "./client/prompt-client.ts";
 export type { PromptClient, PromptClientOptions, Freshness, PromptSelector } from "./client/prompt-client.ts";
 export { createLiveAgentRunner } from "./agents/live-runner.ts";
-export type { LiveAgentRun, LiveAgentRunner } from "./agents/live-runner.ts";
+export type { LiveAgentRun, LiveAgentRunner, LiveRunOptions } from "./agents/live-runner.ts";
+export { assignArm } from "./client/canary-assignment.ts";
+export type { Arm, CanarySplit } from "./client/canary-assignment.ts";
+export { verifyWebhook, WebhookVerificationError } from "./server/webhooks.ts";
 export { renderPrompt } from "./agents/prompt-template.ts";
 export { configuredModel } from "./agents/models/configured.ts";

@@ -12,6 +12,7 @@ import { GROUND_TRUTH, rolloutReward, type ScoringPlan, scoringPlan } from "../s
 import type { ScoringContext } from "../scorers/types.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import { type ConfusionMatrix, confusionMatrices } from "../store/analysis.ts";
+import type { GuardSettings } from "../store/canaries.ts";
 import type { Store } from "../store/index.ts";
 import type { ResourceVersion } from "../store/resources.ts";
 import type { Rollout } from "../store/rollouts.ts";
@@ -22,7 +23,7 @@ import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSe
 import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
-import { agentSpecFor, algorithmRefusal, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest, optimizerParams } from "./optimizer-contract.ts";
+import { agentSpecFor, algorithmRefusal, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest, type OptimizerResponse, optimizerParams } from "./optimizer-contract.ts";
 
 export interface ActivityDependencies {
   config: LoadedConfig;
@@ -33,6 +34,15 @@ export interface ActivityDependencies {
   scoring: ScoringContext;
   /** The OpenAI-compatible endpoint model-based optimizers (APO) critique and edit with, for one call. */
   optimizerModel(): Promise<{ endpoint: NonNullable<OptimizerRequest["llm"]>; close(): Promise<void> }>;
+}
+
+interface DeployInput {
+  cycleId: string;
+  agent: string;
+  candidateId: string;
+  incumbentVersion: number;
+  metrics: Record<string, unknown>;
+  reason: string;
 }
 
 /** Which prompt a batch runs: a published version, or an unpublished candidate of this cycle (or of `cycleId`). */
@@ -82,15 +92,19 @@ export type BeginCycleResult =
   | { status: "busy"; holder: string }
   | { status: "not-enough-data"; detail: string };
 
-export function createCycleActivities(deps: ActivityDependencies) {
-  const { store, config } = deps;
+/** Which rewards count for an agent and with what weights (its own scorers, or `cycle.scorers`), built once per agent. */
+export function scoringPlans(config: LoadedConfig): (agent: AgentDefinition) => ScoringPlan {
   const plans = new Map<string, ScoringPlan>();
-  /** Which rewards count for the agent and with what weights: its own scorers, or `cycle.scorers`. */
-  const planFor = (agent: AgentDefinition): ScoringPlan => {
+  return (agent) => {
     let plan = plans.get(agent.id);
     if (!plan) plans.set(agent.id, (plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers))));
     return plan;
   };
+}
+
+export function createCycleActivities(deps: ActivityDependencies) {
+  const { store, config } = deps;
+  const planFor = scoringPlans(config);
 
   async function beginCycle(input: BeginCycleInput): Promise<BeginCycleResult> {
     const devOf = (ids: string[]) => ids.filter((id) => isDevTask(id, input.devFraction));
@@ -231,7 +245,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
   async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
-    const contender = `${prompt.candidateId ?? `v${prompt.version}`}${input.repeat && input.repeat > 1 ? `#${input.repeat}` : ""}`;
+    const contender = `${contenderKey(input.prompt)}${input.repeat && input.repeat > 1 ? `#${input.repeat}` : ""}`;
     return runAgentTasks(store, {
       agent,
       run: deps.runnerFor(agent),
@@ -302,7 +316,6 @@ export function createCycleActivities(deps: ActivityDependencies) {
     parents: string[];
     optimizer: CycleSettings["optimizer"];
   }): Promise<{ candidates: { id: string; parent: string }[]; rounds: unknown[]; stats: Record<string, unknown> }> {
-    const context = Context.current();
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const incumbent = await store.resources.getVersion(agent.prompt.resource, input.incumbentVersion);
     const parents = await Promise.all(
@@ -317,21 +330,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
       (rollout) => rollout.candidateId !== null && input.parents.includes(rollout.candidateId),
     );
     const searchExpected = await expectedOf(store, search);
-    const { weights } = planFor(agent);
-    const contractRollout = (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null) => ({
-      id: rollout.id,
-      task_id: rollout.taskId,
-      prompt_id: promptId,
-      input: rollout.input,
-      message: agent.message(rollout.input),
-      output: rollout.output,
-      expected,
-      // The reward the gate judges by: the weighted mean of the counted scorers (the others travel along in `rewards`).
-      reward: rolloutReward(weights, rollout.rewards) ?? null,
-      rewards: rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason })),
-      error: rollout.error,
-      ...(rollout.toolCalls?.length ? { tool_calls: rollout.toolCalls } : {}),
-    });
+    const contractRollout = contractRolloutsFor(agent, planFor(agent).weights);
     const usesModel = input.optimizer.algorithm === "apo";
     const request: OptimizerRequest = {
       schema_version: OPTIMIZER_CONTRACT_VERSION,
@@ -350,47 +349,18 @@ export function createCycleActivities(deps: ActivityDependencies) {
       ],
       llm: null,
     };
-    let lastProgress = { done: 0, total: 0, message: "starting" };
-    const timer = setInterval(() => context.heartbeat(lastProgress), HEARTBEAT_EVERY_MS);
-    const llm = usesModel ? await deps.optimizerModel() : undefined;
-    try {
-      const response = await runOptimizer({
-        command: config.optimizer.command,
-        workDir: join(config.dataPath, "work", "optimizer"),
-        request: { ...request, llm: llm?.endpoint ?? null },
-        timeoutMs: input.optimizer.timeoutMinutes * 60_000,
-        signal: context.cancellationSignal,
-        onProgress: (progress) => (lastProgress = progress),
-      });
-      // A child identical to one an earlier round already scored would only be scored again.
-      const earlier = (await store.cycles.candidates(input.cycleId)).filter((candidate) => !candidate.id.startsWith(`r${input.round}c`));
-      const scoredBefore = new Set(earlier.map((candidate) => componentsKey(candidate.content.components)));
-      const fresh = response.candidates.filter((candidate) => !scoredBefore.has(componentsKey(candidate.components)));
-      await store.cycles.saveCandidates(
-        fresh.map((candidate) => ({
-          cycleId: input.cycleId,
-          id: candidate.id,
-          content: { engine: incumbent.content.engine, components: candidate.components },
-          strategy: candidate.strategy,
-          rationale: candidate.rationale,
-          details: { parent: candidate.parent, round: input.round, trainScore: candidate.train_score, algorithm: response.algorithm, seed: response.seed },
-        })),
-      );
-      return {
-        candidates: fresh.map((candidate) => ({ id: candidate.id, parent: candidate.parent })),
-        rounds: response.rounds,
-        stats: { ...response.stats, repeatedEarlierRounds: response.candidates.length - fresh.length },
-      };
-    } catch (error) {
-      if (error instanceof OptimizerError) {
-        if (error.kind === "cancelled") throw error;
-        throw ApplicationFailure.create({ message: error.message, type: `Optimizer.${error.kind}`, nonRetryable: !error.retryable });
-      }
-      throw error;
-    } finally {
-      clearInterval(timer);
-      await llm?.close();
-    }
+    const response = await callOptimizer(deps, request, { usesModel, timeoutMinutes: input.optimizer.timeoutMinutes });
+    // A child identical to one an earlier round already scored would only be scored again.
+    const scoredBefore = await earlierCandidates(store, input.cycleId, input.round);
+    const fresh = response.candidates.filter((candidate) => !scoredBefore.has(componentsKey(candidate.components)));
+    await store.cycles.saveCandidates(
+      fresh.map((candidate) => storedCandidate(input.cycleId, incumbent.content.engine, candidate, { round: input.round, trainScore: candidate.train_score, algorithm: response.algorithm, seed: response.seed })),
+    );
+    return {
+      candidates: fresh.map((candidate) => ({ id: candidate.id, parent: candidate.parent })),
+      rounds: response.rounds,
+      stats: { ...response.stats, repeatedEarlierRounds: response.candidates.length - fresh.length },
+    };
   }
 
   /**
@@ -483,7 +453,41 @@ export function createCycleActivities(deps: ActivityDependencies) {
     return { contenders, difference: second === undefined ? null : { ...meanInterval(differences), of: first!, against: second } };
   }
 
-  async function deployCandidate(input: { cycleId: string; agent: string; candidateId: string; incumbentVersion: number; metrics: Record<string, unknown>; reason: string }): Promise<{ version: number }> {
+  async function deployCandidate(input: DeployInput): Promise<{ version: number }> {
+    return publishCandidate(input, [{ label: "production", expectedVersion: input.incumbentVersion }]);
+  }
+
+  /**
+   * Publishes the winning candidate without moving `production` and puts it on the `canary` label at
+   * `weight` (store/canaries.ts: one canary per agent, compare-and-set on `production` still being the
+   * incumbent); the workflow then starts its guard. With another canary running, nothing is published.
+   */
+  async function deployCanary(input: DeployInput & { canaryId: string; weight: number; guard: GuardSettings }): Promise<{ status: "started"; version: number } | { status: "busy"; holder: string }> {
+    const agent = nonRetryable(() => config.agents.get(input.agent));
+    const running = await store.canaries.running(agent.prompt.resource);
+    if (running && running.id !== input.canaryId) return { status: "busy", holder: running.id };
+    const { version } = await publishCandidate(input, []);
+    try {
+      await store.canaries.start({
+        id: input.canaryId,
+        agent: agent.id,
+        resource: agent.prompt.resource,
+        version,
+        weight: input.weight,
+        actor: `cycle:${input.cycleId}`,
+        reason: input.reason,
+        settings: input.guard,
+        expectedProduction: input.incumbentVersion,
+      });
+    } catch (error) {
+      if (error instanceof ConflictError) throw ApplicationFailure.nonRetryable(error.message, "LabelConflict");
+      return rethrowNonRetryable(error);
+    }
+    return { status: "started", version };
+  }
+
+  /** A new immutable version from the cycle's candidate (idempotent per cycle), with `labels` moved to it in the same transaction. */
+  async function publishCandidate(input: DeployInput, labels: { label: string; expectedVersion: number }[]): Promise<{ version: number }> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const candidate = await store.cycles.candidate(input.cycleId, input.candidateId);
     const content = nonRetryable(() => validatePromptContent(agent, candidate.content));
@@ -496,7 +500,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
         metrics: input.metrics,
         note: `${candidate.strategy}: ${candidate.rationale}`,
         idempotencyKey: `deploy:${input.cycleId}`,
-        labels: [{ label: "production", expectedVersion: input.incumbentVersion }],
+        labels,
         reason: input.reason,
       });
       return { version: version.version };
@@ -527,7 +531,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
     await store.cycles.releaseLease(input.agent, input.cycleId);
   }
 
-  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, recordCycle, finishCycle };
+  return { beginCycle, checkAgentRuns, runAgentBatch, scoreRollouts, judgeValidation, measureTest, summarizeEvaluation, summarizeContenders, summarizeTraining, proposeCandidates, deployCandidate, deployCanary, recordCycle, finishCycle };
 }
 
 /**
@@ -618,8 +622,72 @@ export function evaluatedContender(rollout: Pick<Rollout, "candidateId" | "resou
   return rollout.candidateId ?? `v${rollout.resourceVersion}`;
 }
 
+/** What a rollout tells the optimizer: the message, the answer, the ground truth, the reward the gate counts and every scorer's reason. */
+export function contractRolloutsFor(agent: AgentDefinition, weights: Readonly<Record<string, number>>) {
+  return (rollout: Rollout, promptId: string, expected: Record<string, unknown> | null): OptimizerRequest["rollouts"][number] => ({
+    id: rollout.id,
+    task_id: rollout.taskId,
+    prompt_id: promptId,
+    input: rollout.input,
+    message: agent.message(rollout.input),
+    output: rollout.output,
+    expected,
+    // The reward the gate judges by: the weighted mean of the counted scorers (the others travel along in `rewards`).
+    reward: rolloutReward(weights, rollout.rewards) ?? null,
+    rewards: rollout.rewards.map((reward) => ({ scorer: reward.scorer, value: reward.value, reason: reward.reason })),
+    error: rollout.error,
+    ...(rollout.toolCalls?.length ? { tool_calls: rollout.toolCalls } : {}),
+  });
+}
+
+/**
+ * Runs the Python optimizer for the current activity: heartbeats its progress, lends it the optimizer
+ * model when the algorithm calls one, and turns its failures into activity failures (bad input and
+ * contract violations for good; crashes and hangs retried).
+ */
+export async function callOptimizer(
+  deps: ActivityDependencies,
+  request: OptimizerRequest,
+  options: { usesModel: boolean; timeoutMinutes: number },
+): Promise<OptimizerResponse> {
+  const context = Context.current();
+  let lastProgress = { done: 0, total: 0, message: "starting" };
+  const timer = setInterval(() => context.heartbeat(lastProgress), HEARTBEAT_EVERY_MS);
+  const llm = options.usesModel ? await deps.optimizerModel() : undefined;
+  try {
+    return await runOptimizer({
+      command: deps.config.optimizer.command,
+      workDir: join(deps.config.dataPath, "work", "optimizer"),
+      request: { ...request, llm: llm?.endpoint ?? null },
+      timeoutMs: options.timeoutMinutes * 60_000,
+      signal: context.cancellationSignal,
+      onProgress: (progress) => (lastProgress = progress),
+    });
+  } catch (error) {
+    if (error instanceof OptimizerError) {
+      if (error.kind === "cancelled") throw error;
+      throw ApplicationFailure.create({ message: error.message, type: `Optimizer.${error.kind}`, nonRetryable: !error.retryable });
+    }
+    throw error;
+  } finally {
+    clearInterval(timer);
+    await llm?.close();
+  }
+}
+
+/** The prompts of the cycle's candidates from rounds before `round` (canonical components -> candidate id): a child equal to one is not scored again. */
+export async function earlierCandidates(store: Store, cycleId: string, round: number): Promise<Map<string, string>> {
+  const earlier = (await store.cycles.candidates(cycleId)).filter((candidate) => !candidate.id.startsWith(`r${round}c`));
+  return new Map(earlier.map((candidate) => [componentsKey(candidate.content.components), candidate.id]));
+}
+
+/** A proposed child as the cycle stores it: its prompt, how it was made, its parent and what else the search records. */
+export function storedCandidate(cycleId: string, engine: PromptContent["engine"], candidate: OptimizerResponse["candidates"][number], details: Record<string, unknown>) {
+  return { cycleId, id: candidate.id, content: { engine, components: candidate.components }, strategy: candidate.strategy, rationale: candidate.rationale, details: { parent: candidate.parent, ...details } };
+}
+
 /** The train tasks the search scores candidates on, chosen by id so every retry and activity agrees. */
-function isDevTask(taskId: string, fraction: number): boolean {
+export function isDevTask(taskId: string, fraction: number): boolean {
   return createHash("sha256").update(`dev\u0000${taskId}`).digest().readUInt32BE(0) / 2 ** 32 < fraction;
 }
 
@@ -633,12 +701,17 @@ function isHeldOut(rolloutId: string): boolean {
   return createHash("sha256").update(rolloutId).digest()[0]! % 10 < 3;
 }
 
+/** How a prompt is named in its rollouts' ids: the candidate's id, or `v<N>` for a published version. */
+export function contenderKey(prompt: PromptRef): string {
+  return "version" in prompt ? `v${prompt.version}` : prompt.candidateId;
+}
+
 export function rolloutId(cycleId: string, phase: string, contender: string, taskId: string): string {
   return `ro-${createHash("sha256").update(`${cycleId}\u0000${phase}\u0000${contender}\u0000${taskId}`).digest("hex").slice(0, 24)}`;
 }
 
 /** A rollout's reward is the mean of its rewards from the configured scorers; a contender's, the mean over its rollouts that have one. */
-function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Record<string, number>>): ContenderScore {
+export function summarize(contender: string, rollouts: Rollout[], weights: Readonly<Record<string, number>>): ContenderScore {
   const rewards = rollouts.flatMap((rollout) => rolloutReward(weights, rollout.rewards) ?? []);
   const firstFailure = rollouts.find((rollout) => rollout.status === "failed");
   return {

@@ -42,6 +42,14 @@ export const optimizerAgentSchema = z
   })
   .strict();
 
+const promptId = z.string().min(1);
+
+/** GEPA's step (algorithm "gepa" only): rewrite one component of the one parent, or merge the two parents. */
+export const gepaStepSchema = z.discriminatedUnion("step", [
+  z.object({ step: z.literal("reflect"), component: z.string().min(1) }).strict(),
+  z.object({ step: z.literal("merge"), ancestor: z.object({ id: promptId, components }).strict() }).strict(),
+]);
+
 export const optimizerRequestSchema = z
   .object({
     schema_version: z.literal(OPTIMIZER_CONTRACT_VERSION),
@@ -60,16 +68,27 @@ export const optimizerRequestSchema = z
         components,
       })
       .strict(),
-    /** The beam members to improve this round (round 1: the incumbent). */
-    parents: z.array(z.object({ id: z.string().min(1), components }).strict()).min(1),
+    /** The beam members to improve this round (round 1: the incumbent); for gepa the step's parent(s). */
+    parents: z.array(z.object({ id: promptId, components }).strict()).min(1),
     rollouts: z.array(optimizerRolloutSchema),
     /** An OpenAI-compatible endpoint for algorithms that call a model; null for LLM-free ones. */
     llm: z
       .object({ base_url: z.url(), model: z.string().min(1), api_key: z.string().nullable(), timeout_s: z.number().positive() })
       .strict()
       .nullable(),
+    gepa: gepaStepSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((request, context) => {
+    const gepa = request.algorithm === "gepa";
+    if (gepa !== (request.gepa !== undefined)) {
+      context.addIssue({ code: "custom", path: ["gepa"], message: gepa ? 'algorithm "gepa" needs its step' : `only algorithm "gepa" takes a gepa step, not "${request.algorithm}"` });
+    }
+    const parents = request.gepa?.step === "merge" ? 2 : request.gepa ? 1 : undefined;
+    if (parents !== undefined && request.parents.length !== parents) {
+      context.addIssue({ code: "custom", path: ["parents"], message: `a gepa ${request.gepa!.step} step takes exactly ${parents} parent${parents > 1 ? "s" : ""}` });
+    }
+  });
 
 export const optimizerResponseSchema = z
   .object({
@@ -125,6 +144,9 @@ export function optimizerParams(settings: CycleSettings["optimizer"]): Record<st
       return { branch_factor: settings.candidates, minibatch_size: settings.minibatchSize, max_tokens: 256 };
     case "few-shot":
       return { num_candidates: settings.candidates, max_examples: Math.max(1, settings.maxExamples) };
+    case "gepa":
+      // A reflection writes a whole component: twice apo's room for an edit.
+      return { max_tokens: 512 };
     default:
       return { num_candidates: settings.candidates, max_examples: settings.maxExamples, max_keywords: settings.maxKeywords };
   }
@@ -149,6 +171,7 @@ export function algorithmRefusal(agent: AgentDefinition, algorithm: string): str
         ? undefined
         : why("it edits label descriptions and demonstrations, and the agent has neither an editable label component (prompt.labels) nor an editable examples component (prompt.examples)");
     case "apo":
+    case "gepa":
       return freeText.length > 0 || labelComponents.length > 0 ? undefined : why("it rewrites instructions and label descriptions, and none of the agent's editable components is one (prompt.editable)");
     default:
       return why("unknown algorithm");
@@ -166,6 +189,7 @@ export function contractViolations(request: OptimizerRequest, response: Optimize
   if (response.round !== request.round) problems.push(`round is ${response.round}, expected ${request.round}`);
   const parents = new Map(request.parents.map((parent) => [parent.id, parent.components]));
   const componentNames = Object.keys(request.prompt.components).sort();
+  if (request.gepa && response.candidates.length > 1) problems.push(`a gepa ${request.gepa.step} step makes at most one child, got ${response.candidates.length}`);
   const seen = new Set<string>();
   const ids = new Set<string>();
   response.candidates.forEach((candidate, index) => {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
 import { readDatasetFile } from "../agents/dataset-file.ts";
+import { bundledAgents } from "../agents/examples.ts";
 import { postAnalyzer } from "../agents/post-analyzer/index.ts";
 import { loadConfig } from "../config/load.ts";
 import { startCycle } from "../runtime/cycles.ts";
@@ -65,7 +66,7 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     AGL_TASK_QUEUE: "bench",
     ...(scratch ? { DATABASE_URL: scratch.url } : {}),
   };
-  const config = loadConfig({ env });
+  const config = loadConfig({ env, agents: bundledAgents });
   // The benchmark process owns the embedded store and Temporal server, exactly as `agl up` would.
   const runtime = await openRuntime(config, { store: true, temporal: true, command: "npm run bench" });
   const children: ResultPromise[] = [];

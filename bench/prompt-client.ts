@@ -42,6 +42,10 @@ export interface LoadResult {
 
 export interface PromptBenchResult {
   cachedGet: CachedGetResult;
+  /** The same, by key (a different user each call) while a canary runs: the arm is picked in the client. */
+  cachedKeyedGet: CachedGetResult;
+  /** From a label move's HTTP answer to the subscribed client holding the new version (its time limit: an hour). */
+  changeEvents: CachedGetResult;
   load: LoadResult[];
 }
 
@@ -66,15 +70,25 @@ export async function benchPromptServing(): Promise<PromptBenchResult> {
     const published = await execa(NODE, [AGL, "prompts", "publish", postAnalyzer.id, "--file", seedFile, "--label", "production"], { env, extendEnv: false, cwd: home, reject: false });
     if (published.exitCode !== 0) throw new Error(`publishing the seed failed: ${published.stderr}`);
 
+    // A second version on a 10 % canary, started by a third process (agl deploy), as a user would.
+    const again = await execa(NODE, [AGL, "prompts", "publish", postAnalyzer.id, "--file", seedFile, "--note", "canary"], { env, extendEnv: false, cwd: home, reject: false });
+    const deployed = await execa(NODE, [AGL, "deploy", "--agent", postAnalyzer.id, "--version", "2", "--canary", "10%"], { env, extendEnv: false, cwd: home, reject: false });
+    if (again.exitCode !== 0 || deployed.exitCode !== 0) throw new Error(`starting the canary failed: ${again.stderr}${deployed.stderr}`);
+
     const url = `${baseUrl}/v1/resources/${postAnalyzer.prompt.resource}`;
-    const cachedGet = await benchCachedGet(baseUrl, join(home, "prompt-cache"));
+    const cachedGet = await benchCachedGet(baseUrl, join(home, "prompt-cache"), false);
+    const cachedKeyedGet = await benchCachedGet(baseUrl, join(home, "prompt-cache"), true);
+    const changeEvents = await benchChangeEvents(baseUrl, join(home, "prompt-cache"));
     const etag = (await fetch(url)).headers.get("etag")!;
     return {
       cachedGet,
+      cachedKeyedGet,
+      changeEvents,
       load: await loadTest([
         { scenario: "GET /healthz", url: `${baseUrl}/healthz`, headers: {}, status: 200 },
         { scenario: "GET by label", url, headers: {}, status: 200 },
         { scenario: "GET with If-None-Match", url, headers: { "if-none-match": etag }, status: 304 },
+        { scenario: "GET by key, canary running", url: `${url}?key=user-42`, headers: {}, status: 200 },
       ]),
     };
   } finally {
@@ -84,20 +98,54 @@ export async function benchPromptServing(): Promise<PromptBenchResult> {
   }
 }
 
-/** Every call timed on its own: the median is what one agent run pays for its prompt. */
-async function benchCachedGet(baseUrl: string, cacheDir: string): Promise<CachedGetResult> {
+/** Every call timed on its own: the median is what one agent run pays for its prompt. Keyed: a different user each call, from 1,000. */
+async function benchCachedGet(baseUrl: string, cacheDir: string, keyed: boolean): Promise<CachedGetResult> {
   const client = createPromptClient({ baseUrl, ttlMs: 60 * 60_000, cacheDir });
   const name = postAnalyzer.prompt.resource;
-  for (let i = 0; i < 10_000; i++) await client.get(name);
-  const samples = new Float64Array(CACHED_CALLS);
-  for (let i = 0; i < CACHED_CALLS; i++) {
-    const started = process.hrtime.bigint();
-    const served = await client.get(name);
-    samples[i] = Number(process.hrtime.bigint() - started);
-    if (served.freshness !== "cached") throw new Error(`expected a cached copy, got ${served.freshness}`);
+  const selector = (i: number) => (keyed ? { key: `user-${i % 1000}` } : {});
+  try {
+    for (let i = 0; i < 10_000; i++) await client.get(name, selector(i));
+    const samples = new Float64Array(CACHED_CALLS);
+    for (let i = 0; i < CACHED_CALLS; i++) {
+      const started = process.hrtime.bigint();
+      const served = await client.get(name, selector(i));
+      samples[i] = Number(process.hrtime.bigint() - started);
+      if (served.freshness !== "cached") throw new Error(`expected a cached copy, got ${served.freshness}`);
+    }
+    samples.sort();
+    return { calls: CACHED_CALLS, medianNs: percentile(samples, 0.5), p99Ns: percentile(samples, 0.99) };
+  } finally {
+    client.close();
   }
-  samples.sort();
-  return { calls: CACHED_CALLS, medianNs: percentile(samples, 0.5), p99Ns: percentile(samples, 0.99) };
+}
+
+const LABEL_MOVES = 40;
+
+/** A subscribed client reading the `candidate` label while it moves back and forth through the HTTP API. */
+async function benchChangeEvents(baseUrl: string, cacheDir: string): Promise<CachedGetResult> {
+  const name = postAnalyzer.prompt.resource;
+  let changed: (() => void) | undefined;
+  const client = createPromptClient({ baseUrl, ttlMs: 60 * 60_000, cacheDir, onVersionChange: () => changed?.() });
+  const move = (version: number) =>
+    fetch(`${baseUrl}/v1/resources/${name}/labels/candidate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ version, actor: "bench" }) });
+  try {
+    await move(1);
+    await client.get(name, { label: "candidate" });
+    while (!client.subscribed(name)) await new Promise((resolve) => setTimeout(resolve, 10));
+    const samples = new Float64Array(LABEL_MOVES);
+    for (let i = 0; i < LABEL_MOVES; i++) {
+      const seen = new Promise<void>((resolve) => (changed = resolve));
+      const answered = await move(i % 2 === 0 ? 2 : 1);
+      if (!answered.ok) throw new Error(`moving the label answered ${answered.status}`);
+      const started = process.hrtime.bigint();
+      await seen;
+      samples[i] = Number(process.hrtime.bigint() - started);
+    }
+    samples.sort();
+    return { calls: LABEL_MOVES, medianNs: percentile(samples, 0.5), p99Ns: percentile(samples, 0.99) };
+  } finally {
+    client.close();
+  }
 }
 
 interface Scenario {

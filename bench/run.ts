@@ -3,15 +3,30 @@ import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput
 import { benchPromptServing } from "./prompt-client.ts";
 import { benchOtlpIngest } from "./otlp-ingest.ts";
 import { benchOtlpPeer, PEER_DESCRIPTION } from "./otlp-peer.ts";
+import { benchStartup, type StartupRun } from "./startup.ts";
+import { loadavg } from "node:os";
 import { postgresServer } from "../test/support/postgres.ts";
 
 /** `npm run bench -- prompts` runs one section; no argument runs them all. `--peer` adds Agent Lightning's store to the OTLP section. */
 const sections = process.argv.slice(2).filter((argument) => !argument.startsWith("--"));
 const withPeer = process.argv.includes("--peer");
-const wanted = (section: "cycle" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
+const wanted = (section: "startup" | "cycle" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
 
 function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
+}
+
+/** The machine is shared: every section says how busy it was (load average over 1, 5 and 15 minutes) when it started. */
+function load(): string {
+  return `load average ${loadavg().map((value) => value.toFixed(1)).join(", ")}`;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 // The PostgreSQL rows run on DATABASE_URL (a role that may create databases), or on a throwaway server.
@@ -26,6 +41,21 @@ const runs: CycleBenchOptions[] = [
 ];
 
 try {
+  if (wanted("startup")) {
+    console.log(`## Start-up: \`agl submit\` of 400 tasks --wait, fake model at 0 ms, embedded PGlite and Temporal dev server (${load()})\n`);
+    const runs = await benchStartup(3);
+    console.log(row(["data folder", "run", "first rollout", "400 rollouts", "last rollout to exit", "total"]));
+    console.log(row(["---", "---:", "---:", "---:", "---:", "---:"]));
+    const printRun = (run: StartupRun, label: string | number) => console.log(row([run.scenario, label, seconds(run.firstRolloutMs), seconds(run.workMs), seconds(run.afterLastMs), seconds(run.totalMs)]));
+    runs.forEach((run, index) => printRun(run, runs.filter((other) => other.scenario === run.scenario).indexOf(run) + 1 || index));
+    for (const scenario of ["nothing runs", "agl up runs"] as const) {
+      const of = runs.filter((run) => run.scenario === scenario);
+      const pick = (key: "firstRolloutMs" | "workMs" | "afterLastMs" | "totalMs") => median(of.map((run) => run[key]));
+      console.log(row([scenario, "median", seconds(pick("firstRolloutMs")), seconds(pick("workMs")), seconds(pick("afterLastMs")), seconds(pick("totalMs"))]));
+    }
+    console.log(`\n(${load()} at the end.)\n`);
+  }
+
   if (wanted("cycle")) {
     console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
     console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
@@ -57,6 +87,9 @@ try {
     console.log(row(["---", "---:", "---:", "---:"]));
     const { cachedGet } = prompts;
     console.log(row(["client `get`, cached (in memory)", cachedGet.calls, `${(cachedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedGet.p99Ns / 1000).toFixed(2)} µs`]));
+    const { cachedKeyedGet, changeEvents } = prompts;
+    console.log(row(["client `get` by key, canary running, cached", cachedKeyedGet.calls, `${(cachedKeyedGet.medianNs / 1000).toFixed(2)} µs`, `${(cachedKeyedGet.p99Ns / 1000).toFixed(2)} µs`]));
+    console.log(row(["label move → subscribed client has it (change event)", changeEvents.calls, `${(changeEvents.medianNs / 1e6).toFixed(1)} ms`, `${(changeEvents.p99Ns / 1e6).toFixed(1)} ms`]));
     console.log("");
     console.log(row(["endpoint", "status", "requests", "requests/s", "of healthz", "p50", "p99", "errors"]));
     console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]));

@@ -2,6 +2,7 @@
 // The agl command. It runs on the project's own Node 24 (the `node` npm package): npm scripts and npx
 // put it first on PATH; when started some other way on an older Node, re-run under that one.
 import { spawnSync } from "node:child_process";
+import module from "node:module";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -16,6 +17,9 @@ if (major < 24) {
   process.exit(result.status ?? 1);
 }
 
+// V8's compiled code (and Node's stripped TypeScript) for every module, kept between commands: loading
+// agl's modules then costs about a third less CPU. A folder that cannot be written only goes without it.
+module.enableCompileCache(fileURLToPath(new URL("../.agl/cache/node", import.meta.url)));
 const { main } = await import("../cli/main.ts");
 const code = await main(process.argv);
 process.exitCode = code;

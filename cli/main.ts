@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/load.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors.ts";
 import { registerAnalyzeCommand } from "./analyze-command.ts";
+import { registerCanaryCommands } from "./canary-commands.ts";
 import { installSignalHandlers } from "./context.ts";
 import { registerCycleCommands } from "./cycle-commands.ts";
 import { registerDatasetCommands } from "./dataset-commands.ts";
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerAnalyzeCommand(program);
   registerInitCommand(program);
   registerTestCommand(program);
+  registerCanaryCommands(program);
   return program;
 }
 

@@ -210,7 +210,7 @@ function checkLabelName(label: string): void {
 }
 
 /** Who changed a label, when --actor does not say: the OS user running the command. */
-function currentUser(): string {
+export function currentUser(): string {
   try {
     return `user:${userInfo().username}`;
   } catch {

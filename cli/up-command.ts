@@ -1,7 +1,5 @@
 import type { Command } from "commander";
 import { describeModel } from "../agents/models/index.ts";
-import { createServerApp, startHttpServer } from "../server/app.ts";
-import { serverRoutes } from "../server/routes.ts";
 import { ConflictError } from "../store/errors.ts";
 import { configFrom, type GlobalOptions, withRuntime } from "./context.ts";
 
@@ -13,7 +11,8 @@ export function registerUpCommand(program: Command): void {
       const config = await configFrom(command.optsWithGlobals<GlobalOptions>());
       await withRuntime(config, { store: true, temporal: true, command: "agl up" }, async (runtime) => {
         if (runtime.peer?.http) throw new ConflictError(`agl up already runs (pid ${runtime.peer.pid}) at ${runtime.peer.http.url}.`);
-        const { startWorker } = await import("../runtime/worker.ts");
+        // Loaded here: the server (OTLP decoding among it) and the worker cost every other command ~0.5 s to import.
+        const [{ startWorker }, { createServerApp, startHttpServer }, { serverRoutes }] = await Promise.all([import("../runtime/worker.ts"), import("../server/app.ts"), import("../server/routes.ts")]);
         const worker = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
         runtime.defer(() => worker.stop());
         const temporal = { client: runtime.temporal.client, ...(runtime.temporal.uiUrl ? { uiUrl: runtime.temporal.uiUrl } : {}) };

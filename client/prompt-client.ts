@@ -2,11 +2,15 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { PRODUCTION, type ResourceVersionJson } from "../store/resources.ts";
+import { CANARY, PRODUCTION, type ResourceVersionJson } from "../store/resources.ts";
+import { type Arm, assignArm, type CanarySplit } from "./canary-assignment.ts";
 
 /** A prompt version as the resources API serves it (`GET /v1/resources/:name`). */
 export interface PromptResource extends ResourceVersionJson {
   rendered?: string;
+  /** Read by label: the label that served it, and the resource's running canary (null when none). */
+  label?: string;
+  canary?: CanarySplit | null;
 }
 
 /**
@@ -28,6 +32,8 @@ export interface ServedPrompt {
   checkedAt: number;
   /** Why the server could not give a current copy, when `freshness` is `fallback`. */
   error?: string;
+  /** The arm of the traffic split that served it, for `production` reads (keyed or not); null for other labels and fixed versions. Record it with the rollout. */
+  arm: Arm | null;
 }
 
 export interface PromptSelector {
@@ -35,6 +41,11 @@ export interface PromptSelector {
   label?: string;
   /** A fixed version instead of a label: versions are immutable, so it is never fetched twice. */
   version?: number;
+  /**
+   * A user or session id: while a canary runs, the split sends a fixed share of keys to it, the same
+   * keys every time (the server's `?key=` does the same). Only with the `production` label.
+   */
+  key?: string;
 }
 
 export interface PromptClientOptions {
@@ -53,10 +64,19 @@ export interface PromptClientOptions {
   fetch?: typeof fetch;
   /** Called when a load or a background refresh brings a different version than the one held (a deploy, a rollback). */
   onVersionChange?: (change: { name: string; selector: string; from: number; to: number }) => void;
+  /**
+   * Subscribe to each resource's change events (`GET /v1/resources/:name/events`) and re-read the moment a
+   * label moves; default true. Without a subscription (refused, unreachable, or off) the time limit alone applies.
+   */
+  subscribe?: boolean;
 }
 
 export interface PromptClient {
   get(name: string, selector?: PromptSelector): Promise<ServedPrompt>;
+  /** Whether a change-event subscription for `name` is open now (label moves then reach this client at once). */
+  subscribed(name: string): boolean;
+  /** Ends the change-event subscriptions; gets still work, on the time limit. */
+  close(): void;
 }
 
 /** Neither the server nor any cached or saved copy could give the prompt. */
@@ -67,6 +87,8 @@ export class PromptUnavailableError extends Error {
 const DEFAULT_PROMPT_TTL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 2_000;
 const DEFAULT_REVALIDATE_WAIT_MS = 250;
+const RESUBSCRIBE_FIRST_MS = 500;
+const RESUBSCRIBE_MAX_MS = 30_000;
 const DISK_FORMAT = 1;
 
 interface Entry {
@@ -98,9 +120,36 @@ export function createPromptClient(options: PromptClientOptions): PromptClient {
   const fetchImpl = options.fetch ?? fetch;
   const cacheDir = options.cacheDir ?? join(process.env.AGL_DATA_DIR || ".agl", "prompt-cache");
   const entries = new Map<string, Entry>();
-  const loading = new Map<string, Promise<ServedPrompt>>();
+  const loading = new Map<string, Promise<Omit<ServedPrompt, "arm">>>();
+  const subscriptions = new Map<string, AbortController>();
+  const live = new Set<string>();
 
   async function get(name: string, selector: PromptSelector = {}): Promise<ServedPrompt> {
+    if (options.subscribe !== false) subscribe(name);
+    const readsProduction = selector.version === undefined && (selector.label ?? PRODUCTION) === PRODUCTION;
+    if (selector.key !== undefined) {
+      if (!readsProduction) throw new Error(`A key picks between production and its canary; it cannot be combined with ${selector.version !== undefined ? `version ${selector.version}` : `label ${selector.label}`}.`);
+      return keyed(name, selector.key);
+    }
+    const served = await getSelected(name, selector);
+    return { ...served, arm: readsProduction ? "production" : null };
+  }
+
+  /** Production, unless the running canary's split assigns the key to the canary and the canary's copy is the split's version. */
+  async function keyed(name: string, key: string): Promise<ServedPrompt> {
+    const production = await getSelected(name, {});
+    const split = production.resource.canary ?? null;
+    if (assignArm(name, split, key) === "production") return { ...production, arm: "production" };
+    const canaryKey = selectorKey(name, { label: CANARY });
+    const canaryEntry = entries.get(canaryKey);
+    // A copy of an earlier canary: ask again now rather than serve another version under this canary's name.
+    if (canaryEntry && canaryEntry.resource.version !== split!.version) canaryEntry.checkedAt = 0;
+    const canary = await getSelected(name, { label: CANARY }).catch(() => undefined);
+    if (!canary || canary.version !== split!.version) return { ...production, arm: "production" };
+    return { ...canary, arm: "canary" };
+  }
+
+  async function getSelected(name: string, selector: PromptSelector): Promise<Omit<ServedPrompt, "arm">> {
     const key = selectorKey(name, selector);
     const entry = entries.get(key);
     if (!entry) {
@@ -122,7 +171,7 @@ export function createPromptClient(options: PromptClientOptions): PromptClient {
   }
 
   /** The first get of a key in this process: the server, else the copy saved on disk by an earlier run. */
-  async function loadFirst(name: string, selector: PromptSelector, key: string): Promise<ServedPrompt> {
+  async function loadFirst(name: string, selector: PromptSelector, key: string): Promise<Omit<ServedPrompt, "arm">> {
     const path = pathOf(name, selector);
     const saved = await readSaved(key);
     const base = { name, selector: key, path, immutable: selector.version !== undefined };
@@ -214,7 +263,69 @@ export function createPromptClient(options: PromptClientOptions): PromptClient {
     options.onVersionChange?.({ name: entry.name, selector: entry.selector, from, to: entry.resource.version });
   }
 
-  return { get };
+  /** Re-reads every copy of `name` now, in the background: a change event said a label moved. */
+  function refreshNow(name: string): void {
+    for (const entry of entries.values()) {
+      if (entry.name !== name || entry.immutable) continue;
+      entry.refreshing ??= refresh(entry).finally(() => (entry.refreshing = undefined));
+    }
+  }
+
+  /** One event stream per resource, reopened with backoff when it breaks; while it is down the time limit alone applies. */
+  function subscribe(name: string): void {
+    if (subscriptions.has(name)) return;
+    const controller = new AbortController();
+    subscriptions.set(name, controller);
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    void (async () => {
+      let connectedBefore = false;
+      for (let pause = RESUBSCRIBE_FIRST_MS; !controller.signal.aborted; pause = Math.min(2 * pause, RESUBSCRIBE_MAX_MS)) {
+        try {
+          const response = await fetchImpl(`${baseUrl}/v1/resources/${encodeURIComponent(name)}/events`, { headers, signal: controller.signal });
+          if (!response.ok || !response.body) throw new Error(`answered ${response.status}`);
+          for await (const event of serverSentEvents(response.body)) {
+            if (event === "ready") {
+              live.add(name);
+              pause = RESUBSCRIBE_FIRST_MS;
+              // Changes made while the stream was down were not announced.
+              if (connectedBefore) refreshNow(name);
+              connectedBefore = true;
+            } else if (event === "changed") refreshNow(name);
+          }
+        } catch {
+          // Refused, unreachable or cut: the time limit covers until the stream is back.
+        }
+        live.delete(name);
+        await sleep(pause, undefined, { ref: false, signal: controller.signal }).catch(() => undefined);
+      }
+    })();
+  }
+
+  return {
+    get,
+    subscribed: (name) => live.has(name),
+    close() {
+      for (const controller of subscriptions.values()) controller.abort();
+      subscriptions.clear();
+      live.clear();
+    },
+  };
+}
+
+/** The event names of a text/event-stream body, as they arrive. */
+async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    for (let end = buffered.search(/\r?\n\r?\n/); end >= 0; end = buffered.search(/\r?\n\r?\n/)) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end).replace(/^\r?\n\r?\n/, "");
+      const name = /^event: ?(.*)$/m.exec(block)?.[1]?.trim();
+      if (name) yield name;
+    }
+  }
 }
 
 function selectorKey(name: string, selector: PromptSelector): string {
@@ -226,7 +337,7 @@ function pathOf(name: string, selector: PromptSelector): string {
   return selector.version !== undefined ? `${resource}/versions/${selector.version}` : `${resource}?label=${encodeURIComponent(selector.label ?? PRODUCTION)}`;
 }
 
-function serve(entry: Entry, freshness: Freshness): ServedPrompt {
+function serve(entry: Entry, freshness: Freshness): Omit<ServedPrompt, "arm"> {
   return {
     resource: entry.resource,
     version: entry.resource.version,

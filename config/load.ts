@@ -34,6 +34,14 @@ export const environmentVariables = [
   { env: "AGL_CYCLE_PARALLEL_BATCHES", path: "cycle.parallelBatches", type: "integer" },
   { env: "AGL_MIN_TRAFFIC_ROLLOUTS", path: "cycle.minTrafficRollouts", type: "integer" },
   { env: "AGL_CYCLE_SCORERS", path: "cycle.scorers", type: "json" },
+  { env: "AGL_CYCLE_DEPLOY", path: "cycle.deploy", type: "string" },
+  { env: "AGL_CYCLE_CANARY_WEIGHT", path: "cycle.canaryWeight", type: "number" },
+  { env: "AGL_GUARD_MIN_ROLLOUTS", path: "guard.minRollouts", type: "integer" },
+  { env: "AGL_GUARD_ALPHA", path: "guard.alpha", type: "number" },
+  { env: "AGL_GUARD_MAX_DURATION", path: "guard.maxDuration", type: "string" },
+  { env: "AGL_GUARD_JUDGE_SAMPLE_RATE", path: "guard.judgeSampleRate", type: "number" },
+  { env: "AGL_WEBHOOKS", path: "webhooks", type: "json" },
+  { env: "AGL_WORKER_MAX_BATCHES", path: "worker.maxBatches", type: "integer" },
   { env: "AGL_JUDGE_PROVIDER", path: "scorers.judge.provider", type: "string" },
   { env: "AGL_JUDGE_BASE_URL", path: "scorers.judge.baseUrl", type: "string" },
   { env: "AGL_JUDGE_MODEL", path: "scorers.judge.model", type: "string" },
@@ -43,6 +51,7 @@ export const environmentVariables = [
   { env: "AGL_OPTIMIZER_CANDIDATES", path: "optimizer.candidates", type: "integer" },
   { env: "AGL_OPTIMIZER_ROUNDS", path: "optimizer.rounds", type: "integer" },
   { env: "AGL_OPTIMIZER_BEAM_WIDTH", path: "optimizer.beamWidth", type: "integer" },
+  { env: "AGL_OPTIMIZER_BUDGET", path: "optimizer.budget", type: "integer" },
   { env: "AGL_OPTIMIZER_LLM_BASE_URL", path: "optimizer.llm.baseUrl", type: "string" },
   { env: "AGL_OPTIMIZER_LLM_MODEL", path: "optimizer.llm.model", type: "string" },
   { env: "AGL_OPTIMIZER_LLM_API_KEY", path: "optimizer.llm.apiKey", type: "string" },
@@ -344,6 +353,11 @@ function checkCombinations(config: Config, sources: Map<string, Source>): void {
     throw new ConfigError(
       `Invalid configuration: cycle.scorers = ${JSON.stringify(config.cycle.scorers)} (from ${describeSource(sourceOf(sources, "cycle.scorers"))}) names ${unknownEvents.join(", ")}, which rewards.proxy does not map to a reward (${known.length > 0 ? `configured events: ${known.join(", ")}` : "no events are configured"}).`,
     );
+  }
+  const urls = config.webhooks.map((webhook) => webhook.url);
+  const repeated = urls.filter((url, index) => urls.indexOf(url) !== index);
+  if (repeated.length > 0) {
+    throw new ConfigError(`Invalid configuration: webhooks (from ${describeSource(sourceOf(sources, "webhooks"))}) lists ${repeated[0]} twice: one entry per receiver (merge their events).`);
   }
   if (config.server.host !== "127.0.0.1" && config.server.host !== "localhost" && config.server.host !== "::1" && !config.server.token) {
     throw new ConfigError(

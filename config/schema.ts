@@ -6,8 +6,14 @@ export const EVENT_NAME_RULE = "an event name: a letter, then up to 63 letters, 
 /** A scorer id: a built-in (ground-truth, judge, human, proxy, proxy:<event>) or one an agent defines; checked against the agents when loaded. */
 const scorerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "expected a scorer id such as ground-truth, judge, human, proxy or proxy:<event>");
 
+/** What a webhook may subscribe to: the audit trail's events, the canary's under `canary.*`. */
+export const WEBHOOK_EVENTS = ["published", "labelled", "rolled_back", "canary.started", "canary.promoted", "canary.rolled_back"] as const;
+export type WebhookEventKind = (typeof WEBHOOK_EVENTS)[number];
+/** A duration as the CLI writes it: 90s, 30m, 24h, 7d, 1h30m. */
+export const DURATION = /^(\d+(ms|s|m|h|d))+$/;
+
 /** What each optimizer algorithm can change; an agent it cannot apply to is refused before a cycle starts. */
-export const OPTIMIZER_ALGORITHMS = ["llm-free", "few-shot", "apo"] as const;
+export const OPTIMIZER_ALGORITHMS = ["llm-free", "few-shot", "apo", "gepa"] as const;
 export type OptimizerAlgorithm = (typeof OPTIMIZER_ALGORITHMS)[number];
 
 /** Every setting has a default, so an empty configuration runs the embedded, offline default. */
@@ -80,6 +86,56 @@ export const configSchema = z
         minTrafficRollouts: z.number().int().min(1).max(1_000_000).default(20),
         /** Overrides every agent's scorers: the rewards a cycle computes and averages (with the agent's weights, 1 for others); unset: each agent's own. */
         scorers: z.array(scorerName).min(1).optional(),
+        /** Where a cycle's winner goes: straight to `production`, or onto the `canary` label under a guard. */
+        deploy: z.enum(["production", "canary"]).default("production"),
+        /** The canary's share of keyed traffic, in percent, when `deploy` is "canary". */
+        canaryWeight: z.number().gt(0, "expected more than 0 (percent)").max(100, "expected at most 100 (percent)").default(10),
+      })
+      .strict()
+      .prefault({}),
+    guard: z
+      .object({
+        /** Rollouts per arm before the guard decides anything. */
+        minRollouts: z.number().int().min(2).max(1_000_000).default(100),
+        /** The guard looks again each time the canary arm has this many more rollouts. */
+        lookEvery: z.number().int().min(1).max(1_000_000).default(20),
+        /** The chance of a wrong promotion or rollback under no difference, over all looks. */
+        alpha: z.number().min(0.001).max(0.5).default(0.05),
+        /** After this long the canary ends: promoted if the last look says so, else rolled back. */
+        maxDuration: z
+          .string()
+          .regex(DURATION, "expected a duration such as 90s, 30m, 24h or 7d")
+          .refine((text) => /[1-9]/.test(text), "expected a duration longer than 0")
+          .default("24h"),
+        /** Share of the arms' rollouts the LLM judge rates (0 for none). */
+        judgeSampleRate: z.number().min(0).max(1).default(0.1),
+        /** A run slower than production's p90 × (1 + this) counts as slow for the latency guardrail. */
+        latencyTolerance: z.number().min(0).max(100).default(0.2),
+        /** A guard activity silent this long is taken over by another worker. */
+        heartbeatTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+      })
+      .strict()
+      .prefault({}),
+    /** Receivers of signed change events. */
+    webhooks: z
+      .array(
+        z
+          .object({
+            url: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }),
+            secret: z.string().min(24, "expected a secret of at least 24 characters (e.g. the output of openssl rand -hex 32)"),
+            events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).default([...WEBHOOK_EVENTS]),
+            maxAttempts: z.number().int().min(1).max(100).default(12),
+            /** The first retry's delay; each further one doubles, up to `retryMaxSeconds`. */
+            retryInitialSeconds: z.number().min(0.01).max(3600).default(1),
+            retryMaxSeconds: z.number().min(0.01).max(86_400).default(600),
+          })
+          .strict(),
+      )
+      .default([]),
+    worker: z
+      .object({
+        /** Agent batches one worker runs at once; unset: what its model can run (see maxAgentBatches). */
+        maxBatches: z.number().int().min(1).max(256).optional(),
       })
       .strict()
       .prefault({}),
@@ -116,6 +172,8 @@ export const configSchema = z
         /** Share of the train split held out of the optimizer's input to score the search. */
         devFraction: z.number().min(0.05).max(0.5).default(0.25),
         minibatchSize: z.number().int().min(1).max(20).default(4),
+        /** GEPA: the agent runs its search may spend (minibatches and dev evaluations); it stops before an iteration it could not pay for. */
+        budget: z.number().int().min(1).max(1_000_000).default(300),
         seed: z.number().int().default(42),
         maxExamples: z.number().int().min(0).max(20).default(6),
         maxKeywords: z.number().int().min(0).max(20).default(6),

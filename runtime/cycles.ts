@@ -8,6 +8,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from "../store/errors
 import type { Store } from "../store/index.ts";
 import type { trainingCycle } from "../workflows/training-cycle.ts";
 import { type CycleInput, type CycleProgress, type CycleResult, PROGRESS_QUERY } from "../workflows/types.ts";
+import { guardSettings } from "./canaries.ts";
 import type { Runtime } from "./runtime.ts";
 import type { RunningWorker } from "./worker.ts";
 
@@ -29,6 +30,7 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
       beamWidth: config.optimizer.beamWidth,
       devFraction: config.optimizer.devFraction,
       minibatchSize: config.optimizer.minibatchSize,
+      budget: config.optimizer.budget,
       seed: config.optimizer.seed,
       maxExamples: config.optimizer.maxExamples,
       maxKeywords: config.optimizer.maxKeywords,
@@ -36,6 +38,9 @@ export function cycleSettings(config: LoadedConfig): CycleInput["settings"] {
     },
     heartbeatTimeoutSeconds: 30,
     batchTimeoutMinutes: config.cycle.collectTimeoutMinutes,
+    deploy: config.cycle.deploy,
+    canaryWeight: config.cycle.canaryWeight,
+    guard: guardSettings(config),
   };
 }
 

@@ -101,29 +101,30 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
     let devServer: DevServer | undefined;
     if (owner) {
       const ownerHandle = owner;
-      if (embeddedStore) {
-        const pglite = new PGlite(join(config.dataPath, "pglite"));
-        await pglite.waitReady;
-        closers.push(() => pglite.close());
-        const server = await servePGlite(pglite, { socketDir: join(config.dataPath, "run") });
-        closers.push(async () => {
-          await drainPeers(server);
-          await server.close();
-        });
-        storeConnection = server.connection;
-        ownerHandle.update({ store: server.connection });
+      // Side by side: opening PGlite and starting the dev server take one to two seconds each.
+      const [embedded, temporalServer] = await Promise.allSettled([
+        embeddedStore ? openEmbeddedStore(config.dataPath) : undefined,
+        embeddedTemporal
+          ? startDevServer({
+              cli: installPath(config.temporal.cli),
+              stateDir: join(config.dataPath, "temporal"),
+              namespace: config.temporal.namespace,
+              port: config.temporal.devServer.port,
+              uiPort: config.temporal.devServer.uiPort,
+            })
+          : undefined,
+      ]);
+      if (embedded.status === "fulfilled" && embedded.value) {
+        closers.push(embedded.value.close);
+        storeConnection = embedded.value.connection;
+        ownerHandle.update({ store: embedded.value.connection });
       }
-      if (embeddedTemporal) {
-        devServer = await startDevServer({
-          cli: installPath(config.temporal.cli),
-          stateDir: join(config.dataPath, "temporal"),
-          namespace: config.temporal.namespace,
-          port: config.temporal.devServer.port,
-          uiPort: config.temporal.devServer.uiPort,
-        });
-        closers.push(() => devServer!.stop());
+      if (temporalServer.status === "fulfilled" && temporalServer.value) {
+        devServer = temporalServer.value;
+        closers.push(temporalServer.value.stop);
         ownerHandle.update({ temporal: { address: devServer.address, uiUrl: devServer.uiUrl } });
       }
+      for (const result of [embedded, temporalServer]) if (result.status === "rejected") throw result.reason;
       ownerHandle.update({ ready: true });
       // First thing on close: newcomers wait for the next owner instead of joining one that is stopping.
       closers.push(async () => ownerHandle.update({ ready: false }));
@@ -180,6 +181,24 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
     await close();
     throw error;
   }
+}
+
+/** PGlite in the data folder, served over the PostgreSQL wire protocol to this process and the others. */
+async function openEmbeddedStore(dataPath: string): Promise<{ connection: PGliteServer["connection"]; close(): Promise<void> }> {
+  const pglite = new PGlite(join(dataPath, "pglite"));
+  await pglite.waitReady;
+  const server = await servePGlite(pglite, { socketDir: join(dataPath, "run") }).catch(async (error: unknown) => {
+    await pglite.close();
+    throw error;
+  });
+  return {
+    connection: server.connection,
+    async close() {
+      await drainPeers(server);
+      await server.close();
+      await pglite.close();
+    },
+  };
 }
 
 /**

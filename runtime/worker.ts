@@ -1,24 +1,29 @@
-import { fileURLToPath } from "node:url";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
+import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
 import { type ActivityDependencies, createCycleActivities } from "../activities/cycle-activities.ts";
+import { createGepaActivities } from "../activities/gepa-activities.ts";
+import { Client, Connection } from "@temporalio/client";
 import { rootCauseMessage } from "./cycles.ts";
+import { startWebhookDispatcher } from "./webhook-dispatcher.ts";
+import { createCanaryActivities } from "../activities/canary-activities.ts";
 import { createQueueActivities } from "../activities/queue-activities.ts";
+import { createWebhookActivities } from "../activities/webhook-activities.ts";
 import { createRollbackActivities } from "../activities/rollback-activities.ts";
 import { createLanguageModel } from "../agents/models/index.ts";
 import { type AgentRunner, createAgentRunner } from "../agents/runner.ts";
+import { configuredModelInUse } from "../agents/models/configured.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { scoringContext } from "../scorers/registry.ts";
 import type { Store } from "../store/index.ts";
+import { agentBatchQueue } from "../workflows/task-queues.ts";
+import { cachedWorkflowBundle } from "./workflow-bundle.ts";
 
-const WORKFLOWS_PATH = fileURLToPath(new URL("../workflows/index.ts", import.meta.url));
-
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<{ code: string }> | undefined;
 let runtimeInstalled = false;
 
-/** Bundling takes a second or two: do it once per process, however many workers it creates. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger() });
+/** The workflow bundle, from the install's cache when the workflow sources have not changed; once per process. */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundle ??= cachedWorkflowBundle({ logger: quietLogger() });
   return bundle;
 }
 
@@ -28,6 +33,8 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
  */
 function quietLogger() {
   return new DefaultLogger("WARN", (entry) => {
+    // The agent-batch worker has no workflows on purpose (they run on the main queue's worker).
+    if (entry.message.startsWith("No workflows registered")) return;
     const meta = entry.meta ?? {};
     const failure = meta.error === undefined ? "" : `: ${rootCauseMessage(meta.error)}`;
     const subject = typeof meta.workflowId === "string" ? ` ${meta.workflowId}${typeof meta.workflowType === "string" ? ` (${meta.workflowType})` : ""}` : "";
@@ -53,10 +60,25 @@ export interface WorkerOptions {
 }
 
 export interface RunningWorker {
-  worker: Worker;
   /** Settles when the worker stops; rejects if it stopped because of an error. */
   done: Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Batches a worker with the local model takes at most when nothing says otherwise: it runs one model call at a time. */
+const LOCAL_MODEL_BATCHES = 1;
+/** ...and with a model elsewhere (an endpoint, the fake), whose calls wait on the network rather than on this machine. */
+const REMOTE_MODEL_BATCHES = 64;
+
+/**
+ * How many agent batches this worker takes at once: `worker.maxBatches`, or what its model can run. The
+ * local model runs one call at a time on this machine's CPU (`model.threads`), so a second batch would
+ * only wait here while another worker could run it; a remote model's calls mostly wait on the network.
+ */
+export function maxAgentBatches(config: LoadedConfig): number {
+  if (config.worker.maxBatches !== undefined) return config.worker.maxBatches;
+  const runsLocalModel = config.model.provider === "local" && (configuredModelInUse() || config.agents.list().some((agent) => agent.runtime.kind === "model" && agent.runtime.model === null));
+  return runsLocalModel ? LOCAL_MODEL_BATCHES : REMOTE_MODEL_BATCHES;
 }
 
 /**
@@ -75,7 +97,7 @@ async function optimizerModel(config: LoadedConfig, store: Store) {
   return { endpoint: { base_url: `${http.url}/v1`, model, api_key: config.server.token ?? null, timeout_s }, close: http.close };
 }
 
-/** Starts a worker polling the configured task queue; `stop()` drains it and closes its connection. */
+/** Starts a worker polling the configured task queue and its agent-batch queue; `stop()` drains both and closes the connection. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   installQuietRuntime();
   const connection = await NativeConnection.connect({ address: options.address });
@@ -97,32 +119,67 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     scoring: scoringContext(options.config),
   };
-  const activities = {
-    ...createCycleActivities(deps),
-    ...createQueueActivities(deps),
-    ...createRollbackActivities({ store: options.store, config: options.config }),
-  };
-  let worker: Worker;
+  const { runAgentBatch, ...cycleActivities } = createCycleActivities(deps);
+  const { runQueueBatch } = createQueueActivities(deps);
+  const { namespace, taskQueue } = options.config.temporal;
+  const workers: Worker[] = [];
   try {
-    worker = await Worker.create({
-      connection,
-      namespace: options.config.temporal.namespace,
-      taskQueue: options.config.temporal.taskQueue,
-      workflowBundle: options.workflowBundle ?? (await workflowBundle()),
-      activities,
-      // Agent runs are I/O-bound for remote models and queued for the local one; each batch bounds its own concurrency.
-      maxConcurrentActivityTaskExecutions: 64,
-    });
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace,
+        taskQueue,
+        workflowBundle: options.workflowBundle ?? (await workflowBundle()),
+        activities: {
+          ...cycleActivities,
+          ...createGepaActivities(deps),
+          ...createCanaryActivities(deps),
+          ...createRollbackActivities({ store: options.store, config: options.config }),
+          ...createWebhookActivities({ store: options.store, config: options.config }),
+        },
+        // Bookkeeping, scoring and the optimizer: short, or waiting on a child process.
+        maxConcurrentActivityTaskExecutions: 64,
+      }),
+    );
+    // Agent batches come from a queue of their own, as many at once as the model can run: a worker
+    // with no room leaves the next batch to another worker.
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace,
+        taskQueue: agentBatchQueue(taskQueue),
+        activities: { runAgentBatch, runQueueBatch },
+        maxConcurrentActivityTaskExecutions: maxAgentBatches(options.config),
+      }),
+    );
   } catch (error) {
+    // A created worker lets go of the connection only once it has run and stopped.
+    await Promise.all(workers.map((worker) => Promise.all([worker.run(), worker.shutdown()])));
     await connection.close();
     throw error;
   }
-  const done = worker.run().finally(() => connection.close());
+  // Every worker hands the outbox's audit events to the configured webhooks (dispatchers may race safely).
+  const clientConnection = await Connection.connect({ address: options.address }).catch(async (error: unknown) => {
+    await Promise.all(workers.map((worker) => Promise.all([worker.run(), worker.shutdown()])));
+    await connection.close();
+    throw error;
+  });
+  const stopAll = () => {
+    for (const worker of workers) if (worker.getState() === "RUNNING") worker.shutdown();
+  };
+  const dispatcher = startWebhookDispatcher({ config: options.config, store: options.store, client: new Client({ connection: clientConnection, namespace }) });
+  // One stopping (an error) stops the other: a worker that polls only one of the queues would stall cycles.
+  const done = Promise.all(workers.map((worker) => worker.run().finally(stopAll)))
+    .then(() => undefined)
+    .finally(async () => {
+      await dispatcher.stop();
+      await clientConnection.close();
+      await connection.close();
+    });
   return {
-    worker,
     done,
     async stop() {
-      if (worker.getState() === "RUNNING") worker.shutdown();
+      stopAll();
       await done;
     },
   };

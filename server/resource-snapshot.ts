@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { ROOT_COMPONENT, renderPrompt } from "../agents/prompt-template.ts";
+import type { CanarySplit } from "../client/canary-assignment.ts";
 import type { ResourceChanges, ResourceFollowing } from "../store/resource-changes.ts";
-import { type LabelledVersion, type ResourceVersion, versionJson } from "../store/resources.ts";
+import { CANARY, type LabelledVersion, type ResourceVersion, versionJson } from "../store/resources.ts";
 
 /** One version as `GET /v1/resources/…` answers it, computed once: the JSON body, its strong ETag, the headers of a 200 and of a 304. */
 export interface PreparedVersion {
@@ -18,25 +19,35 @@ export interface LabelledResource {
   readonly labels: ReadonlyMap<string, PreparedVersion>;
   /** Ordered as the store orders them, for the "has no label" answer. */
   readonly labelNames: readonly string[];
+  /** The running canary, when the `canary` label carries a weight. */
+  readonly canary: CanarySplit | null;
 }
 
-export function prepareVersion(version: ResourceVersion): PreparedVersion {
-  const etag = etagOf(version);
+/** What a read by label adds to the version: the label that served it, and the resource's canary split (clients pick an arm by key from it). */
+export interface ServedBy {
+  label: string;
+  canary: CanarySplit | null;
+}
+
+export function prepareVersion(version: ResourceVersion, served?: ServedBy): PreparedVersion {
+  const etag = etagOf(version, served);
   // no-cache: shared caches may keep it but must ask again (If-None-Match), so a rollback reaches clients at once.
   const notModifiedHeaders = { etag, "cache-control": "no-cache" };
   const rendered = version.content.components[ROOT_COMPONENT] !== undefined ? { rendered: renderPrompt(version.content) } : {};
   return {
     version: version.version,
     etag,
-    body: Buffer.from(JSON.stringify({ ...versionJson(version), ...rendered })),
+    body: Buffer.from(JSON.stringify({ ...versionJson(version), ...rendered, ...served })),
     fullHeaders: { ...notModifiedHeaders, "content-type": "application/json" },
     notModifiedHeaders,
   };
 }
 
-/** Strong: it changes exactly when what a client caches (name, version, content) changes. Labels are not part of it. */
-function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">): string {
-  const digest = createHash("sha256").update(`${version.name}\u0000${version.version}\u0000${JSON.stringify(version.content)}`).digest("base64url");
+/** Strong: it changes exactly when what a client caches (name, version, content, and for a read by label the label and the canary split) changes. The version's labels are not part of it. */
+function etagOf(version: Pick<ResourceVersion, "name" | "version" | "content">, served: ServedBy | undefined): string {
+  const digest = createHash("sha256")
+    .update(`${version.name}\u0000${version.version}\u0000${JSON.stringify(version.content)}${served ? `\u0000${JSON.stringify(served)}` : ""}`)
+    .digest("base64url");
   return `"${digest.slice(0, 32)}"`;
 }
 
@@ -87,10 +98,13 @@ export class ResourceSnapshot {
 
   private async read(name: string): Promise<LabelledResource> {
     const labelled = await this.load(name);
+    const onCanary = labelled.find((entry) => entry.label === CANARY && entry.weight !== null);
+    const canary = onCanary ? { version: onCanary.version.version, weight: onCanary.weight! } : null;
     return {
       name,
-      labels: new Map(labelled.map(({ label, version }) => [label, prepareVersion(version)])),
+      labels: new Map(labelled.map(({ label, version }) => [label, prepareVersion(version, { label, canary })])),
       labelNames: labelled.map(({ label }) => label),
+      canary,
     };
   }
 }

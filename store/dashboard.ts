@@ -35,6 +35,7 @@ export function dashboardStore(db: Kysely<Database>) {
         (SELECT max(id) FROM resource_events),
         (SELECT max(id) FROM rewards),
         (SELECT max(created_at) FROM rollouts WHERE agent = ${agent}),
+        (SELECT string_agg(id || status || md5(state::text), ',') FROM canaries WHERE agent = ${agent} AND status = 'running'),
         (SELECT count(*) || ':' || count(finished_at) || ':' || coalesce(string_agg(id || '@' || phase || progress::text, ',' ORDER BY id) FILTER (WHERE finished_at IS NULL), '') FROM cycles)
       )) AS stamp`.execute(db);
     return rows[0]!.stamp;

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type pg from "pg";
 import { analysisStore } from "./analysis.ts";
+import { canariesStore } from "./canaries.ts";
 import { cyclesStore } from "./cycles.ts";
 import { dashboardStore } from "./dashboard.ts";
 import { createDatabase, createPool, migrateToLatest, type PgConnection } from "./database.ts";
@@ -11,6 +12,7 @@ import { rolloutsStore } from "./rollouts.ts";
 import type { Database } from "./schema.ts";
 import { submissionsStore } from "./submissions.ts";
 import { tracesStore } from "./traces.ts";
+import { webhooksStore } from "./webhooks.ts";
 
 export interface Store {
   readonly db: Kysely<Database>;
@@ -24,6 +26,8 @@ export interface Store {
   readonly submissions: ReturnType<typeof submissionsStore>;
   readonly analysis: ReturnType<typeof analysisStore>;
   readonly dashboard: ReturnType<typeof dashboardStore>;
+  readonly canaries: ReturnType<typeof canariesStore>;
+  readonly webhooks: ReturnType<typeof webhooksStore>;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,8 @@ export async function connectStore(connection: PgConnection, options: { poolSize
     submissions: submissionsStore(db),
     analysis: analysisStore(db),
     dashboard: dashboardStore(db),
+    canaries: canariesStore(db, changes),
+    webhooks: webhooksStore(db),
     async close() {
       await changes.close();
       await db.destroy();

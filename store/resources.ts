@@ -1,7 +1,7 @@
 import { type Kysely, type Selectable, type Transaction, sql } from "kysely";
 import { ConflictError, InvalidInputError, NotFoundError } from "./errors.ts";
 import type { ResourceChanges } from "./resource-changes.ts";
-import type { Database, PromptContent, ResourceEventsTable, ResourceVersionsTable } from "./schema.ts";
+import type { Database, PromptContent, ResourceEventKind, ResourceEventsTable, ResourceVersionsTable } from "./schema.ts";
 
 export interface ResourceVersion {
   name: string;
@@ -18,7 +18,7 @@ export interface ResourceVersion {
 export interface ResourceEvent {
   id: number;
   name: string;
-  kind: "published" | "labelled" | "rolled_back";
+  kind: ResourceEventKind;
   label: string | null;
   fromVersion: number | null;
   toVersion: number | null;
@@ -55,8 +55,10 @@ export interface MoveLabelInput {
   actor: string;
   reason?: string;
   /** Default: `rolled_back` when `production` moves to an older version, `labelled` otherwise. */
-  kind?: "labelled" | "rolled_back";
+  kind?: ResourceEventKind;
   idempotencyKey?: string;
+  /** The traffic share of a `canary` label; other labels carry none. */
+  weight?: number;
 }
 
 export interface RollbackInput {
@@ -80,6 +82,8 @@ export interface LabelMoved {
 }
 
 export const PRODUCTION = "production";
+/** The label a canary version sits on, with its traffic weight. */
+export const CANARY = "canary";
 
 /** What a label may be called: short, URL- and shell-safe. */
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -91,6 +95,8 @@ type Db = Kysely<Database> | Transaction<Database>;
 export interface LabelledVersion {
   label: string;
   version: ResourceVersion;
+  /** The label's traffic weight (a canary's), else null. */
+  weight: number | null;
 }
 
 /**
@@ -118,11 +124,11 @@ export function resourcesStore(db: Kysely<Database>, changes: Pick<ResourceChang
   async function labelled(name: string): Promise<LabelledVersion[]> {
     const rows = await withLabels(db)
       .innerJoin("resource_labels as target", (join) => join.onRef("target.name", "=", "v.name").onRef("target.version", "=", "v.version"))
-      .select("target.label as label")
+      .select(["target.label as label", "target.weight as weight"])
       .where("target.name", "=", name)
       .orderBy("target.label")
       .execute();
-    return rows.map((row) => ({ label: row.label, version: toVersion(row, row.labels) }));
+    return rows.map((row) => ({ label: row.label, version: toVersion(row, row.labels), weight: row.weight }));
   }
 
   async function getByLabel(name: string, label: string): Promise<ResourceVersion> {
@@ -260,7 +266,8 @@ export function resourcesStore(db: Kysely<Database>, changes: Pick<ResourceChang
   return { getVersion, labelled, getByLabel, findByLabel, findByIdempotencyKey, listVersions, listNames, publish, moveLabel, rollback, events };
 }
 
-async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<ResourceEvent> {
+/** Moves (or creates) a label inside the caller's transaction and audits the move. */
+export async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): Promise<ResourceEvent> {
   if (!(await versionExists(trx, input.name, input.toVersion))) throw await missingVersion(trx, input.name, input.toVersion);
   const currentVersion = await labelVersionForUpdate(trx, input.name, input.label);
   if (input.expectedVersion !== undefined && input.expectedVersion !== currentVersion) {
@@ -269,7 +276,7 @@ async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): P
   if (currentVersion !== null) {
     const updated = await trx
       .updateTable("resource_labels")
-      .set({ version: input.toVersion, updated_at: new Date(), updated_by: input.actor })
+      .set({ version: input.toVersion, updated_at: new Date(), updated_by: input.actor, weight: input.weight ?? null })
       .where("name", "=", input.name)
       .where("label", "=", input.label)
       .where("version", "=", currentVersion)
@@ -278,7 +285,7 @@ async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): P
   } else {
     const inserted = await trx
       .insertInto("resource_labels")
-      .values({ name: input.name, label: input.label, version: input.toVersion, updated_at: new Date(), updated_by: input.actor })
+      .values({ name: input.name, label: input.label, version: input.toVersion, updated_at: new Date(), updated_by: input.actor, weight: input.weight ?? null })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     if (inserted.numInsertedOrUpdatedRows !== 1n) throw new ConflictError(`Label "${input.label}" of "${input.name}" was created by someone else first. Nothing was changed.`);
@@ -301,28 +308,53 @@ async function moveLabelIn(trx: Transaction<Database>, input: MoveLabelInput): P
   return toEvent(event);
 }
 
-async function eventByIdempotencyKey(db: Db, key: string): Promise<ResourceEvent | undefined> {
+/** Removes a label that points at `expectedVersion` (compare-and-set) inside the caller's transaction, audited as `kind` (to: nothing). */
+export async function removeLabelIn(
+  trx: Transaction<Database>,
+  input: { name: string; label: string; expectedVersion: number; actor: string; reason: string; kind: ResourceEventKind; idempotencyKey?: string },
+): Promise<ResourceEvent> {
+  const current = await labelVersionForUpdate(trx, input.name, input.label);
+  if (current !== input.expectedVersion) throw labelConflict(input.name, input.label, current, input.expectedVersion);
+  await trx.deleteFrom("resource_labels").where("name", "=", input.name).where("label", "=", input.label).execute();
+  const event = await trx
+    .insertInto("resource_events")
+    .values({
+      name: input.name,
+      kind: input.kind,
+      label: input.label,
+      from_version: current,
+      to_version: null,
+      actor: input.actor,
+      reason: input.reason,
+      idempotency_key: input.idempotencyKey ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toEvent(event);
+}
+
+export async function eventByIdempotencyKey(db: Db, key: string): Promise<ResourceEvent | undefined> {
   const row = await db.selectFrom("resource_events").selectAll().where("idempotency_key", "=", key).executeTakeFirst();
   return row ? toEvent(row) : undefined;
 }
 
-async function versionExists(db: Db, name: string, version: number): Promise<boolean> {
+export async function versionExists(db: Db, name: string, version: number): Promise<boolean> {
   const row = await db.selectFrom("resource_versions").select("version").where("name", "=", name).where("version", "=", version).executeTakeFirst();
   return row !== undefined;
 }
 
 /** Locks the label's row until the transaction ends, so a concurrent move waits and then sees the new version. */
-async function labelVersionForUpdate(trx: Transaction<Database>, name: string, label: string): Promise<number | null> {
+export async function labelVersionForUpdate(trx: Transaction<Database>, name: string, label: string): Promise<number | null> {
   const row = await trx.selectFrom("resource_labels").select("version").where("name", "=", name).where("label", "=", label).forUpdate().executeTakeFirst();
   return row?.version ?? null;
 }
 
-async function missingVersion(db: Db, name: string, version: number): Promise<NotFoundError> {
+export async function missingVersion(db: Db, name: string, version: number): Promise<NotFoundError> {
   const latest = await latestVersion(db, name);
   return new NotFoundError(latest === null ? `Resource "${name}" does not exist.` : `Resource "${name}" has no version ${version} (versions 1-${latest} exist).`);
 }
 
-async function missingLabel(db: Db, name: string, label: string): Promise<NotFoundError> {
+export async function missingLabel(db: Db, name: string, label: string): Promise<NotFoundError> {
   const labels = await db.selectFrom("resource_labels").select("label").where("name", "=", name).orderBy("label").execute();
   return missingLabelError(name, label, labels.map((l) => l.label));
 }
@@ -334,7 +366,7 @@ export function missingLabelError(name: string, label: string, labels: string[])
   );
 }
 
-function labelConflict(name: string, label: string, currentVersion: number | null, expectedVersion: number | null): ConflictError {
+export function labelConflict(name: string, label: string, currentVersion: number | null, expectedVersion: number | null): ConflictError {
   const describe = (version: number | null) => (version === null ? "nothing" : `version ${version}`);
   return new ConflictError(
     `Label "${label}" of "${name}" points at ${describe(currentVersion)}, not ${describe(expectedVersion)} as expected: someone moved it first. Nothing was changed.`,
@@ -354,7 +386,7 @@ async function latestVersion(db: Db, name: string): Promise<number | null> {
   return row?.latest ?? null;
 }
 
-function toEvent(row: Selectable<ResourceEventsTable>): ResourceEvent {
+export function toEvent(row: Selectable<ResourceEventsTable>): ResourceEvent {
   return {
     id: row.id,
     name: row.name,

@@ -26,6 +26,8 @@ export interface NewRollout {
   instructions?: string | null;
   /** The tools the agent called, in order. */
   toolCalls?: ToolCallRecord[] | null;
+  /** The arm of the traffic split that served its prompt (`production` or `canary`), when a split chose it. */
+  arm?: string | null;
 }
 
 export interface Reward {
@@ -203,6 +205,7 @@ export function rolloutRow(rollout: NewRollout) {
     trace_id: rollout.traceId,
     instructions: rollout.instructions ?? null,
     tool_calls: rollout.toolCalls && rollout.toolCalls.length > 0 ? JSON.stringify(rollout.toolCalls) : null,
+    arm: rollout.arm ?? null,
   };
 }
 
@@ -229,6 +232,7 @@ function fromRow(row: Selectable<RolloutsTable>): Omit<Rollout, "rewards"> {
     traceId: row.trace_id,
     instructions: row.instructions,
     toolCalls: row.tool_calls,
+    arm: row.arm,
     createdAt: row.created_at,
   };
 }

@@ -29,12 +29,16 @@ export interface ResourceLabelsTable {
   version: number;
   updated_at: Date;
   updated_by: string;
+  /** The share (0-100] of keyed traffic a `canary` label serves; null for every other label. */
+  weight: ColumnType<number | null, number | null | undefined, number | null>;
 }
+
+export type ResourceEventKind = "published" | "labelled" | "rolled_back" | "canary_started" | "canary_promoted" | "canary_rolled_back";
 
 export interface ResourceEventsTable {
   id: Generated<number>;
   name: string;
-  kind: "published" | "labelled" | "rolled_back";
+  kind: ResourceEventKind;
   label: string | null;
   from_version: number | null;
   to_version: number | null;
@@ -104,6 +108,8 @@ export interface RolloutsTable {
   instructions: ColumnType<string | null, string | null | undefined, never>;
   /** The tools the agent called, in order (`[{name, args, result}]`); null when it called none or the source does not say. */
   tool_calls: ColumnType<ToolCallRecord[] | null, string | null | undefined, never>;
+  /** The arm of the traffic split that served the prompt (`production`, `canary`); null when no split chose it (cycles, the queue). */
+  arm: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
 }
 
@@ -177,7 +183,49 @@ export interface SpansTable {
   received_at: CreatedAt;
 }
 
+export type CanaryStatus = "running" | "promoted" | "rolled_back";
+
+export interface CanariesTable {
+  id: string;
+  agent: string;
+  resource: string;
+  /** The version `production` pointed at when the canary started: the arm the canary is compared with. */
+  baseline_version: number;
+  canary_version: number;
+  weight: number;
+  status: CanaryStatus;
+  settings: Json<Record<string, unknown>>;
+  /** The guard's last look: arms, intervals, decision. */
+  state: ColumnType<Record<string, unknown>, string | undefined, string>;
+  started_by: string;
+  started_at: CreatedAt;
+  decided_by: string | null;
+  decision_reason: string | null;
+  decided_at: Date | null;
+}
+
+/** Audit events not yet handed to the webhook dispatcher; filled by a trigger in the writing transaction. */
+export interface WebhookOutboxTable {
+  event_id: number;
+}
+
+export interface WebhookDeliveriesTable {
+  event_id: number;
+  url: string;
+  kind: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: ColumnType<number, number | undefined, number>;
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: CreatedAt;
+}
+
 export interface Database {
+  canaries: CanariesTable;
+  webhook_outbox: WebhookOutboxTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   resource_versions: ResourceVersionsTable;
   resource_labels: ResourceLabelsTable;
   resource_events: ResourceEventsTable;

@@ -165,24 +165,24 @@ async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<Inges
     steps.push({
       count: "rollouts",
       query: sql`
-        INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+        INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
           input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
-        SELECT id, agent, source, dataset, task_id, resource_name, resource_version, candidate_id, cycle_id, phase,
+        SELECT id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
           input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
         FROM jsonb_to_recordset(${JSON.stringify(plan.rollouts.map(rolloutRow))}::jsonb) AS x(
-          id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, candidate_id text,
+          id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, arm text, candidate_id text,
           cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
           input_tokens integer, output_tokens integer, trace_id text, instructions text)
         ON CONFLICT (id) DO UPDATE SET
-          agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version,
+          agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version, arm = excluded.arm,
           input = excluded.input, output = excluded.output, status = excluded.status, error = excluded.error,
           latency_ms = excluded.latency_ms, model = excluded.model, input_tokens = excluded.input_tokens,
           output_tokens = excluded.output_tokens, trace_id = excluded.trace_id, instructions = excluded.instructions
         WHERE rollouts.source = 'otlp' AND (
-          rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
+          rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.arm, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
           rollouts.latency_ms, rollouts.model, rollouts.input_tokens, rollouts.output_tokens, rollouts.trace_id, rollouts.instructions
         ) IS DISTINCT FROM (
-          excluded.agent, excluded.resource_name, excluded.resource_version, excluded.input, excluded.output, excluded.status, excluded.error,
+          excluded.agent, excluded.resource_name, excluded.resource_version, excluded.arm, excluded.input, excluded.output, excluded.status, excluded.error,
           excluded.latency_ms, excluded.model, excluded.input_tokens, excluded.output_tokens, excluded.trace_id, excluded.instructions
         )
         RETURNING 1`,

@@ -21,8 +21,9 @@ declare module "vitest" {
 }
 
 /**
- * Once per test run: one Temporal dev server, one workflow bundle, one migrated PGlite template and
- * one PostgreSQL, shared by every test file (2 cores: starting them per file would dominate the run).
+ * Once per test run: one Temporal dev server, one workflow bundle (the install's cached one while the
+ * workflows are unchanged), one migrated PGlite template and one PostgreSQL, shared by every test file
+ * (2 cores: starting them per file would dominate the run).
  */
 export default async function setup(project: TestProject) {
   const scratch = mkdtempSync(join(tmpdir(), "agl-test-run-"));

@@ -1,8 +1,10 @@
-import { proxyActivities } from "@temporalio/workflow";
+import { proxyActivities, workflowInfo } from "@temporalio/workflow";
 import type { createCycleActivities } from "../activities/cycle-activities.ts";
+import type { createGepaActivities } from "../activities/gepa-activities.ts";
+import { agentBatchQueue } from "./task-queues.ts";
 import type { CycleSettings } from "./types.ts";
 
-type Activities = ReturnType<typeof createCycleActivities>;
+type Activities = ReturnType<typeof createCycleActivities> & ReturnType<typeof createGepaActivities>;
 
 /**
  * The cycle's activities, each group with the durability contract of its call sites: timeouts,
@@ -15,7 +17,11 @@ export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinut
       startToCloseTimeout: "1 minute",
       retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
     }),
+    // On the batch queue, never eagerly: eager dispatch would hand every batch back to the worker that
+    // scheduled it (while it has free slots) instead of to the worker with room for it.
     agentBatches: proxyActivities<Activities>({
+      taskQueue: agentBatchQueue(workflowInfo().taskQueue),
+      allowEagerDispatch: false,
       startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
       heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
       retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },

@@ -1,5 +1,6 @@
 import { proxyActivities, workflowInfo } from "@temporalio/workflow";
 import type { createQueueActivities } from "../activities/queue-activities.ts";
+import { agentBatchQueue } from "./task-queues.ts";
 import { chunk, inParallel } from "./training-cycle.ts";
 
 type Activities = ReturnType<typeof createQueueActivities>;
@@ -38,7 +39,10 @@ export interface SubmissionResult {
 export async function processSubmission(input: SubmissionInput): Promise<SubmissionResult> {
   const submissionId = workflowInfo().workflowId;
   const { settings } = input;
+  // Like a cycle's batches: on the batch queue, spread over the workers by capacity, never eagerly.
   const { runQueueBatch } = proxyActivities<Activities>({
+    taskQueue: agentBatchQueue(workflowInfo().taskQueue),
+    allowEagerDispatch: false,
     startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds} seconds`,
     retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },

@@ -1,8 +1,10 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, workflowInfo } from "@temporalio/workflow";
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, ParentClosePolicy, setHandler, startChild, workflowInfo } from "@temporalio/workflow";
 import { defineSearchAttributeKey } from "@temporalio/common";
 import type { PromptRef } from "../activities/cycle-activities.ts";
 import { beamSearch, bestFirst } from "./beam-search.ts";
+import { canaryGuard } from "./canary-guard.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
+import { gepaSearch } from "./gepa-search.ts";
 import type { RolloutPhase } from "../store/schema.ts";
 import type { ContenderScore, CycleInput, CycleProgress, CycleResult, GateDecision, MeanInterval, TestEvaluation } from "./types.ts";
 import { INCUMBENT, PROGRESS_QUERY } from "./types.ts";
@@ -83,7 +85,7 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
     const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
-    const { rounds, finalists } = await beamSearch({
+    const { rounds, finalists } = await (settings.optimizer.algorithm === "gepa" ? gepaSearch : beamSearch)({
       cycleId,
       agent: input.agent,
       dataset,
@@ -137,16 +139,36 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       test = await bookkeeping.measureTest({ cycleId, agent: input.agent, candidate: best.contender });
     }
     await enter("deploy", 1);
-    const deployed = await bookkeeping.deployCandidate({
+    const deploy = {
       cycleId,
       agent: input.agent,
       candidateId: best.contender,
       incumbentVersion,
       metrics: { validation: best, baseline, gate, ...(test ? { test } : {}), margin: settings.margin, cycleId, algorithm: settings.optimizer.algorithm, rounds: rounds.length },
       reason: `cycle ${cycleId} deployed candidate ${best.contender}: ${verdict}${test ? `; ${describeTest(test, incumbentVersion)}` : ""}`,
-    });
+    };
+    const decided = { incumbentVersion, baseline, best, collect, search, gate, ...(test ? { test } : {}) };
+    if (settings.deploy === "canary" && settings.guard && settings.canaryWeight) {
+      // The canary's id keys its guard's workflow: a retried deploy finds the canary it started.
+      const canaryId = `can-${cycleId}`;
+      const started = await bookkeeping.deployCanary({ ...deploy, canaryId, weight: settings.canaryWeight, guard: settings.guard });
+      if (started.status === "busy") {
+        return await finish({ ...decided, outcome: "kept", detail: `kept v${incumbentVersion}: ${verdict}; not deployed, canary ${started.holder} is still running for ${input.agent}`, deployedVersion: null });
+      }
+      // Abandoned when the cycle ends: the guard outlives the cycle that started it.
+      await startChild(canaryGuard, { workflowId: canaryId, args: [{ canaryId, settings: settings.guard }], parentClosePolicy: ParentClosePolicy.ABANDON });
+      const testLine = test ? `; ${describeTest(test, incumbentVersion, started.version)}` : "";
+      return await finish({
+        ...decided,
+        outcome: "deployed",
+        detail: `deployed v${started.version} as a canary at ${settings.canaryWeight}% of keyed traffic, guarded by ${canaryId} (production stays v${incumbentVersion} until the guard promotes it): ${verdict}${testLine}`,
+        deployedVersion: started.version,
+        canary: { id: canaryId, weight: settings.canaryWeight },
+      });
+    }
+    const deployed = await bookkeeping.deployCandidate(deploy);
     const testLine = test ? `; ${describeTest(test, incumbentVersion, deployed.version)}` : "";
-    return await finish({ outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, incumbentVersion, deployedVersion: deployed.version, baseline, best, collect, search, gate, ...(test ? { test } : {}) });
+    return await finish({ ...decided, outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, deployedVersion: deployed.version });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
     await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));

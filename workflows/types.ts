@@ -1,4 +1,5 @@
 /** Types shared by the workflows, the activities and the clients that start or query cycles. No runtime code. */
+import type { GuardSettings } from "../store/canaries.ts";
 
 export interface CycleSettings {
   /** Tasks per agent-batch activity. */
@@ -22,6 +23,8 @@ export interface CycleSettings {
     /** Share of the train tasks held out of the optimizer's input to score the search. */
     devFraction: number;
     minibatchSize: number;
+    /** GEPA: agent runs the search may spend. */
+    budget: number;
     seed: number;
     maxExamples: number;
     maxKeywords: number;
@@ -30,6 +33,10 @@ export interface CycleSettings {
   /** A batch activity that has not heartbeaten for this long is retried elsewhere (its worker is presumed dead). */
   heartbeatTimeoutSeconds: number;
   batchTimeoutMinutes: number;
+  /** Where the winner goes: `production` at once, or the `canary` label at `canaryWeight` percent under a guard. Unset (schedules made before canaries existed): production. */
+  deploy?: "production" | "canary";
+  canaryWeight?: number;
+  guard?: GuardSettings;
 }
 
 export interface CycleInput {
@@ -94,6 +101,8 @@ export interface CycleResult {
   gate?: GateDecision;
   /** The deployed version and the incumbent on the test split after the decision: the number to believe. */
   test?: TestEvaluation;
+  /** Deployed as a canary: its id (also its guard's workflow id) and traffic share. */
+  canary?: { id: string; weight: number };
 }
 
 /** A mean over tasks with its two-sided 95 % interval (null bounds below two tasks). */
@@ -141,6 +150,32 @@ export interface SearchRound {
   /** The incumbent's and every candidate's mean reward on the dev tasks. */
   scores: ContenderScore[];
   beam: string[];
+  /** GEPA: what the iteration did (one iteration is one round). */
+  gepa?: GepaIteration;
+}
+
+/** One iteration of a GEPA search: a reflection on one component of a parent, or a merge of two pool members. */
+export interface GepaIteration {
+  step: "reflect" | "merge";
+  /** The Pareto front over the dev tasks the parent was drawn from: member -> dev tasks it is best on (after GEPA drops dominated members). */
+  front: Record<string, number>;
+  parents: string[];
+  /** reflect: the component rewritten (round-robin over the parent's reflectable components). */
+  component?: string;
+  /** merge: the parents' common ancestor. */
+  ancestor?: string;
+  child: string | null;
+  /** Tasks the child was compared with its parent on (reflect: train tasks outside the dev set; merge: dev tasks), with the summed rewards (merge: the better parent's sum). */
+  minibatch: { taskIds: string[]; parent: number; child: number | null };
+  /** The child beat its parent on the minibatch (merge: matched the better parent), was run on every dev task and joined the pool. */
+  accepted: boolean;
+  /** Why there was no child or no comparison. */
+  note?: string;
+  llmCalls: number;
+  /** Agent runs of this iteration, of the search so far, and the budget. */
+  agentRuns: number;
+  spent: number;
+  budget: number;
 }
 
 /** The contender name of the production prompt a cycle starts from, in rollouts, scores and the optimizer contract. */
@@ -148,3 +183,33 @@ export const INCUMBENT = "incumbent";
 
 /** Query name for a running cycle's progress; `agl cycle status` and the CLI's progress bar use it. */
 export const PROGRESS_QUERY = "progress";
+
+export interface CanaryGuardInput {
+  canaryId: string;
+  settings: GuardSettings;
+  /** Carried over a continue-as-new: when the guard began (ms since the epoch), its looks so far, and the canary-arm count of its next look. */
+  startedAtMs?: number;
+  looks?: number;
+  nextLookAt?: number;
+}
+
+export interface CanaryGuardResult {
+  canaryId: string;
+  outcome: "promoted" | "rolled_back";
+  /** `guard:<id>` when the guard decided, else whoever stepped in. */
+  decidedBy: string;
+  reason: string;
+  looks: number;
+}
+
+export interface CanaryGuardState {
+  canaryId: string;
+  phase: "watching" | "deciding" | "done";
+  looks: number;
+  /** The canary-arm rollouts the next look waits for. */
+  nextLookAt: number;
+  lastReason: string | null;
+}
+
+/** Query name for a running guard's state (`agl canary status`). */
+export const GUARD_STATE_QUERY = "guardState";

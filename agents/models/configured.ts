@@ -4,6 +4,7 @@ import { createLanguageModel } from "./index.ts";
 
 let active: Pick<LoadedConfig, "dataPath" | "model"> | undefined;
 let resolved: LanguageModelV2 | undefined;
+let inUse = false;
 
 /** Called once the project's configuration is loaded: `configuredModel()` then follows it. */
 export function useConfiguredModelSettings(config: Pick<LoadedConfig, "dataPath" | "model">): void {
@@ -18,6 +19,7 @@ export function useConfiguredModelSettings(config: Pick<LoadedConfig, "dataPath"
  * Your agent may of course keep its own model instead; this is for trying the loop offline.
  */
 export function configuredModel(): LanguageModelV2 {
+  inUse = true;
   const model = (): LanguageModelV2 => {
     if (!resolved) {
       if (!active) throw new Error("configuredModel() is used before agl loaded its configuration: use it in an agent that agl runs.");
@@ -39,4 +41,9 @@ export function configuredModel(): LanguageModelV2 {
     doGenerate: (options) => model().doGenerate(options),
     doStream: (options) => model().doStream(options),
   };
+}
+
+/** Whether an agent of this process was given `configuredModel()`: a worker then runs agl's configured model for it. */
+export function configuredModelInUse(): boolean {
+  return inUse;
 }

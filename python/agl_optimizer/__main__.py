@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agl_optimizer import __version__, apo, few_shot, llm_free
+from agl_optimizer import __version__, apo, few_shot, gepa, llm_free
 from agl_optimizer.contract import (
     CONTRACT_VERSION,
     SUPPORTED_ALGORITHMS,
@@ -43,7 +43,7 @@ class Algorithm:
 
 ALGORITHMS: dict[str, Algorithm] = {
     name: Algorithm(module.check_applicable, module.progress_steps, module.propose)
-    for name, module in (("llm-free", llm_free), ("few-shot", few_shot), ("apo", apo))
+    for name, module in (("llm-free", llm_free), ("few-shot", few_shot), ("apo", apo), ("gepa", gepa))
 }
 
 

@@ -79,7 +79,7 @@ _FENCE = re.compile(r"^```[\w-]*\n?|\n?```$")
 _EDIT_LEAD = re.compile(r"^(?:[-*]\s*)?(?:(?:new|learned|the)\s+)?(?:description|rule)(?:\s+(?:of|for)\s+[\w-]+)?\s*:\s*", re.IGNORECASE)
 _ANNOUNCEMENT = re.compile(r"^(?:here|sure|okay|ok|certainly|below)\b.*:$", re.IGNORECASE)
 _QUOTES = "\"'`*“”‘’"
-_FENCE_QUOTES = '"""'
+FENCE_QUOTES = '"""'
 _ECHO = re.compile(r"\b(?:post|message|expected):|\banswered\b.*\bexpected\b", re.IGNORECASE)
 _ECHO_LINE = re.compile(r"^\s*(?:-\s*)?(?:message|expected|reward|tool calls):", re.IGNORECASE | re.MULTILINE)
 
@@ -274,7 +274,7 @@ def critique_messages(agent: AgentSpec, parent: Parent, minibatch: Sequence[Roll
         ChatMessage(
             "user",
             f"{_instructions(agent, parent)}\n\n"
-            f"It did badly on these runs:\n{_experiments(agent, minibatch)}\n\n"
+            f"It did badly on these runs:\n{describe_runs(agent, minibatch)}\n\n"
             "In one or two sentences, what in the instructions made these answers wrong?",
         ),
     ]
@@ -306,7 +306,7 @@ def edit_messages(
                 f"Reviewer's note on its mistakes: {critique}\n\n"
                 f'Rewrite the part "{target.component}" of these instructions so that the agent stops making these mistakes.'
                 f"{keep} Keep about the same length. Reply with the new text of the part only.\n\n"
-                f'The part "{target.component}" reads now:\n{_FENCE_QUOTES}\n{current}\n{_FENCE_QUOTES}',
+                f'The part "{target.component}" reads now:\n{FENCE_QUOTES}\n{current}\n{FENCE_QUOTES}',
             ),
         ]
     assert target.field is not None and target.label is not None
@@ -330,10 +330,10 @@ def edit_messages(
 
 def _instructions(agent: AgentSpec, parent: Parent) -> str:
     about = f"The agent {agent.name}: {agent.description}\n\n" if agent.description.strip() else ""
-    return f"{about}The agent's instructions:\n{_FENCE_QUOTES}\n{text.render(parent.components)}\n{_FENCE_QUOTES}"
+    return f"{about}The agent's instructions:\n{FENCE_QUOTES}\n{text.render(parent.components)}\n{FENCE_QUOTES}"
 
 
-def _experiments(agent: AgentSpec, minibatch: Sequence[Rollout]) -> str:
+def describe_runs(agent: AgentSpec, minibatch: Sequence[Rollout]) -> str:
     """One entry per run: the message, its answer, the expected value, the tool calls and the reward with its reasons."""
     entries = []
     for rollout in minibatch:
@@ -439,8 +439,8 @@ def clean_rewrite(raw: str, current: str, minibatch: Sequence[Rollout] = ()) -> 
     # "Here is the rewritten part:" on a line of its own is not part of the component.
     if len(lines) > 1 and _ANNOUNCEMENT.match(lines[0].strip()):
         candidate = "\n".join(lines[1:]).strip()
-    if candidate.startswith(_FENCE_QUOTES) and candidate.endswith(_FENCE_QUOTES) and len(candidate) > 2 * len(_FENCE_QUOTES):
-        candidate = candidate[len(_FENCE_QUOTES) : -len(_FENCE_QUOTES)].strip()
+    if candidate.startswith(FENCE_QUOTES) and candidate.endswith(FENCE_QUOTES) and len(candidate) > 2 * len(FENCE_QUOTES):
+        candidate = candidate[len(FENCE_QUOTES) : -len(FENCE_QUOTES)].strip()
     candidate = "\n".join(line.rstrip() for line in candidate.split("\n"))
     if not candidate:
         return Edit(None, "empty")

@@ -7,7 +7,8 @@ anyone writes it.
 
 One call is one round of a search whose beam the workflow keeps: the request names the parents (the
 beam members to improve), the rollouts say which parent produced them, and the response holds their
-children, `r<round>c<n>`, for the workflow to score.
+children, `r<round>c<n>`, for the workflow to score. For `gepa` one call is one step of an iteration
+whose pool the workflow keeps (`gepa.step`: reflect on one component of one parent, or merge two).
 
 The agent is described generically: its prompt components and which of them may be edited, its
 output (a JSON Schema for structured agents, free text otherwise), and, only where the output has
@@ -52,15 +53,21 @@ PARAM_RANGES: dict[str, dict[str, tuple[int, int, int]]] = {
         "minibatch_size": (4, 1, 20),
         "max_tokens": (256, 16, 2048),
     },
+    "gepa": {
+        "max_tokens": (512, 16, 4096),
+    },
 }
 SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(PARAM_RANGES)
-# The param that caps each parent's children.
+# The param that caps each parent's children; a gepa step makes at most one child.
 CHILDREN_PARAM = {"llm-free": "num_candidates", "few-shot": "num_candidates", "apo": "branch_factor"}
 ALGORITHMS_NEEDING_LLM = frozenset({"apo"})
+GEPA = "gepa"
+GEPA_STEPS = ("reflect", "merge")
 MAX_LLM_TIMEOUT_S = 3600
 
 _INPUT_KEYS = ("schema_version", "command", "request_id", "algorithm", "seed", "round", "agent", "prompt", "parents", "rollouts")
-_INPUT_OPTIONAL_KEYS = ("params", "llm")
+_INPUT_OPTIONAL_KEYS = ("params", "llm", "gepa")
+_GEPA_KEYS = {"reflect": ("step", "component"), "merge": ("step", "ancestor")}
 _AGENT_KEYS = (
     "name",
     "description",
@@ -229,6 +236,19 @@ class LlmEndpoint:
 
 
 @dataclass(frozen=True)
+class GepaStep:
+    """One step of a GEPA iteration: rewrite `component` of the one parent, or merge the two parents."""
+
+    step: str  # one of GEPA_STEPS
+    component: str | None  # reflect: the component to rewrite
+    ancestor: Parent | None  # merge: the parents' common ancestor
+
+    @property
+    def needs_llm(self) -> bool:
+        return self.step == "reflect"
+
+
+@dataclass(frozen=True)
 class ProposeRequest:
     request_id: str
     algorithm: str
@@ -240,6 +260,19 @@ class ProposeRequest:
     parents: tuple[Parent, ...]
     rollouts: tuple[Rollout, ...]
     llm: LlmEndpoint | None
+    gepa: GepaStep | None = None  # set exactly when algorithm is "gepa"
+
+    @property
+    def needs_llm(self) -> bool:
+        return self.algorithm in ALGORITHMS_NEEDING_LLM or (self.gepa is not None and self.gepa.needs_llm)
+
+    @property
+    def children_limit(self) -> tuple[int, str]:
+        """How many children one parent may get, and the name of the param (or step) that says so."""
+        if self.gepa is not None:
+            return 1, f"gepa.step {json.dumps(self.gepa.step)}"
+        name = CHILDREN_PARAM[self.algorithm]
+        return self.params[name], f"params.{name}"
 
     def rollouts_of(self, parent: Parent) -> tuple[Rollout, ...]:
         return rollouts_of(self.rollouts, parent.id)
@@ -385,11 +418,14 @@ def parse_request(document: Any) -> ProposeRequest:
     seed = check.integer(document["seed"], "seed")
     search_round = check.integer(document["round"], "round", minimum=1)
     params = _parse_params(check, document.get("params", {}), algorithm)
-    llm = _parse_llm(check, document.get("llm"), algorithm)
     components = _parse_prompt(check, document["prompt"])
     agent = _parse_agent(check, document["agent"], components)
     parents = _parse_parents(check, document["parents"], components, agent, search_round)
-    rollouts = _parse_rollouts(check, document["rollouts"], agent, parents, search_round)
+    gepa = _parse_gepa(check, document.get("gepa"), algorithm, components, agent, parents, search_round)
+    needs_llm = algorithm in ALGORITHMS_NEEDING_LLM or (gepa is not None and gepa.needs_llm)
+    llm = _parse_llm(check, document.get("llm"), algorithm, needs_llm)
+    # A merge reads no runs: it combines the parents' components.
+    rollouts = _parse_rollouts(check, document["rollouts"], agent, parents, search_round, need_runs=gepa is None or gepa.step != "merge")
     return ProposeRequest(
         request_id=request_id,
         algorithm=algorithm,
@@ -401,7 +437,43 @@ def parse_request(document: Any) -> ProposeRequest:
         parents=parents,
         rollouts=rollouts,
         llm=llm,
+        gepa=gepa,
     )
+
+
+def _parse_gepa(
+    check: _Checker,
+    value: Any,
+    algorithm: str,
+    incumbent: dict[str, str],
+    agent: AgentSpec,
+    parents: tuple[Parent, ...],
+    search_round: int,
+) -> GepaStep | None:
+    """`gepa`: present exactly when the algorithm is gepa; a reflect step names one component of one parent,
+    a merge step two parents and their common ancestor."""
+    if algorithm != GEPA:
+        if value is not None:
+            check.fail("gepa", f'only algorithm "{GEPA}" takes a gepa step, this request is {json.dumps(algorithm)}')
+        return None
+    if value is None:
+        check.fail("gepa", 'missing: algorithm "gepa" needs the step to take, {"step": "reflect", "component": ...} or {"step": "merge", "ancestor": ...}')
+    step = check.mapping(value, "gepa").get("step")
+    if step not in GEPA_STEPS:
+        check.fail("gepa.step", f"expected one of {', '.join(json.dumps(option) for option in GEPA_STEPS)}, got {_describe(step)}")
+    gepa = check.object(value, "gepa", required=_GEPA_KEYS[step])
+    wanted_parents = 1 if step == "reflect" else 2
+    if len(parents) != wanted_parents:
+        check.fail("parents", f"a gepa {step} step takes exactly {wanted_parents} parent{'s' if wanted_parents > 1 else ''}, got {len(parents)}")
+    if step == "reflect":
+        component = check.string(gepa["component"], "gepa.component")
+        if component not in incumbent:
+            check.fail("gepa.component", f"names no component of agent.components: {json.dumps(component)}")
+        return GepaStep(step, component, None)
+    ancestor = _parse_prompt_ref(check, gepa["ancestor"], "gepa.ancestor", "ancestor", incumbent, agent, search_round)
+    if any(parent.id == ancestor.id for parent in parents):
+        check.fail("gepa.ancestor.id", f"{json.dumps(ancestor.id)} is one of the parents: a merge needs their common ancestor")
+    return GepaStep(step, None, ancestor)
 
 
 def _parse_params(check: _Checker, value: Any, algorithm: str) -> dict[str, int]:
@@ -413,9 +485,9 @@ def _parse_params(check: _Checker, value: Any, algorithm: str) -> dict[str, int]
     }
 
 
-def _parse_llm(check: _Checker, value: Any, algorithm: str) -> LlmEndpoint | None:
+def _parse_llm(check: _Checker, value: Any, algorithm: str, needs_llm: bool) -> LlmEndpoint | None:
     if value is None:
-        if algorithm in ALGORITHMS_NEEDING_LLM:
+        if needs_llm:
             check.fail("llm", f"algorithm {json.dumps(algorithm)} calls an LLM: give an OpenAI-compatible endpoint, got null")
         return None
     llm = check.object(value, "llm", required=_LLM_KEYS, optional=_LLM_OPTIONAL_KEYS)
@@ -589,24 +661,31 @@ def _parse_parents(
         check.fail("parents", "empty list: give at least the incumbent to improve")
     parents: list[Parent] = []
     for index, item in enumerate(items):
-        path = f"parents[{index}]"
-        parent = check.object(item, path, required=_PARENT_KEYS)
-        parent_id = _check_prompt_id(check, parent["id"], child(path, "id"), search_round)
-        if any(earlier.id == parent_id for earlier in parents):
-            check.fail(child(path, "id"), f"duplicate parent id {json.dumps(parent_id)}")
-        # Every parent descends from the incumbent through edits of editable components only.
-        components = _check_candidate_components(check, parent["components"], child(path, "components"), incumbent, agent, (INCUMBENT_ID, incumbent))
-        if parent_id == INCUMBENT_ID and components != incumbent:
-            check.fail(child(path, "components"), 'the parent "incumbent" must have exactly the components of prompt.components')
-        parents.append(Parent(parent_id, dict(components)))
+        parent = _parse_prompt_ref(check, item, f"parents[{index}]", "parent", incumbent, agent, search_round)
+        if any(earlier.id == parent.id for earlier in parents):
+            check.fail(f"parents[{index}].id", f"duplicate parent id {json.dumps(parent.id)}")
+        parents.append(parent)
     return tuple(parents)
 
 
+def _parse_prompt_ref(
+    check: _Checker, value: Any, path: str, role: str, incumbent: dict[str, str], agent: AgentSpec, search_round: int
+) -> Parent:
+    """`{id, components}` of the incumbent or an earlier round's candidate (a parent, a merge's ancestor)."""
+    prompt = check.object(value, path, required=_PARENT_KEYS)
+    prompt_id = _check_prompt_id(check, prompt["id"], child(path, "id"), search_round)
+    # Every prompt of a search descends from the incumbent through edits of editable components only.
+    components = _check_candidate_components(check, prompt["components"], child(path, "components"), incumbent, agent, (INCUMBENT_ID, incumbent))
+    if prompt_id == INCUMBENT_ID and components != incumbent:
+        check.fail(child(path, "components"), f'the {role} "incumbent" must have exactly the components of prompt.components')
+    return Parent(prompt_id, dict(components))
+
+
 def _parse_rollouts(
-    check: _Checker, value: Any, agent: AgentSpec, parents: tuple[Parent, ...], search_round: int
+    check: _Checker, value: Any, agent: AgentSpec, parents: tuple[Parent, ...], search_round: int, *, need_runs: bool = True
 ) -> tuple[Rollout, ...]:
     items = check.array(value, "rollouts")
-    if not items:
+    if not items and need_runs:
         check.fail("rollouts", "empty list, there is nothing to learn from")
     rollouts: list[Rollout] = []
     seen_ids: set[str] = set()
@@ -616,7 +695,7 @@ def _parse_rollouts(
             check.fail(f"rollouts[{index}].id", f"duplicate rollout id {json.dumps(rollout.id)}")
         seen_ids.add(rollout.id)
         rollouts.append(rollout)
-    for index, parent in enumerate(parents):
+    for index, parent in enumerate(parents if need_runs else ()):
         own = rollouts_of(rollouts, parent.id)
         if not own:
             check.fail(f"parents[{index}]", f"no rollout has prompt_id {json.dumps(parent.id)}: a parent is improved from its own runs")
@@ -755,8 +834,9 @@ def validate_output(output: Any, input_document: Any) -> None:
             check.fail(key, f"expected {_describe(wanted)} (copied from the input), got {_describe(output[key])}")
 
     candidates = check.array(output["candidates"], "candidates")
-    children_param = CHILDREN_PARAM[request.algorithm]
-    per_parent_limit = request.params[children_param]
+    if request.gepa is not None and len(candidates) > 1:
+        check.fail("candidates", f"a gepa {request.gepa.step} step makes at most one child, got {len(candidates)}")
+    per_parent_limit, limit_source = request.children_limit
     parents = {parent.id: parent for parent in request.parents}
     children: dict[str, int] = {parent.id: 0 for parent in request.parents}
     # A child must be new: not the incumbent, not any parent, not an earlier sibling.
@@ -773,7 +853,7 @@ def validate_output(output: Any, input_document: Any) -> None:
             check.fail(child(path, "parent"), f"expected the id of one of the request's parents, got {_describe(parent_id)}")
         children[parent_id] += 1
         if children[parent_id] > per_parent_limit:
-            check.fail(child(path, "parent"), f"more than params.{children_param} = {per_parent_limit} children of {json.dumps(parent_id)}")
+            check.fail(child(path, "parent"), f"more than {limit_source} = {per_parent_limit} children of {json.dumps(parent_id)}")
         check.string(candidate["strategy"], child(path, "strategy"))
         check.string(candidate["rationale"], child(path, "rationale"))
         if candidate["train_score"] is not None:
@@ -799,7 +879,7 @@ def validate_output(output: Any, input_document: Any) -> None:
     stats = check.object(output["stats"], "stats", required=_STATS_KEYS, optional=["note"])
     for key, wanted_count in rollout_stats(request).items():
         check.integer(stats[key], child("stats", key), wanted_count, wanted_count)
-    most_calls = 0 if request.algorithm not in ALGORITHMS_NEEDING_LLM else None
+    most_calls = None if request.needs_llm else 0
     check.integer(stats["llm_calls"], "stats.llm_calls", 0, most_calls)
     check.integer(stats["rejected_edits"], "stats.rejected_edits", minimum=0)
     if "note" in stats:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agl_optimizer.apo import CRITIC_SYSTEM, DESCRIPTION_SYSTEM, REWRITE_SYSTEM
+from agl_optimizer.gepa import REFLECT_SYSTEM
 
 Answer = Callable[[dict[str, Any]], tuple[int, Any]]
 # Replies with this status close the connection without answering.
@@ -53,9 +54,11 @@ def part_to_rewrite(body: dict[str, Any]) -> str:
 
 
 def canned(critique: str, description: str, rule: str, rewrite: Callable[[str], str] | None = None) -> Answer:
-    """Answers critique, description, rule and rewrite requests with fixed texts, as a deterministic LLM would.
+    """Answers critique, description, rule, rewrite and (gepa) reflection requests with fixed texts, as a
+    deterministic LLM would.
 
-    A rewrite is `rewrite(the part to rewrite)`; by default the part with one sentence added.
+    A rewrite is `rewrite(the part to rewrite)`; by default the part with one sentence added. A reflection
+    gets the same text, inside ``` fences after a line of commentary, as GEPA's prompt asks.
     """
 
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
@@ -64,9 +67,10 @@ def canned(critique: str, description: str, rule: str, rewrite: Callable[[str], 
             return 200, completion(critique)
         if system == DESCRIPTION_SYSTEM:
             return 200, completion(description)
-        if system == REWRITE_SYSTEM:
+        if system in (REWRITE_SYSTEM, REFLECT_SYSTEM):
             part = part_to_rewrite(body)
-            return 200, completion(rewrite(part) if rewrite else f"{part}\nCheck every answer against the message before you reply.")
+            new_text = rewrite(part) if rewrite else f"{part}\nCheck every answer against the message before you reply."
+            return 200, completion(f"Here is the improved part:\n```\n{new_text}\n```" if system == REFLECT_SYSTEM else new_text)
         return 200, completion(rule)
 
     return answer

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from agl_optimizer.contract import build_output, parse_request, validate_output
+
 INSTRUCTIONS = (
     "You classify a social media post.\n\nCategories:\n{{categories}}\n\n"
     "Sentiment (how the author feels):\n{{sentiments}}\n{{examples}}\n"
@@ -351,16 +353,31 @@ ALGORITHM_PARAMS = {
     "llm-free": {"num_candidates": 3, "max_examples": 6, "max_keywords": 6},
     "few-shot": {"num_candidates": 3, "max_examples": 6},
     "apo": {"branch_factor": 2, "minibatch_size": 4, "max_tokens": 256},
+    "gepa": {"max_tokens": 512},
 }
 
 
 def with_algorithm(document: dict[str, Any], algorithm: str, base_url: str | None = None, **params: int) -> dict[str, Any]:
-    """The same request for another algorithm (apo needs the OpenAI-compatible endpoint at `base_url`)."""
+    """The same request for another algorithm (apo and gepa need the OpenAI-compatible endpoint at `base_url`).
+
+    For gepa it is the reflect step on `instructions`, with the incumbent's rollouts as its minibatch.
+    """
     document = copy.deepcopy(document)
     document["algorithm"] = algorithm
     document["params"] = {**ALGORITHM_PARAMS[algorithm], **params}
     document["llm"] = None if base_url is None else {"base_url": base_url, "model": "fake-critic", "api_key": "sk-test", "timeout_s": 10}
+    if algorithm == "gepa":
+        document["gepa"] = {"step": "reflect", "component": "instructions"}
     return document
+
+
+def propose_in_process(algorithm: Any, document: dict[str, Any]) -> dict[str, Any]:
+    """What `python -m agl_optimizer propose` writes for `document`, run in this process by the algorithm's module; checked against the contract."""
+    request = parse_request(document)
+    algorithm.check_applicable(request)
+    output = build_output(request, algorithm.propose(request, lambda message: None))
+    validate_output(output, document)
+    return output
 
 
 def build_apo_input(base_url: str, seed: int = 42, **params: int) -> dict[str, Any]:

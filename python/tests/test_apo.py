@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agl_optimizer import apo, text
-from agl_optimizer.contract import BadInput, Rollout, build_output, parse_request, validate_output
+from agl_optimizer.contract import BadInput, Rollout, parse_request
 from agl_optimizer.llm_client import LlmError
 from fake_llm_server import RESET, canned, completion, fake_llm_server, part_to_rewrite, system_text, user_text
 from synthetic import (
@@ -18,6 +18,7 @@ from synthetic import (
     build_apo_input,
     build_extractor_input,
     build_replier_input,
+    propose_in_process,
     with_algorithm,
     with_malformed_rollouts,
 )
@@ -30,11 +31,7 @@ GOOD_ANSWERS = canned(CRITIQUE, DESCRIPTION, RULE)
 
 
 def _propose(document: dict[str, Any]) -> dict[str, Any]:
-    request = parse_request(document)
-    apo.check_applicable(request)
-    output = build_output(request, apo.propose(request, lambda message: None))
-    validate_output(output, document)
-    return output
+    return propose_in_process(apo, document)
 
 
 def test_each_branch_critiques_a_minibatch_of_low_reward_runs_then_applies_one_safe_edit() -> None:

@@ -67,7 +67,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_may_differ(tmp_path: P
 BAD_INPUTS: list[tuple[str, Any, str]] = [
     ("not JSON", "{this is not json", "error: input "),
     ("contract v2", {**build_input(), "schema_version": 2}, "error: input schema_version: unsupported schema version 2, this optimizer speaks 3"),
-    ("unknown algorithm", {**build_input(), "algorithm": "gepa"}, 'error: input algorithm: unsupported algorithm "gepa"'),
+    ("unknown algorithm", {**build_input(), "algorithm": "evolution"}, 'error: input algorithm: unsupported algorithm "evolution"'),
     ("unknown top-level key", {**build_input(), "notes": "hi"}, 'error: input: unknown key "notes"'),
     (
         "reward out of range",
@@ -126,7 +126,7 @@ def test_version() -> None:
 def test_describe() -> None:
     result = run_cli("describe")
     assert result.returncode == 0
-    assert json.loads(result.stdout) == {"contract": 3, "algorithms": ["llm-free", "few-shot", "apo"]}
+    assert json.loads(result.stdout) == {"contract": 3, "algorithms": ["llm-free", "few-shot", "apo", "gepa"]}
 
 
 @pytest.mark.parametrize("args", [["optimize"], ["propose", "--input", "in.json"], []], ids=["unknown command", "missing --output", "no command"])
@@ -141,7 +141,7 @@ SHAPES = {"classifier": build_input, "extractor": build_extractor_input, "text a
 @pytest.mark.parametrize("algorithm", SUPPORTED_ALGORITHMS)
 def test_every_supported_algorithm_runs_for_every_agent_shape(tmp_path: Path, algorithm: str, shape: str) -> None:
     with fake_llm_server(canned("The instructions are vague.", "a clearer description of this label", "Check each answer against the message.")) as server:
-        document = with_algorithm(SHAPES[shape](), algorithm, server.base_url if algorithm == "apo" else None)
+        document = with_algorithm(SHAPES[shape](), algorithm, server.base_url if algorithm in ("apo", "gepa") else None)
         result, output_path = propose(tmp_path, document)
     assert result.returncode == 0, result.stderr
     output = json.loads(output_path.read_text(encoding="utf-8"))

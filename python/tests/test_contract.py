@@ -122,7 +122,7 @@ BAD_INPUTS: list[tuple[str, Mutation, str]] = [
     ("missing schema_version", _delete(["schema_version"]), "input schema_version: missing required key"),
     ("unknown top-level key", _set(["extra"], 1), 'input: unknown key "extra"'),
     ("wrong command", _set(["command"], "evaluate"), 'input command: expected "propose", got "evaluate"'),
-    ("unknown algorithm", _set(["algorithm"], "gepa"), 'input algorithm: unsupported algorithm "gepa" (supported: "llm-free", "few-shot", "apo")'),
+    ("unknown algorithm", _set(["algorithm"], "evolution"), 'input algorithm: unsupported algorithm "evolution" (supported: "llm-free", "few-shot", "apo", "gepa")'),
     ("float seed", _set(["seed"], 4.2), "input seed: expected an integer, got 4.2"),
     ("round 0", _set(["round"], 0), "input round: expected an integer >= 1, got 0"),
     ("missing round", _delete(["round"]), "input round: missing required key"),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agl_optimizer import llm_free, text
-from agl_optimizer.contract import BadInput, build_output, parse_request, validate_output
+from agl_optimizer.contract import BadInput, parse_request
 from agl_optimizer.proxy import keyword_overlap_accuracy
 from synthetic import (
     ANNOUNCEMENTS,
@@ -20,6 +20,7 @@ from synthetic import (
     build_replier_input,
     next_round,
     post_message,
+    propose_in_process,
     scored_rollout,
     with_malformed_rollouts,
 )
@@ -28,11 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _propose(document: dict[str, Any]) -> dict[str, Any]:
-    request = parse_request(document)
-    llm_free.check_applicable(request)
-    output = build_output(request, llm_free.propose(request, lambda message: None))
-    validate_output(output, document)
-    return output
+    return propose_in_process(llm_free, document)
 
 
 def _by_strategy(output: dict[str, Any]) -> dict[str, dict[str, Any]]:

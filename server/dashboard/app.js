@@ -159,6 +159,7 @@ async function refreshAll() {
   state.detail = detail;
   await refreshRollouts();
   renderAgents();
+  renderCanary();
   renderCurve();
   renderCycles();
   renderVersions();
@@ -256,6 +257,92 @@ function renderAgents() {
         );
       }),
     ),
+  );
+}
+
+// ---------- canary ----------
+
+const CANARY_TONES = { running: "live", promoted: "good", rolled_back: "warn" };
+
+/** The latest canary: both arms with their 95 % intervals (live while it runs), the always-valid difference, and the guard's state. */
+function renderCanary() {
+  const canary = state.detail.canary;
+  const section = $("#canary");
+  section.hidden = !canary;
+  if (!canary) return fill($("#canary .body"));
+  const look = canary.live ?? (canary.state.arms ? canary.state : null);
+  const headers = ["Arm", "Version", "Rollouts", "Rewarded", "Reward (95 % interval)", "", "Failed", "p90 latency"];
+  const arms = look ? Object.entries(look.arms) : [];
+  const bounds = arms.flatMap(([, arm]) => [arm.reward.low ?? arm.reward.mean, arm.reward.high ?? arm.reward.mean]);
+  const scale = { low: Math.min(-1, ...bounds), high: Math.max(1, ...bounds) };
+  // A bound a hair under zero (no spread at all) reads 0, not -0.000.
+  const shown = (value) => fmt(Math.abs(value) < 5e-4 ? 0 : value);
+  const difference = (name, interval) => (interval ? h("li", { "data-difference": name }, `${name}: ${shown(interval.difference)} [${shown(interval.low)}, ${shown(interval.high)}]`) : null);
+  fill(
+    $("#canary .body"),
+    h(
+      "p",
+      { class: "canary-head", "data-canary": canary.id },
+      badge(canary.status.replace("_", " "), CANARY_TONES[canary.status]),
+      " ",
+      h("strong", {}, `v${canary.canaryVersion}`),
+      ` serves ${canary.weight}% of keyed traffic against production `,
+      h("strong", {}, `v${canary.baselineVersion}`),
+      " · started ",
+      timeEl(canary.startedAt),
+      " by ",
+      h("code", {}, canary.startedBy),
+    ),
+    canary.status !== "running" ? h("p", { class: "decision", "data-decision": canary.status }, `${canary.status === "promoted" ? "Promoted" : "Rolled back"} by `, h("code", {}, canary.decidedBy), ": ", canary.decisionReason) : null,
+    look
+      ? table(
+          headers,
+          arms.map(([name, arm]) =>
+            row(
+              headers,
+              [
+                h("strong", {}, name),
+                `v${arm.version}`,
+                String(arm.rollouts),
+                String(arm.rewarded),
+                arm.reward.low === null ? fmt(arm.reward.mean) : `${fmt(arm.reward.mean)} [${fmt(arm.reward.low)}, ${fmt(arm.reward.high)}]`,
+                intervalBar(arm.reward, scale, name),
+                pct(arm.failureRate),
+                arm.p90LatencyMs === null ? "–" : `${Math.round(arm.p90LatencyMs)} ms`,
+              ],
+              { "data-arm": name },
+            ),
+          ),
+          { class: "arms" },
+        )
+      : empty("No rollouts on either arm yet."),
+    look && (look.reward || look.failureRate)
+      ? h(
+          "div",
+          { class: "differences" },
+          h("p", { class: "small muted" }, `Canary − production, always-valid intervals (${look.test}, alpha ${look.alpha} over all looks):`),
+          h("ul", {}, difference("reward", look.reward), difference("failure rate", look.failureRate), difference("share slower than production's p90", look.slowShare)),
+        )
+      : null,
+    h(
+      "p",
+      { class: "guard", "data-guard": canary.state.decision ?? "waiting" },
+      h("strong", {}, "Guard: "),
+      canary.state.look ? `look ${canary.state.look}, ${canary.state.decision}. ${canary.state.reason}` : canary.status === "running" ? "waiting for its first look." : "ended before its first look.",
+    ),
+  );
+}
+
+/** One arm's mean and 95 % interval as a bar on the reward scale. */
+function intervalBar(reward, scale, name) {
+  const width = 160;
+  const x = (value) => ((value - scale.low) / (scale.high - scale.low)) * width;
+  return svg(
+    "svg",
+    { class: "interval", viewBox: `0 0 ${width} 14`, width, height: 14, role: "img", "aria-label": `${name} reward interval` },
+    svg("line", { x1: x(0), x2: x(0), y1: 0, y2: 14, class: "zero" }),
+    reward.low === null ? null : svg("rect", { x: x(reward.low), y: 4, width: Math.max(1, x(reward.high) - x(reward.low)), height: 6, class: `band ${name}` }),
+    svg("circle", { cx: x(reward.mean), cy: 7, r: 3, class: `mean ${name}` }),
   );
 }
 
@@ -556,7 +643,15 @@ function renderHistory() {
   if (all.length === 0) return fill($("#history .body"), empty("Nothing recorded yet."));
   const events = state.historyAll ? all : all.slice(0, HISTORY_SHOWN);
   const headers = ["When", "What", "Change", "By", "Reason"];
-  const kinds = { published: ["published", "neutral"], labelled: ["labelled", "good"], rolled_back: ["rolled back", "warn"] };
+  const kinds = {
+    published: ["published", "neutral"],
+    labelled: ["labelled", "good"],
+    rolled_back: ["rolled back", "warn"],
+    canary_started: ["canary started", "live"],
+    canary_promoted: ["canary promoted", "good"],
+    canary_rolled_back: ["canary rolled back", "warn"],
+  };
+  const versionText = (version) => (version === null ? "–" : `v${version}`);
   fill(
     $("#history .body"),
     table(
@@ -567,7 +662,7 @@ function renderHistory() {
           [
             timeEl(event.createdAt),
             badge(...(kinds[event.kind] ?? [event.kind, "muted"])),
-            event.label ? [h("code", {}, event.label), event.fromVersion === null ? ` → v${event.toVersion}` : ` v${event.fromVersion} → v${event.toVersion}`] : `v${event.toVersion}${event.fromVersion ? ` (from v${event.fromVersion})` : ""}`,
+            event.label ? [h("code", {}, event.label), event.fromVersion === null ? ` → ${versionText(event.toVersion)}` : ` v${event.fromVersion} → ${versionText(event.toVersion)}`] : `v${event.toVersion}${event.fromVersion ? ` (from v${event.fromVersion})` : ""}`,
             h("code", { class: "small" }, event.actor),
             event.reason ?? h("span", { class: "muted" }, "–"),
           ],

@@ -371,6 +371,7 @@ function buildRollout(rolloutId: string, members: readonly Node[], agents: Agent
       taskId: null,
       resourceName: prompt.resource,
       resourceVersion: prompt.version,
+      arm: prompt.arm,
       candidateId: null,
       cycleId: null,
       phase: null,
@@ -398,18 +399,21 @@ function agentNameOf(span: SpanRecord): string {
   );
 }
 
-/** The prompt resource and version the run used: trace metadata first (`mastra.metadata.*`, unprefixed in the older shape), then the agl.prompt.* attributes of the span or its resource. */
-function promptOf(span: SpanRecord, defaultResource: string, warnings: string[]): { resource: string; version: number | null } {
+/** The prompt resource, version and split arm the run used: trace metadata first (`mastra.metadata.*`, unprefixed in the older shape), then the agl.prompt.* attributes of the span or its resource. */
+function promptOf(span: SpanRecord, defaultResource: string, warnings: string[]): { resource: string; version: number | null; arm: string | null } {
   const lookup = (metadataKey: string, attribute: string) =>
     span.attributes[`${MASTRA.metadataPrefix}${metadataKey}`] ?? span.attributes[metadataKey] ?? span.attributes[attribute] ?? span.resource[attribute];
   const resource = text(lookup(PROMPT_METADATA.resource, AGL_PROMPT.resource)) ?? defaultResource;
+  const rawArm = lookup(PROMPT_METADATA.arm, AGL_PROMPT.arm);
+  const arm = rawArm === "production" || rawArm === "canary" ? rawArm : null;
+  if (rawArm !== undefined && rawArm !== null && arm === null) warnings.push(`span ${span.spanId} of trace ${span.traceId}: prompt arm ${JSON.stringify(rawArm)} is neither "production" nor "canary"; its rollout records no arm`);
   const rawVersion = lookup(PROMPT_METADATA.version, AGL_PROMPT.version);
   const version = typeof rawVersion === "number" ? rawVersion : typeof rawVersion === "string" && /^\d+$/.test(rawVersion) ? Number(rawVersion) : null;
   if (rawVersion !== undefined && rawVersion !== null && (version === null || !Number.isInteger(version) || version < 1 || version > INT4_MAX)) {
     warnings.push(`span ${span.spanId} of trace ${span.traceId}: prompt version ${JSON.stringify(rawVersion)} is not a positive whole number; its rollout records no version`);
-    return { resource, version: null };
+    return { resource, version: null, arm: null };
   }
-  return { resource, version };
+  return { resource, version, arm };
 }
 
 function modelNameOf(span: SpanRecord): string | null {

@@ -55,8 +55,8 @@ export const LLM = {
 } as const;
 
 /** The prompt a run used, as the resource client stamps it: trace metadata (the key after `mastra.metadata.`) or a resource attribute. */
-export const PROMPT_METADATA = { resource: "promptResource", version: "promptVersion" } as const;
-export const AGL_PROMPT = { resource: "agl.prompt.resource", version: "agl.prompt.version" } as const;
+export const PROMPT_METADATA = { resource: "promptResource", version: "promptVersion", arm: "promptArm" } as const;
+export const AGL_PROMPT = { resource: "agl.prompt.resource", version: "agl.prompt.version", arm: "agl.prompt.arm" } as const;
 
 /** Agent Lightning (agentlightning/semconv.py): ids on the resource (a span attribute of the same name wins) and reward annotation spans. */
 export const AGENT_LIGHTNING = {

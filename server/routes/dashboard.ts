@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import type { Context } from "hono";
 import { z } from "zod";
 import { analyzeAgent } from "../../runtime/analysis.ts";
+import { canaryEvidence, lookJson } from "../../runtime/canary-evidence.ts";
 import { listScheduleJson } from "../../runtime/schedules.ts";
+import { type Canary, canaryJson } from "../../store/canaries.ts";
 import { type Cycle, cycleJson } from "../../store/cycles.ts";
 import type { PhaseSpan } from "../../store/dashboard.ts";
 import { eventJson, PRODUCTION, versionJson } from "../../store/resources.ts";
@@ -88,10 +90,11 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
   app.get("/v1/dashboard/agents/:agent", async (context) => {
     const agent = config.agents.get(context.req.param("agent"));
     const resource = agent.prompt.resource;
-    const [analysis, cycles, versions] = await Promise.all([
+    const [analysis, cycles, versions, [canary]] = await Promise.all([
       analyzeAgent(store, config, agent.id),
       store.cycles.list({ agent: agent.id, limit: CYCLES_SHOWN }),
       store.resources.listVersions(resource),
+      store.canaries.list(agent.id, 1),
     ]);
     const [history, spans] = await Promise.all([
       versions.length > 0 ? store.resources.events(resource, HISTORY_SHOWN) : [],
@@ -105,6 +108,7 @@ export const dashboardRoutes: RouteModule = (app, deps) => {
       cycles: cycles.map((cycle) => dashboardCycle(cycle, spansBy.get(cycle.id) ?? [], deps)),
       versions: versions.map(versionJson),
       history: history.map(eventJson),
+      canary: canary ? await dashboardCanary(canary, deps) : null,
     });
   });
 
@@ -145,6 +149,12 @@ function dashboardCycle(cycle: Cycle, spans: PhaseSpan[], deps: ServerDependenci
     phases: spans.map((span) => ({ phase: span.phase, firstAt: span.firstAt.toISOString(), lastAt: span.lastAt.toISOString(), rollouts: span.rollouts })),
     runUrl: uiUrl ? `${uiUrl}/namespaces/${encodeURIComponent(deps.config.temporal.namespace)}/workflows/${encodeURIComponent(cycle.id)}` : null,
   };
+}
+
+/** The latest canary; while it runs, its arms as they are now (`live`), besides the guard's last look (`state`). */
+async function dashboardCanary(canary: Canary, deps: ServerDependencies) {
+  const live = canary.status === "running" ? (await canaryEvidence(deps.store, deps.config, canary)).look : null;
+  return { ...canaryJson(canary), live: live && { ...lookJson(canary, live), reason: live.reason } };
 }
 
 function rolloutJson(rollout: Rollout) {

@@ -1,9 +1,11 @@
 import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import { diffPromptContent } from "../../agents/prompt-diff.ts";
 import { validatePromptContent } from "../../agents/prompt-validation.ts";
-import { eventJson, LABEL_PATTERN, LABEL_RULE, missingLabelError, PRODUCTION, versionJson } from "../../store/resources.ts";
+import { assignArm } from "../../client/canary-assignment.ts";
+import { CANARY, eventJson, LABEL_PATTERN, LABEL_RULE, missingLabelError, PRODUCTION, versionJson } from "../../store/resources.ts";
 import type { RouteModule } from "../app.ts";
 import { HttpError, jsonBodyLimit, readJson } from "../http-errors.ts";
 import { type LabelledResource, type PreparedVersion, prepareVersion, ResourceSnapshot } from "../resource-snapshot.ts";
@@ -15,6 +17,8 @@ const versionNumber = z.coerce.number({ error: "must be a positive whole number"
 const labelName = z.string().regex(LABEL_PATTERN, `must be ${LABEL_RULE}`);
 const actorName = z.string().trim().min(1).max(200);
 const reasonText = z.string().max(2_000);
+/** A user or session id: long enough for any id scheme, short enough to hash per request. */
+const MAX_KEY_LENGTH = 200;
 
 const labelMoveBody = z
   .object({
@@ -40,6 +44,9 @@ const publishBody = z
   })
   .strict();
 
+/** A comment line this often keeps proxies from closing an idle event stream. */
+const KEEP_ALIVE_MS = 15_000;
+
 /** Who a change made through the API is recorded as when the body names nobody. */
 const API_ACTOR = "api";
 
@@ -55,10 +62,55 @@ export const resourceRoutes: RouteModule = (app, { store, config }) => {
   const snapshot = new ResourceSnapshot((name) => resources.labelled(name), store.resourceChanges);
 
   app.get("/v1/resources/:name", (context): Response | Promise<Response> => {
-    const label = context.req.query("label") ?? PRODUCTION;
+    const query = queryOf(context);
+    const label = query?.get("label") ?? PRODUCTION;
     if (!LABEL_PATTERN.test(label)) parse(labelName, label, "query parameter label");
+    const key = query?.get("key") ?? undefined;
+    if (key !== undefined) {
+      // Checked by hand: this is the hot path, and a schema would cost more than the rest of the answer.
+      if (key.length === 0 || key.length > MAX_KEY_LENGTH) throw new HttpError(400, "invalid_input", `query parameter key must be 1-${MAX_KEY_LENGTH} characters, got ${key.length}.`);
+      if (label !== PRODUCTION) throw new HttpError(400, "invalid_input", `query parameter key picks between production and its canary; it cannot be combined with label=${label}.`);
+    }
     const found = snapshot.lookup(context.req.param("name"));
-    return found instanceof Promise ? found.then((resource) => sendLabel(context, resource, label)) : sendLabel(context, found, label);
+    const send = (resource: LabelledResource) => sendLabel(context, resource, key === undefined ? label : armLabel(resource, key));
+    return found instanceof Promise ? found.then(send) : send(found);
+  });
+
+  // Server-sent events: `ready` once subscribed, then `changed` whenever the resource's versions or
+  // labels change (or may have: after this server reconnects to the database). Clients re-read at once.
+  app.get("/v1/resources/:name/events", (context) => {
+    const name = context.req.param("name");
+    return streamSSE(context, async (stream) => {
+      let changed = false;
+      let wake: (() => void) | undefined;
+      const unsubscribe = store.resourceChanges.subscribe((change) => {
+        if (change.kind === "resource" && change.name !== name) return;
+        changed = true;
+        wake?.();
+      });
+      stream.onAbort(() => wake?.());
+      try {
+        await stream.writeSSE({ event: "ready", data: JSON.stringify({ name }) });
+        while (!stream.aborted && !stream.closed) {
+          if (!changed) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, KEEP_ALIVE_MS);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+          }
+          if (stream.aborted || stream.closed) break;
+          if (changed) {
+            changed = false;
+            await stream.writeSSE({ event: "changed", data: JSON.stringify({ name }) });
+          } else await stream.write(": keep-alive\n\n");
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
   });
 
   app.get("/v1/resources/:name/versions/:version", async (context) => {
@@ -125,6 +177,11 @@ export const resourceRoutes: RouteModule = (app, { store, config }) => {
   });
 };
 
+/** The label serving `key`: `canary` for the keys the split assigns to it, else `production`. */
+function armLabel(resource: LabelledResource, key: string): string {
+  return assignArm(resource.name, resource.canary, key) === "canary" && resource.labels.has(CANARY) ? CANARY : PRODUCTION;
+}
+
 function sendLabel(context: Context, resource: LabelledResource, label: string): Response {
   const prepared = resource.labels.get(label);
   if (!prepared) throw missingLabelError(resource.name, label, [...resource.labelNames]);
@@ -135,6 +192,14 @@ function sendLabel(context: Context, resource: LabelledResource, label: string):
 function sendPrepared(context: Context, prepared: PreparedVersion): Response {
   if (ifNoneMatch(ifNoneMatchHeader(context), prepared.etag)) return new Response(null, { status: 304, headers: prepared.notModifiedHeaders });
   return new Response(prepared.body, { headers: prepared.fullHeaders });
+}
+
+/** The query string, parsed once (none: undefined), from Node's own request when @hono/node-server serves. */
+function queryOf(context: Context): URLSearchParams | undefined {
+  const incoming = (context.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const url = incoming?.url ?? context.req.url;
+  const at = url.indexOf("?");
+  return at < 0 ? undefined : new URLSearchParams(url.slice(at + 1));
 }
 
 /** From Node's own request when @hono/node-server serves: building the fetch API's Headers would cost more than the rest of the answer. */

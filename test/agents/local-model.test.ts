@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { createLanguageModel, LOCAL_MODEL_NAME, localModelPath } from "../../agents/models/index.ts";
-import { compactEnumObjectGrammar } from "../../agents/models/local-llama.ts";
+import { fixedLayoutGrammar } from "../../agents/models/local-llama.ts";
 import { CATEGORIES, postAnalyzer, SENTIMENTS } from "../../agents/post-analyzer/index.ts";
 import { createAgentRunner } from "../../agents/runner.ts";
 import { loadConfig } from "../../config/load.ts";
@@ -40,7 +40,7 @@ describe("the real local model (SmolLM2 on the CPU)", () => {
   });
 });
 
-describe("compactEnumObjectGrammar", () => {
+describe("fixedLayoutGrammar", () => {
   const twoEnums = {
     type: "object",
     properties: {
@@ -52,7 +52,7 @@ describe("compactEnumObjectGrammar", () => {
   };
 
   test("fixes the layout of an object of required string enums, leaving only the choices", () => {
-    expect(compactEnumObjectGrammar(twoEnums)).toBe(
+    expect(fixedLayoutGrammar(twoEnums)).toBe(
       [
         'root ::= "{\\"category\\":" v0 ",\\"sentiment\\":" v1 "}"',
         'v0 ::= "\\"technology\\"" | "\\"general\\""',
@@ -62,17 +62,17 @@ describe("compactEnumObjectGrammar", () => {
   });
 
   test("escapes quotes and backslashes inside labels", () => {
-    const grammar = compactEnumObjectGrammar({ type: "object", properties: { a: { enum: ['say "hi"', "back\\slash"] } }, required: ["a"] });
+    const grammar = fixedLayoutGrammar({ type: "object", properties: { a: { enum: ['say "hi"', "back\\slash"] } }, required: ["a"] });
     expect(grammar).toBe(['root ::= "{\\"a\\":" v0 "}"', 'v0 ::= "\\"say \\\\\\"hi\\\\\\"\\"" | "\\"back\\\\\\\\slash\\""'].join("\n"));
   });
 
   test("gives up (undefined) on anything but required string enums", () => {
     const { category, sentiment } = twoEnums.properties;
-    expect(compactEnumObjectGrammar({ ...twoEnums, required: ["category"] })).toBeUndefined();
-    expect(compactEnumObjectGrammar({ ...twoEnums, properties: { category, note: { type: "string" } }, required: ["category", "note"] })).toBeUndefined();
-    expect(compactEnumObjectGrammar({ ...twoEnums, properties: { category, score: { enum: [1, 2] } }, required: ["category", "score"] })).toBeUndefined();
-    expect(compactEnumObjectGrammar({ ...twoEnums, properties: { category, sentiment: { enum: [] } } })).toBeUndefined();
-    expect(compactEnumObjectGrammar({ type: "object", properties: {}, required: [] })).toBeUndefined();
-    expect(compactEnumObjectGrammar({ type: "array", items: sentiment })).toBeUndefined();
+    expect(fixedLayoutGrammar({ ...twoEnums, required: ["category"] })).toBeUndefined();
+    expect(fixedLayoutGrammar({ ...twoEnums, properties: { category, note: { type: "string" } }, required: ["category", "note"] })).toBeUndefined();
+    expect(fixedLayoutGrammar({ ...twoEnums, properties: { category, score: { enum: [1, 2] } }, required: ["category", "score"] })).toBeUndefined();
+    expect(fixedLayoutGrammar({ ...twoEnums, properties: { category, sentiment: { enum: [] } } })).toBeUndefined();
+    expect(fixedLayoutGrammar({ type: "object", properties: {}, required: [] })).toBeUndefined();
+    expect(fixedLayoutGrammar({ type: "array", items: sentiment })).toBeUndefined();
   });
 });

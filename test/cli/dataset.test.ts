@@ -1,6 +1,7 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { fundingExtractor } from "../../agents/examples.ts";
 import { agl, bundledTasks, createPrivateDatabase, json, type PrivateDatabase, removeDir, scaledEnv, tempDir } from "./support.ts";
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -131,6 +132,21 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
     expect(ids.map((row) => row.id)).toEqual(posts.slice(10, 13).map((t) => t.id));
   });
 
+  test("without --agent, the file goes to the one registered agent whose input fits its first task", async () => {
+    const announcements = readFileSync(fundingExtractor.datasets["funding-announcements"]!, "utf8").split("\n").slice(0, 3);
+    const [funding, unfit] = await Promise.all([
+      agl(["dataset", "import", writeJsonl("announcements.jsonl", announcements), "--name", "announcements", "--json"], { env }),
+      agl(["dataset", "import", writeJsonl("unfit.jsonl", [{ id: "u1", input: { body: "fits no agent" } }]), "--name", "unfit"], { env }),
+    ]);
+    expect(funding.exitCode, funding.stderr).toBe(0);
+    expect(json(funding)).toMatchObject({ name: "announcements", agent: "funding-extractor", taskCount: 3 });
+    expect(unfit.exitCode).toBe(2);
+    expect(unfit.stderr).toBe(
+      `error: ${join(dir, "unfit.jsonl")}: the first task's input fits no registered agent; pass --agent (registered: post-analyzer, funding-extractor, support-reply).\n`,
+    );
+    expect((await datasetList()).map((d) => d.name)).not.toContain("unfit");
+  });
+
   test("invalid --name, --split or --agent is a usage error and writes nothing", async () => {
     const file = writeJsonl("names.jsonl", posts.slice(0, 2));
     const before = await datasetList();
@@ -149,7 +165,7 @@ describe("agl dataset import and list (PostgreSQL store)", () => {
     expect(split.stderr).toContain("error: option '--split <split>' argument 'holdout' is invalid. Allowed choices are train, validation, test.");
     expect(split.stderr).toContain("(run with --help for usage)");
     expect(agent.exitCode).toBe(2);
-    expect(agent.stderr).toBe('error: Unknown agent "nope". Known agents: post-analyzer.\n');
+    expect(agent.stderr).toBe('error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.\n');
     expect(noName.exitCode).toBe(2);
     expect(noName.stderr).toContain("error: required option '--name <name>' not specified");
     expect(await datasetList()).toEqual(before);

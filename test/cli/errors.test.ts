@@ -45,9 +45,9 @@ describe("unknown agent, data set or cycle (scaled mode)", () => {
 
   test("cycle start with an unknown agent exits 2 listing the known agents, and starts nothing", async () => {
     const result = await agl(["cycle", "start", "--agent", "nope", "--dataset", "posts", "--wait", "--json"], { env });
-    expectInvalid(result, 'error: Unknown agent "nope". Known agents: post-analyzer.');
+    expectInvalid(result, 'error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
     // The one line is all: no "No worker polls" hint, no progress.
-    expect(result.stderr).toBe('error: Unknown agent "nope". Known agents: post-analyzer.\n');
+    expect(result.stderr).toBe('error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.\n');
     await expectNothingStored();
   });
 
@@ -70,8 +70,8 @@ describe("unknown agent, data set or cycle (scaled mode)", () => {
     expectInvalid(status, "cy-unknown");
     expectInvalid(statusJson, 'error: Cycle "cy-unknown" does not exist.');
     expectInvalid(cancel, 'error: Cycle "cy-unknown" does not exist.');
-    expectInvalid(promptsList, 'error: Unknown agent "nope". Known agents: post-analyzer.');
-    expectInvalid(promptsShow, 'error: Unknown agent "nope". Known agents: post-analyzer.');
+    expectInvalid(promptsList, 'error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
+    expectInvalid(promptsShow, 'error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
     // No cycle has published version 1 yet.
     expectInvalid(noProduction, 'error: Resource "post-analyzer" does not exist or has no labels.');
     await expectNothingStored();
@@ -111,7 +111,7 @@ describe("requests rejected before anything is opened (embedded mode: the data f
 
   test("an unknown agent is rejected before PGlite or a Temporal dev server starts", async () => {
     const result = await agl(["cycle", "start", "--agent", "nope", "--dataset", "posts", "--wait"], { env, cwd: home });
-    expectInvalid(result, 'error: Unknown agent "nope". Known agents: post-analyzer.');
+    expectInvalid(result, 'error: Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
     // No data folder: neither PGlite nor a Temporal dev server (whose SQLite lives there) was started.
     expect(existsSync(dataDir)).toBe(false);
   });

@@ -71,7 +71,7 @@ describe("agl prompts on PostgreSQL, with no Temporal server reachable", () => {
     expectInvalid(missing, 'Resource "post-analyzer" has no version 9 (versions 1-3 exist).');
     expectInvalid(stale, 'Label "production" of "post-analyzer" points at version 3, not version 2 as expected: someone moved it first. Nothing was changed.');
     expectInvalid(usage, /--to must be a positive whole number, got "zero"/);
-    expectInvalid(unknownAgent, 'Unknown agent "nope". Known agents: post-analyzer.');
+    expectInvalid(unknownAgent, 'Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
     expect(await eventCount()).toBe(before);
   });
 

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { LoadedConfig } from "../../config/load.ts";
+import { canaryEvidence, lookJson } from "../../runtime/canary-evidence.ts";
+import { guardSettings } from "../../runtime/canaries.ts";
 import { changeSchedule, createSchedule } from "../../runtime/schedules.ts";
 import { createServerApp, type RunningHttpServer, startHttpServer } from "../../server/app.ts";
 import { serverRoutes } from "../../server/routes.ts";
@@ -192,6 +194,39 @@ describe("the dashboard in a real browser", () => {
     expect(new URL(login.url()).pathname).toBe("/");
     expect(await visitor.cookies()).toEqual([expect.objectContaining({ name: "agl_session", httpOnly: true, sameSite: "Strict" })]);
     await visitor.close();
+  });
+
+  test("a running canary shows both arms live with their intervals and the guard's state; its rollback elsewhere shows without a reload", async () => {
+    const settings = { ...guardSettings(config), minRollouts: 20 };
+    const { canary } = await db.store.canaries.start({ id: "can-dashboard", agent: seeded.agent, resource: seeded.resource, version: 4, weight: 25, actor: "user:alice", settings });
+    // Live traffic on both arms, each run rated by its user: production mostly right, the canary half the time.
+    const runs = Array.from({ length: 60 }, (_, i) => {
+      const arm = i % 2 === 0 ? "production" : "canary";
+      return { id: `ro-arm-${i}`, arm, version: arm === "canary" ? 4 : 3, up: arm === "production" ? i % 10 !== 0 : i % 4 === 1 };
+    });
+    await db.store.rollouts.insertMany(
+      runs.map((run) => ({
+        id: run.id, agent: seeded.agent, source: "otlp", dataset: null, taskId: null, resourceName: seeded.resource, resourceVersion: run.version, candidateId: null, cycleId: null, phase: null,
+        input: { content: "a post" }, output: { category: "general", sentiment: "neutral" }, status: "succeeded", error: null, latencyMs: 40, model: "fake", inputTokens: 1, outputTokens: 1, traceId: null, arm: run.arm,
+      })),
+    );
+    await db.store.rollouts.addRewards(runs.map((run) => ({ rolloutId: run.id, scorer: "human", value: run.up ? 1 : -1, reason: run.up ? "thumbs up" : "thumbs down", details: {}, dedupeKey: "fb" })));
+    const { look } = await canaryEvidence(db.store, config, canary);
+    await db.store.canaries.recordState(canary.id, { look: 1, reason: `guard ${canary.id}, look 1: ${look.reason}`, ...lookJson(canary, look) });
+
+    const section = page.locator("#canary");
+    await expect.poll(() => section.locator(`[data-canary="${canary.id}"]`).count(), { timeout: 6_000 }).toBe(1);
+    expect(await section.locator("[data-canary]").innerText()).toMatch(/running\s+v4 serves 25% of keyed traffic against production v3/);
+    expect(await section.locator('tr[data-arm="production"]').innerText()).toMatch(/production\s+v3\s+30\s+30\s+0\.600 \[0\.29\d, 0\.90\d\]/);
+    expect(await section.locator('tr[data-arm="canary"]').innerText()).toMatch(/canary\s+v4\s+30\s+30\s+0\.000 \[-0\.3[78]\d, 0\.3[78]\d\]/);
+    expect(await section.locator("svg.interval rect.band").count()).toBe(2);
+    expect(await section.locator('[data-difference="reward"]').innerText()).toMatch(/^reward: -0\.600 \[-1\.\d{3}, 0\.\d{3}\]$/);
+    expect(await section.locator("[data-guard]").innerText()).toMatch(/^Guard: look 1, continue\. guard can-dashboard, look 1: reward: canary 0\.000 \[.*\] \(n=30\) vs production 0\.600 \[.*\] \(n=30\), difference -0\.600, always-valid 97\.5% interval \[.*\] holds 0 \(mSPRT/);
+    await section.screenshot({ path: join(ARTIFACTS, "canary.png") });
+
+    await db.store.canaries.conclude({ id: canary.id, outcome: "rolled_back", actor: `guard:${canary.id}`, reason: `guard ${canary.id}, look 2: the canary is worse` });
+    await expect.poll(() => section.locator('[data-decision="rolled_back"]').innerText(), { timeout: 6_000 }).toBe(`Rolled back by guard:${canary.id}: guard ${canary.id}, look 2: the canary is worse`);
+    expect(await page.locator("#history tbody tr").first().innerText()).toMatch(/canary rolled back[\s\S]*canary v4 → –[\s\S]*guard:can-dashboard/);
   });
 
   test("everything the browser loaded came from our servers", () => {

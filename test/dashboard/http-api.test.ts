@@ -63,6 +63,9 @@ describe("the page and its JSON", () => {
         production: { version: 3, deployedAt: expect.any(String), deployedBy: `cycle:${seeded.scoredCycles[1]}`, kind: "labelled", reason: expect.stringMatching(/^c1 beat the incumbent by/) },
         latestCycle: expect.objectContaining({ id: RUNNING_CYCLE, phase: "collect", outcome: null }),
       }),
+      // The other bundled agents, never run here: no production version, no cycle.
+      expect.objectContaining({ id: "funding-extractor", production: null, latestCycle: null }),
+      expect.objectContaining({ id: "support-reply", production: null, latestCycle: null }),
     ]);
   });
 
@@ -121,8 +124,8 @@ describe("the page and its JSON", () => {
       ["/v1/dashboard/agents/post-analyzer/rollouts?min=2", 400, 'query parameter min must be a number from -1 to 1, got "2".'],
       ["/v1/dashboard/agents/post-analyzer/rollouts?min=0.8&max=0.2", 400, "The reward range is empty: min 0.8 is above max 0.2."],
       ["/v1/dashboard/agents/post-analyzer/rollouts?versoin=2", 400, 'unknown query parameter "versoin" (known: version, source, scorer, min, max, limit).'],
-      ["/v1/dashboard/agents/nobody", 404, 'Unknown agent "nobody". Known agents: post-analyzer.'],
-      ["/v1/dashboard/pulse", 404, 'Unknown agent "". Known agents: post-analyzer.'],
+      ["/v1/dashboard/agents/nobody", 404, 'Unknown agent "nobody". Known agents: post-analyzer, funding-extractor, support-reply.'],
+      ["/v1/dashboard/pulse", 404, 'Unknown agent "". Known agents: post-analyzer, funding-extractor, support-reply.'],
     ];
     for (const [path, status, message] of cases) {
       const response = await get(path);

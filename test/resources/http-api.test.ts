@@ -53,7 +53,7 @@ describe("reading resources", () => {
     const etag = response.headers.get("etag")!;
     expect(etag).toMatch(/^"[A-Za-z0-9_-]{32}"$/);
     const body = await jsonOf(response);
-    expect(body).toMatchObject({ name: NAME, version: 3, labels: ["production"], parentVersion: 2, createdBy: "test", note: null, metrics: {}, content: v3 });
+    expect(body).toMatchObject({ name: NAME, version: 3, labels: ["production"], parentVersion: 2, createdBy: "test", note: null, metrics: {}, content: v3, label: "production", canary: null });
     expect(body.rendered).toContain("- startups: founders and funding");
     expect(new Date(body.createdAt).getTime()).toBeGreaterThan(0);
 
@@ -63,8 +63,10 @@ describe("reading resources", () => {
     expect(unchanged.headers.get("etag")).toBe(etag);
     expect((await fetch(url(`/v1/resources/${NAME}`), { headers: { "if-none-match": `"other", W/${etag}` } })).status).toBe(304);
 
+    // A read by label also says which label served it and the canary split, so a read by version has an ETag of its own.
     const byVersion = await fetch(url(`/v1/resources/${NAME}/versions/3`), { headers: { "if-none-match": etag } });
-    expect(byVersion.status).toBe(304);
+    expect(byVersion.status).toBe(200);
+    expect((await fetch(url(`/v1/resources/${NAME}/versions/3`), { headers: { "if-none-match": byVersion.headers.get("etag")! } })).status).toBe(304);
     const older = await fetch(url(`/v1/resources/${NAME}/versions/1`), { headers: { "if-none-match": etag } });
     expect(older.status).toBe(200);
     expect(older.headers.get("etag")).not.toBe(etag);
@@ -160,7 +162,7 @@ describe("changing resources", () => {
     await expectError(await postJson(versions, { content: dropped }), 400, "invalid_input", /^Invalid prompt for resource "post-analyzer": "instructions" lost placeholder \{\{sentiments\}\} the agent needs\. Nothing was published\.$/);
     await expectError(await postJson(versions, { content: { ...postAnalyzer.prompt.seed, engine: "mustache" } }), 400, "invalid_input", /unknown engine "mustache"/);
     await expectError(await postJson(versions, { content: postAnalyzer.prompt.seed, parentVersion: 99 }), 404, "not_found", /no version 99/);
-    await expectError(await postJson("/v1/resources/nope/versions", { content: postAnalyzer.prompt.seed }), 404, "not_found", 'No agent uses a prompt resource named "nope". Known resources: post-analyzer.');
+    await expectError(await postJson("/v1/resources/nope/versions", { content: postAnalyzer.prompt.seed }), 404, "not_found", 'No agent uses a prompt resource named "nope". Known resources: post-analyzer, funding-extractor, support-reply.');
 
     const oversized = { content: postAnalyzerPrompt("y".repeat(RESOURCE_BODY_LIMIT_BYTES)) };
     await expectError(await postJson(versions, oversized), 413, "payload_too_large", `The request body is over ${RESOURCE_BODY_LIMIT_BYTES} bytes. Nothing was written.`);

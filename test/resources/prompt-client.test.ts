@@ -54,7 +54,7 @@ async function getUntil(client: PromptClient, until: (served: ServedPrompt) => b
 test("after the time limit a slow server gets the stale copy served while the client revalidates in the background with If-None-Match", async () => {
   const recorder = recordingFetch();
   // Waiting 0 ms for the revalidation stands in for a server slower than the wait.
-  const client = createPromptClient({ baseUrl: server.url, token: "client-test-token-0123", ttlMs: TTL_MS, revalidateWaitMs: 0, cacheDir: cacheDir(), fetch: recorder.fetch });
+  const client = createPromptClient({ baseUrl: server.url, token: "client-test-token-0123", ttlMs: TTL_MS, revalidateWaitMs: 0, cacheDir: cacheDir(), fetch: recorder.fetch, subscribe: false });
   const first = await client.get(NAME);
   expect(first).toMatchObject({ version: 2, freshness: "fresh" });
   expect(first.resource.rendered).toContain("- technology: code");
@@ -74,7 +74,7 @@ test("after the time limit a slow server gets the stale copy served while the cl
 
 test("concurrent first gets share one request; a fixed version is fetched once, ever", async () => {
   const recorder = recordingFetch();
-  const client = createPromptClient({ baseUrl: server.url, token: "client-test-token-0123", ttlMs: TTL_MS, cacheDir: cacheDir(), fetch: recorder.fetch });
+  const client = createPromptClient({ baseUrl: server.url, token: "client-test-token-0123", ttlMs: TTL_MS, cacheDir: cacheDir(), fetch: recorder.fetch, subscribe: false });
   const all = await Promise.all(Array.from({ length: 8 }, () => client.get(NAME, { version: 1 })));
   expect(new Set(all.map((served) => served.version))).toEqual(new Set([1]));
   expect(recorder.requests).toEqual([expect.objectContaining({ path: `/v1/resources/${NAME}/versions/1`, status: 200 })]);

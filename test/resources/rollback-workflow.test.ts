@@ -65,7 +65,7 @@ test("bad input and a lost compare-and-set fail the workflow at once, without re
     ["ConflictError", true],
   ]);
   expect(causes[0]!.message).toContain("it points at version 1, and version 2 is not earlier");
-  expect(causes[1]!.message).toBe('Unknown agent "nope". Known agents: post-analyzer.');
+  expect(causes[1]!.message).toBe('Unknown agent "nope". Known agents: post-analyzer, funding-extractor, support-reply.');
   expect(causes[2]!.message).toContain("points at version 1, not version 3 as expected");
   expect(await db.store.resources.events(NAME)).toEqual(before);
 });

@@ -8,14 +8,17 @@ const WORKER = fileURLToPath(new URL("../fixtures/worker-process.ts", import.met
 
 /**
  * Starts test/fixtures/worker-process.ts, a worker in a process of its own that a test can SIGKILL like a
- * crashed machine; `children` gets it at once, so an afterEach can kill it whatever happens. Resolves
- * once the worker polls, with the child in a wrapper (an execa child is a thenable of its exit).
+ * crashed machine; `children` gets it at once, so an afterEach can kill it whatever happens. With
+ * `gate`, its model calls wait until that file exists. Resolves once the worker polls, with the child
+ * in a wrapper (an execa child is a thenable of its exit).
  */
 export async function spawnWorker(
   children: ResultPromise[],
   overrides: Record<string, unknown>,
   connection: TestStore["connection"],
   latencyMs: number,
+  /** gate: a file every model call waits for; runLog: a file that gets one line per agent run (see test/fixtures/worker-process.ts). */
+  options: { gate?: string; runLog?: string } = {},
 ): Promise<{ child: ResultPromise }> {
   const child = execa(NODE, [WORKER], {
     env: {
@@ -23,6 +26,8 @@ export async function spawnWorker(
       AGL_TEST_STORE: JSON.stringify(connection),
       AGL_TEST_BUNDLE: inject("workflowBundlePath"),
       AGL_TEST_LATENCY_MS: String(latencyMs),
+      ...(options.gate ? { AGL_TEST_GATE: options.gate } : {}),
+      ...(options.runLog ? { AGL_TEST_RUN_LOG: options.runLog } : {}),
     },
     reject: false,
     stdout: "pipe",
