@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { execa } from "execa";
 import { installPath } from "../config/paths.ts";
 import {
@@ -15,6 +15,19 @@ import {
 /** The optimizer's exit code for input it refuses; any other failure is a crash worth retrying. */
 const EXIT_BAD_INPUT = 2;
 const STDERR_TAIL_LINES = 40;
+
+/**
+ * Runs as `python -c DIES_WITH_PARENT <parent pid> <program> <args…>`: asks Linux to SIGKILL this process when
+ * its parent dies (PR_SET_PDEATHSIG, kept across exec), then becomes the optimizer, same pid. Without it a worker
+ * killed with SIGKILL leaves the optimizer running as an orphan, writing a response nobody waits for.
+ */
+const DIES_WITH_PARENT = [
+  "import ctypes, os, signal, sys",
+  "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)",
+  // The parent may have died before the line above: then nobody would kill us.
+  "os.getppid() == int(sys.argv[1]) or os._exit(1)",
+  "os.execv(sys.argv[2], sys.argv[2:])",
+].join("\n");
 
 export type OptimizerFailureKind = "bad-input" | "contract" | "crashed" | "timed-out" | "cancelled";
 
@@ -74,7 +87,7 @@ export async function runOptimizer(options: RunOptimizerOptions): Promise<Optimi
 
   const [program, ...leadingArgs] = options.command;
   const stderrTail: string[] = [];
-  const child = execa(installPath(program!), [...leadingArgs, "propose", "--input", inputFile, "--output", outputFile], {
+  const child = execa(...diesWithWorker(installPath(program!), [...leadingArgs, "propose", "--input", inputFile, "--output", outputFile]), {
     reject: false,
     stdin: "ignore",
     timeout: options.timeoutMs,
@@ -146,6 +159,12 @@ function handleStderrLine(line: string, tail: string[], onProgress: RunOptimizer
   }
   tail.push(trimmed);
   if (tail.length > STDERR_TAIL_LINES) tail.shift();
+}
+
+/** Only a Python program can run the guard, and only Linux has PR_SET_PDEATHSIG; anything else runs as it is. */
+function diesWithWorker(program: string, args: string[]): [string, string[]] {
+  if (process.platform !== "linux" || !/^python[\d.]*$/.test(basename(program))) return [program, args];
+  return [program, ["-c", DIES_WITH_PARENT, String(process.pid), program, ...args]];
 }
 
 function fileNameFor(requestId: string): string {

@@ -55,7 +55,7 @@ export const configSchema = z
       .prefault({}),
     model: z
       .object({
-        provider: z.enum(["local", "fake", "openai-compatible"]).optional(),
+        provider: z.enum(["local", "fake", "fake-nearest-neighbour", "openai-compatible"]).optional(),
         name: z.string().min(1).optional(),
         baseUrl: z.url().optional(),
         apiKey: z.string().optional(),

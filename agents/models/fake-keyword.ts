@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LanguageModelV2, LanguageModelV2FunctionTool } from "@ai-sdk/provider";
+import { readDemonstrations } from "./demonstrations.ts";
 import { extractable, extractField } from "./fake-extraction.ts";
 import { writeReply } from "./fake-reply.ts";
 import { type ModelToolCall, offeredTools, responseSchema, textModel, type ToolResult } from "./text-model.ts";
@@ -269,22 +270,6 @@ function describedLabels(system: string, labels: string[]): { label: string; key
   return found.sort((a, b) => a.line - b.line);
 }
 
-/** Demonstrations as the optimizer writes them: a message line, then `Answer: <JSON or text>`. */
 function parseDemonstrations(system: string): Demonstration[] {
-  const demonstrations: Demonstration[] = [];
-  const pattern = /^(.+)\n\s*Answer:\s*(.*\S)\s*$/gm;
-  for (const match of system.matchAll(pattern)) {
-    const answerText = match[2]!;
-    let answer: Record<string, unknown> | string = answerText;
-    if (answerText.startsWith("{")) {
-      try {
-        answer = JSON.parse(answerText) as Record<string, unknown>;
-      } catch {
-        // An answer that looks like JSON but is not teaches nothing; a real model would ignore it too.
-        continue;
-      }
-    }
-    demonstrations.push({ message: match[1]!, words: messageWords(match[1]!), answer });
-  }
-  return demonstrations;
+  return readDemonstrations(system).map(({ message, answer }) => ({ message, words: messageWords(message), answer }));
 }

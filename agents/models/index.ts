@@ -4,6 +4,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { LanguageModelV2 } from "@ai-sdk/provider";
 import type { LoadedConfig } from "../../config/load.ts";
 import { fakeKeywordModel } from "./fake-keyword.ts";
+import { fakeNearestNeighbourModel } from "./fake-nearest-neighbour.ts";
 import { localLlamaModel } from "./local-llama.ts";
 
 export const LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct";
@@ -18,12 +19,14 @@ export function localModelPath(config: Pick<LoadedConfig, "model">): string {
 
 /**
  * The model every agent run uses, chosen by configuration (AGL_MODEL), never by code edits. A caller
- * whose model does another job than the agent's (the LLM judge) brings the deterministic fake for it.
+ * whose model does another job than the agent's (the LLM judge) brings the deterministic fake for it,
+ * whichever fake the agent has.
  */
-export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "model">, fake: () => LanguageModelV2 = () => fakeKeywordModel({ latencyMs: config.model.latencyMs })): LanguageModelV2 {
+export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "model">, fake: () => LanguageModelV2 = () => defaultFake(config)): LanguageModelV2 {
   const model = config.model;
   switch (model.provider) {
     case "fake":
+    case "fake-nearest-neighbour":
       return fake();
     case "local":
       return localLlamaModel({
@@ -46,9 +49,14 @@ export function createLanguageModel(config: Pick<LoadedConfig, "dataPath" | "mod
   }
 }
 
+function defaultFake(config: Pick<LoadedConfig, "model">): LanguageModelV2 {
+  return config.model.provider === "fake-nearest-neighbour" ? fakeNearestNeighbourModel() : fakeKeywordModel({ latencyMs: config.model.latencyMs });
+}
+
 export function describeModel(config: Pick<LoadedConfig, "model">): string {
   const model = config.model;
   if (model.provider === "fake") return `fake-keyword (deterministic fake${model.latencyMs ? `, ${model.latencyMs} ms per call` : ""})`;
+  if (model.provider === "fake-nearest-neighbour") return "fake-nearest-neighbour (deterministic fake: answers like the closest few-shot example)";
   if (model.provider === "local") return `${model.name ?? LOCAL_MODEL_NAME} (local, CPU, ${model.threads} thread${model.threads === 1 ? "" : "s"})`;
   return `${model.name ?? "gpt-4o-mini"} at ${model.baseUrl}`;
 }

@@ -3,7 +3,7 @@ import type { ResultPromise } from "execa";
 import { afterEach, expect, test } from "vitest";
 import { rolloutId } from "../../activities/cycle-activities.ts";
 import { startCycle } from "../../runtime/cycles.ts";
-import { openTestStore, type TestStore } from "../support/stores.ts";
+import { BACKENDS, openTestStore, type TestStore } from "../support/stores.ts";
 import { connectClient, testConfig } from "../support/temporal.ts";
 import { importSubset } from "../support/datasets.ts";
 import { modelCalls, modelCallsFile } from "../support/model-calls.ts";
@@ -30,8 +30,8 @@ async function expectStoredRolloutsNotRunAgain(cycleId: string, storedAtKill: nu
   expect(modelCalls(restartedCalls)).toBe((await db!.store.rollouts.countForCycle(cycleId)) - storedAtKill);
 }
 
-test("killing the worker in the middle of collect loses and duplicates nothing; a restarted worker finishes the cycle", async () => {
-  db = await openTestStore("pglite");
+test.each(BACKENDS)("killing the worker in the middle of collect loses and duplicates nothing; a restarted worker finishes the cycle (%s)", async (backend) => {
+  db = await openTestStore(backend);
   const config = testConfig();
   const overrides = { dataDir: config.dataDir, temporal: { address: config.temporal.address, taskQueue: config.temporal.taskQueue }, model: { provider: "fake" } };
   const { train, validation } = await importSubset(db.store, "durable", 40, 12);
@@ -84,8 +84,8 @@ test("killing the worker in the middle of collect loses and duplicates nothing; 
   }
 });
 
-test("killing the worker in the middle of the search's second round resumes at that round: no round proposed twice, no search rollout doubled", async () => {
-  db = await openTestStore("pglite");
+test.each(BACKENDS)("killing the worker in the middle of the search's second round resumes at that round: no round proposed twice, no search rollout doubled (%s)", async (backend) => {
+  db = await openTestStore(backend);
   const config = testConfig({ optimizer: { rounds: 2, beamWidth: 2, candidates: 2 } });
   const overrides = {
     dataDir: config.dataDir,
