@@ -9,9 +9,23 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQL, fake model)", () => {
   let db: PrivateDatabase;
   let env: Record<string, string>;
-  /** The JSON `cycle start --wait --json` printed for the first cycle. */
-  let first: any;
-  let secondQueueEnv: Record<string, string> | undefined;
+  /**
+   * The cycles later tests build on, each run once by whichever test needs it first, so any one test
+   * passes alone: the first cycle (`--json`) and a second one on a task queue of its own (without).
+   */
+  let firstRun: Promise<{ start: Awaited<ReturnType<typeof agl>>; first: any }> | undefined;
+  const firstCycle = () =>
+    (firstRun ??= agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--wait", "--json"], { env, timeoutMs: 90_000 }).then((start) => ({
+      start,
+      first: start.exitCode === 0 ? json(start) : undefined,
+    })));
+  let secondRun: Promise<{ run: Awaited<ReturnType<typeof agl>>; queueEnv: Record<string, string> }> | undefined;
+  const secondCycle = () =>
+    (secondRun ??= firstCycle().then(async () => {
+      // A task queue of its own: see the stale-poller test below for why reusing the first one hangs.
+      const queueEnv = { ...env, AGL_TASK_QUEUE: uniqueQueue() };
+      return { run: await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--wait"], { env: queueEnv, timeoutMs: 90_000 }), queueEnv };
+    }));
 
   beforeAll(async () => {
     db = await createPrivateDatabase();
@@ -23,10 +37,9 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
   });
 
   test("a full cycle prints its summary as JSON, and status, list and prompts show what it stored", async () => {
-    const start = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--wait", "--json"], { env, timeoutMs: 90_000 });
+    const { start, first } = await firstCycle();
     expect(start.stderr).not.toContain("error:");
     expect(start.exitCode).toBe(0);
-    first = json(start);
     // The fake model on the bundled posts deploys the same candidate on every run.
     expect(first).toMatchObject({ outcome: "deployed", deployedVersion: 2, agent: "post-analyzer", incumbentVersion: 1, collect: { rollouts: 180, failed: 0 } });
     expect(first.cycleId).toMatch(/^cy-post-analyzer-\d{8}-\d{6}-[0-9a-f]{4}$/);
@@ -78,24 +91,19 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
       expect(version.content.engine).toBe("placeholders");
     }
     expect(listed[0]).toMatchObject({ name: "post-analyzer", version: 1, parentVersion: null, createdBy: "agent:post-analyzer", metrics: {} });
-    const productionVersion = first.outcome === "deployed" ? 2 : 1;
-    if (first.outcome === "deployed") {
-      expect(listed[0].labels).toEqual([]);
-      expect(listed[1]).toMatchObject({
-        version: 2,
-        labels: ["production"],
-        parentVersion: 1,
-        createdBy: `cycle:${first.cycleId}`,
-        metrics: { validation: first.best, baseline: first.baseline, margin: 0, cycleId: first.cycleId },
-      });
-    } else {
-      expect(listed[0].labels).toEqual(["production"]);
-    }
+    expect(listed[0].labels).toEqual([]);
+    expect(listed[1]).toMatchObject({
+      version: 2,
+      labels: ["production"],
+      parentVersion: 1,
+      createdBy: `cycle:${first.cycleId}`,
+      metrics: { validation: first.best, baseline: first.baseline, margin: 0, cycleId: first.cycleId },
+    });
 
     const show = await agl(["prompts", "show", "post-analyzer", "--json"], { env });
     expect(show.exitCode).toBe(0);
     const shown = json(show);
-    expect(shown).toEqual({ ...listed[productionVersion - 1], rendered: expect.any(String) });
+    expect(shown).toEqual({ ...listed[1], rendered: expect.any(String) });
     expect(shown.labels).toContain("production");
     // The template is rendered: placeholders replaced by the components they name.
     expect(shown.rendered).not.toMatch(/\{\{\w+\}\}/);
@@ -112,7 +120,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
   });
 
   test("the human forms print tables with headers", async () => {
-    expect(first, "needs the cycle of the previous test").toBeDefined();
+    const { first } = await firstCycle();
     const [list, versions, status, show, datasets] = await Promise.all([
       agl(["cycle", "list"], { env }),
       agl(["prompts", "list", "post-analyzer"], { env }),
@@ -136,9 +144,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
     const versionLines = versions.stdout.trimEnd().split("\n");
     expect(versionLines[0]).toMatch(/^VERSION\s+LABELS\s+CREATED\s+CREATED BY\s+VALIDATION\s+NOTE$/);
     expect(versionLines[2]).toMatch(/^v1\s/);
-    if (first.outcome === "deployed") {
-      expect(versionLines[3]).toMatch(new RegExp(`^v2\\s+production\\s+.*cycle:${first.cycleId}\\s+${first.best.meanReward.toFixed(3)}\\s`));
-    }
+    expect(versionLines[3]).toMatch(new RegExp(`^v2\\s+production\\s+.*cycle:${first.cycleId}\\s+${first.best.meanReward.toFixed(3)}\\s`));
 
     expect(status.stdout).toContain(`Cycle ${first.cycleId}`);
     expect(status.stdout).toMatch(/agent\s+post-analyzer\s+\(data set posts, trigger manual\)/);
@@ -146,7 +152,7 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
     expect(status.stdout).toContain(`outcome    ${first.outcome}: ${first.detail}`);
     expect(status.stdout).toContain(`baseline   mean reward ${first.baseline.meanReward.toFixed(3)} on 60 validation tasks`);
 
-    expect(show.stdout).toMatch(new RegExp(`^post-analyzer v${first.outcome === "deployed" ? 2 : 1} \\[production\\]\\n`));
+    expect(show.stdout).toMatch(/^post-analyzer v2 \[production\]\n/);
     expect(show.stdout).toContain("── instructions");
     expect(show.stdout).toContain("── rendered system prompt");
 
@@ -155,16 +161,15 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
   });
 
   test("a second cycle without --json prints progress on stderr and a score table on stdout, starting from the production version", async () => {
-    expect(first, "needs the cycle of the previous test").toBeDefined();
-    const productionBefore = first.outcome === "deployed" ? 2 : 1;
-    // A task queue of its own: see the stale-poller test below for why reusing the first one hangs.
-    secondQueueEnv = { ...env, AGL_TASK_QUEUE: uniqueQueue() };
-    const run = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--wait"], { env: secondQueueEnv, timeoutMs: 90_000 });
-    expect(run.exitCode).toBe(0);
+    const { first } = await firstCycle();
+    const productionBefore = 2;
+    const { run } = await secondCycle();
+    expect(run.exitCode, run.stderr).toBe(0);
     const heading = run.stdout.match(/^Cycle (cy-post-analyzer-\S+): (.*)$/m);
     expect(heading, run.stdout).not.toBeNull();
     const [, cycleId, outcome] = heading!;
-    expect(outcome).toMatch(new RegExp(`^(deployed v${productionBefore + 1} \\(was v${productionBefore}\\)|kept v${productionBefore})$`));
+    // The first cycle's winner already has what the fake model rewards: nothing beats it.
+    expect(outcome).toBe(`kept v${productionBefore}`);
     expect(run.stdout).toMatch(/\n\s+ROLLOUTS\s+MEAN REWARD\s+FIELD ACCURACY\n/);
     expect(run.stdout).toMatch(/collect \(train split\)\s+180 rollouts, 0 failed/);
     expect(run.stdout).toMatch(new RegExp(`baseline v${productionBefore} \\(validation\\)\\s+60 rollouts, 0 failed\\s+-?\\d\\.\\d{3}\\s+category \\d+\\.\\d%, sentiment \\d+\\.\\d%`));
@@ -186,17 +191,17 @@ describe("agl cycle start --wait in scaled mode (Temporal dev server + PostgreSQ
   // Temporal keeps listing a worker's pollers for minutes after it exits, so the CLI judges by whether a
   // worker actually picks the new cycle up: right after the previous --wait run's own worker stopped, nobody does.
   test("right after a --wait cycle's own worker exits, a new start on that queue says no worker picked it up, and the cycle is listed and cancellable", async () => {
-    expect(secondQueueEnv, "needs the cycle of the previous test").toBeDefined();
-    const queue = secondQueueEnv!.AGL_TASK_QUEUE!;
-    const run = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--json"], { env: secondQueueEnv! });
+    const { queueEnv: secondQueueEnv } = await secondCycle();
+    const queue = secondQueueEnv.AGL_TASK_QUEUE!;
+    const run = await agl(["cycle", "start", "--agent", "post-analyzer", "--dataset", "posts", "--json"], { env: secondQueueEnv });
     expect(run.exitCode).toBe(0);
     const started = json<{ cycleId: string; status: string }>(run);
     try {
       expect(started.status).toBe("started");
       expect(run.stderr).toContain(`No worker picked up the cycle on task queue "${queue}"`);
-      const status = json<any>(await agl(["cycle", "status", started.cycleId, "--json"], { env: secondQueueEnv! }));
+      const status = json<any>(await agl(["cycle", "status", started.cycleId, "--json"], { env: secondQueueEnv }));
       expect(status).toMatchObject({ id: started.cycleId, phase: "starting", outcome: null, finishedAt: null });
-      const cancel = await agl(["cycle", "cancel", started.cycleId], { env: secondQueueEnv! });
+      const cancel = await agl(["cycle", "cancel", started.cycleId], { env: secondQueueEnv });
       expect(cancel.exitCode).toBe(0);
       expect(cancel.stdout).toContain(`Cancellation requested for ${started.cycleId}`);
     } finally {
