@@ -118,8 +118,8 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
 }
 
 /** An `agl worker` process, as a user would start one; resolves once it polls (wrapped: an execa child is a thenable of its exit). */
-async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
-  // Not the benchmark's own DATABASE_URL: a PGlite run's workers must join this process's store.
+export async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
+  // Not the benchmark's own DATABASE_URL or TEMPORAL_ADDRESS: only what `env` says (a PGlite run's workers join this process's store).
   const { DATABASE_URL: _ignored, TEMPORAL_ADDRESS: _alsoIgnored, ...inherited } = process.env;
   const child = execa(NODE, [AGL, "worker"], { env: { ...inherited, ...env }, extendEnv: false, reject: false, stdout: "ignore", stderr: "pipe" });
   await new Promise<void>((resolve, reject) => {
