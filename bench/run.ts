@@ -58,9 +58,9 @@ try {
   }
 
   if (wanted("cycle")) {
-    console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
-    console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
-    console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
+    console.log(`## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight (${load()})\n`);
+    console.log(row(["store", "workers", "layout", "model calls", "wall", "batches running", "other activities", "between activities", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
+    console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
     for (const run of runs) {
       const result = await benchCycleThroughput(run);
       console.log(
@@ -69,7 +69,10 @@ try {
           result.workers,
           result.layout,
           result.modelCalls,
-          `${(result.wallMs / 1000).toFixed(2)} s`,
+          seconds(result.wallMs),
+          seconds(result.batchesMs),
+          seconds(result.otherActivitiesMs),
+          seconds(result.wallMs - result.batchesMs - result.otherActivitiesMs - result.optimizerMs),
           `${(result.optimizerMs / 1000).toFixed(2)} s`,
           `${(result.idealMs / 1000).toFixed(2)} s`,
           result.ratio.toFixed(2),
@@ -78,7 +81,7 @@ try {
         ]),
       );
     }
-    console.log(`\n${postgresNote}`);
+    console.log(`\n(${load()} at the end.) ${postgresNote}`);
   }
 
   if (wanted("scale")) {
