@@ -146,7 +146,7 @@ type HistoryEvent = {
 };
 
 /** Each activity of the workflow history: its type and when it was first scheduled and completed (retries included). */
-async function activitySpans(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<{ name: string; from: number; to: number }[]> {
+export async function activitySpans(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<{ name: string; from: number; to: number }[]> {
   const events = ((await handle.fetchHistory()).events ?? []) as HistoryEvent[];
   const millis = (event: HistoryEvent) => Number(event.eventTime?.seconds?.toString() ?? 0) * 1000 + (event.eventTime?.nanos ?? 0) / 1e6;
   const scheduled = new Map(events.filter((event) => event.activityTaskScheduledEventAttributes).map((event) => [event.eventId?.toString(), event]));
@@ -157,7 +157,7 @@ async function activitySpans(handle: { fetchHistory(): Promise<{ events?: unknow
 }
 
 /** How long at least one of the spans ran (overlaps counted once). */
-function coveredMs(spans: { from: number; to: number }[]): number {
+export function coveredMs(spans: { from: number; to: number }[]): number {
   let covered = 0;
   let reached = -Infinity;
   for (const span of [...spans].sort((a, b) => a.from - b.from)) {

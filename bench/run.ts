@@ -88,10 +88,11 @@ try {
     console.log(`\n## Scale-out: a cycle of 40 train + 20 validation tasks, the local model (SmolLM2-135M, 1 thread per worker), one Temporal dev server and one PostgreSQL (${load()})\n`);
     const scale = await benchScaleOut(databaseUrl!, [1, 2]);
     const single = scale.find((run) => run.workers === 1)!;
-    console.log(row(["agl worker processes", "model calls", "agent batches per worker", "wall", "rollouts/s", "speed-up over one worker", "outcome"]));
-    console.log(row(["---:", "---:", "---", "---:", "---:", "---:", "---"]));
+    console.log(row(["agl worker processes", "model calls", "agent batches per worker", "wall", "batches running", "batch time, summed", "rollouts/s", "speed-up over one worker", "outcome"]));
+    console.log(row(["---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---"]));
     for (const run of scale) {
-      console.log(row([run.workers, run.modelCalls, run.batchesByWorker.join(" / "), seconds(run.wallMs), (run.modelCalls / (run.wallMs / 1000)).toFixed(2), `${(single.wallMs / run.wallMs).toFixed(2)}x`, run.outcome]));
+      const cells = [run.workers, run.modelCalls, run.batchesByWorker.join(" / "), seconds(run.wallMs), seconds(run.batchesMs), seconds(run.batchTimeMs)];
+      console.log(row([...cells, (run.modelCalls / (run.wallMs / 1000)).toFixed(2), `${(single.wallMs / run.wallMs).toFixed(2)}x`, run.outcome]));
     }
     console.log(`\n(${load()} at the end. ${postgresNote.slice(1, -1)})`);
   }

@@ -16,7 +16,7 @@ import { openRuntime } from "../runtime/runtime.ts";
 import { startDevServer } from "../runtime/temporal-dev-server.ts";
 import { startsByWorker } from "../test/support/history.ts";
 import { createScratchDatabase } from "../test/support/scratch-database.ts";
-import { spawnWorker } from "./cycle-throughput.ts";
+import { activitySpans, coveredMs, spawnWorker } from "./cycle-throughput.ts";
 
 const TRAIN = 40;
 const VALIDATION = 20;
@@ -29,6 +29,9 @@ export interface ScaleOutRun {
   modelCalls: number;
   /** Agent batches each worker started, in the order the workers were spawned. */
   batchesByWorker: number[];
+  /** While at least one agent batch ran, and the sum of every batch's own time (scheduled to completed, from the history). */
+  batchesMs: number;
+  batchTimeMs: number;
   outcome: string;
 }
 
@@ -66,7 +69,9 @@ export async function benchScaleOut(adminUrl: string, workerCounts: number[]): P
         // A worker's identity is pid@host.
         const starts = await startsByWorker(handle, "runAgentBatch");
         const batchesByWorker = children.map((child) => [...starts].filter(([identity]) => identity.startsWith(`${child.pid}@`)).reduce((sum, [, count]) => sum + count, 0));
-        measured.push({ workers: workerCount, wallMs, modelCalls: await runtime.store.rollouts.countForCycle(handle.workflowId), batchesByWorker, outcome: result.detail });
+        const batches = (await activitySpans(handle)).filter((span) => span.name === "runAgentBatch");
+        const batchTimeMs = batches.reduce((sum, span) => sum + span.to - span.from, 0);
+        measured.push({ workers: workerCount, wallMs, modelCalls: await runtime.store.rollouts.countForCycle(handle.workflowId), batchesByWorker, batchesMs: coveredMs(batches), batchTimeMs, outcome: result.detail });
       } finally {
         for (const child of children) child.kill("SIGTERM");
         await Promise.allSettled(children);
