@@ -40,6 +40,10 @@ export interface CycleBenchResult {
   modelCalls: number;
   optimizerMs: number;
   idealMs: number;
+  /** While at least one agent batch ran (scheduled to completed, from the history). */
+  batchesMs: number;
+  /** While other activities than the batches and the optimizer ran and no batch did: bookkeeping, scoring, summaries. */
+  otherActivitiesMs: number;
   ratio: number;
   rolloutsPerSecond: number;
   outcome: string;
@@ -92,7 +96,10 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     });
     const result = await handle.result();
     const wallMs = performance.now() - started;
-    const optimizerMs = await activityMs(handle, "proposeCandidates");
+    const spans = await activitySpans(handle);
+    const optimizerMs = coveredMs(spans.filter((span) => span.name === "proposeCandidates"));
+    const batchesMs = coveredMs(spans.filter((span) => span.name === "runAgentBatch"));
+    const otherActivitiesMs = coveredMs(spans) - batchesMs - optimizerMs;
     const modelCalls = await runtime.store.rollouts.countForCycle(handle.workflowId);
     const idealMs = (modelCalls * MODEL_LATENCY_MS) / CONCURRENCY + optimizerMs;
     return {
@@ -103,6 +110,8 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
       modelCalls,
       optimizerMs,
       idealMs,
+      batchesMs,
+      otherActivitiesMs,
       ratio: wallMs / idealMs,
       rolloutsPerSecond: modelCalls / (wallMs / 1000),
       outcome: result.detail,
@@ -118,8 +127,8 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
 }
 
 /** An `agl worker` process, as a user would start one; resolves once it polls (wrapped: an execa child is a thenable of its exit). */
-async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
-  // Not the benchmark's own DATABASE_URL: a PGlite run's workers must join this process's store.
+export async function spawnWorker(env: Record<string, string>): Promise<{ child: ResultPromise }> {
+  // Not the benchmark's own DATABASE_URL or TEMPORAL_ADDRESS: only what `env` says (a PGlite run's workers join this process's store).
   const { DATABASE_URL: _ignored, TEMPORAL_ADDRESS: _alsoIgnored, ...inherited } = process.env;
   const child = execa(NODE, [AGL, "worker"], { env: { ...inherited, ...env }, extendEnv: false, reject: false, stdout: "ignore", stderr: "pipe" });
   await new Promise<void>((resolve, reject) => {
@@ -129,17 +138,31 @@ async function spawnWorker(env: Record<string, string>): Promise<{ child: Result
   return { child };
 }
 
-/** Wall time of an activity from the workflow history: first scheduled to completed, retries included. */
-async function activityMs(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }, name: string): Promise<number> {
-  type Event = {
-    eventId?: { toString(): string } | null;
-    eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
-    activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
-    activityTaskCompletedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
-  };
-  const events = ((await handle.fetchHistory()).events ?? []) as Event[];
-  const millis = (event: Event) => Number(event.eventTime?.seconds?.toString() ?? 0) * 1000 + (event.eventTime?.nanos ?? 0) / 1e6;
-  const scheduled = events.find((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === name);
-  const completed = events.find((event) => event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduled?.eventId?.toString());
-  return scheduled && completed ? millis(completed) - millis(scheduled) : 0;
+type HistoryEvent = {
+  eventId?: { toString(): string } | null;
+  eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
+  activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
+  activityTaskCompletedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
+};
+
+/** Each activity of the workflow history: its type and when it was first scheduled and completed (retries included). */
+export async function activitySpans(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<{ name: string; from: number; to: number }[]> {
+  const events = ((await handle.fetchHistory()).events ?? []) as HistoryEvent[];
+  const millis = (event: HistoryEvent) => Number(event.eventTime?.seconds?.toString() ?? 0) * 1000 + (event.eventTime?.nanos ?? 0) / 1e6;
+  const scheduled = new Map(events.filter((event) => event.activityTaskScheduledEventAttributes).map((event) => [event.eventId?.toString(), event]));
+  return events.flatMap((event) => {
+    const from = scheduled.get(event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString());
+    return from ? [{ name: from.activityTaskScheduledEventAttributes!.activityType?.name ?? "", from: millis(from), to: millis(event) }] : [];
+  });
+}
+
+/** How long at least one of the spans ran (overlaps counted once). */
+export function coveredMs(spans: { from: number; to: number }[]): number {
+  let covered = 0;
+  let reached = -Infinity;
+  for (const span of [...spans].sort((a, b) => a.from - b.from)) {
+    if (span.to > reached) covered += span.to - Math.max(span.from, reached);
+    reached = Math.max(reached, span.to);
+  }
+  return covered;
 }

