@@ -1,9 +1,12 @@
 import { Context } from "@temporalio/activity";
+import { ApplicationFailure } from "@temporalio/common";
 import type { AgentRunner } from "../agents/runner.ts";
 import type { AgentDefinition } from "../agents/types.ts";
 import type { Store } from "../store/index.ts";
 import type { NewRollout } from "../store/rollouts.ts";
 import type { PromptContent } from "../store/schema.ts";
+import type { RewardScorer, ScoringContext } from "../scorers/types.ts";
+import { type NewReward, scoreRun } from "./rewarding.ts";
 
 export const HEARTBEAT_EVERY_MS = 2_000;
 
@@ -11,55 +14,87 @@ export interface AgentTasks {
   agent: AgentDefinition;
   run: AgentRunner;
   dataset: string;
-  taskIds: string[];
+  /** Each prompt with the tasks it runs on; a batch may run several prompts (a phase's candidates). */
+  jobs: AgentJob[];
   concurrency: number;
-  /** The rollout id of a task: derived from what the batch is (cycle or submission, prompt, task), never random. */
-  idFor(taskId: string): string;
-  prompt: { content: PromptContent; version: number | null; candidateId: string | null };
   /** Where the rollouts come from: a cycle's phase, or the worker queue (no cycle). */
   origin: Pick<NewRollout, "source" | "cycleId" | "phase">;
+  /** Scorers to reward each run with as it ends, stored with its rollout; without them the batch stores rollouts only. */
+  scoring?: { scorers: readonly RewardScorer[]; context: ScoringContext };
+}
+
+export interface AgentJob {
+  prompt: { content: PromptContent; version: number | null; candidateId: string | null };
+  taskIds: string[];
+  /** The rollout id of a task: derived from what the batch is (cycle or submission, prompt, task), never random. */
+  idFor(taskId: string): string;
+}
+
+export interface AgentTasksResult {
+  ran: number;
+  skipped: number;
+  failed: number;
+  /** Rollouts of the batch that may lack a reward of the batch's scorers (all of them when it scores none). */
+  unscored: number;
 }
 
 /**
  * The batch core of every agent-batch activity (a cycle's collect, search and validate; the worker
  * queue): runs the agent over the tasks with bounded concurrency, heartbeating progress. Tasks whose
  * rollout an earlier attempt stored are skipped, so a retry after a worker died neither loses nor
- * duplicates a rollout.
+ * duplicates a rollout. Given scorers, it rewards each run as it ends, while other runs wait on the
+ * model, so a phase needs no scoring pass of its own unless a batch reports rollouts it left unscored.
  */
-export async function runAgentTasks(store: Store, batch: AgentTasks): Promise<{ ran: number; skipped: number; failed: number }> {
+export async function runAgentTasks(store: Store, batch: AgentTasks): Promise<AgentTasksResult> {
   const context = Context.current();
-  const existing = await store.rollouts.existingIds(batch.taskIds.map(batch.idFor));
-  const todo = await store.datasets.tasks(
-    batch.dataset,
-    batch.taskIds.filter((taskId) => !existing.has(batch.idFor(taskId))),
-  );
+  const runs = batch.jobs.flatMap((job) => job.taskIds.map((taskId) => ({ job, taskId, id: job.idFor(taskId) })));
+  const existing = await store.rollouts.existingIds(runs.map((run) => run.id));
+  const todo = runs.filter((run) => !existing.has(run.id));
+  const tasks = new Map((await store.datasets.tasks(batch.dataset, [...new Set(todo.map((run) => run.taskId))])).map((task) => [task.id, task]));
   let done = existing.size;
   let failed = 0;
-  const writer = batchedWriter((rollouts: NewRollout[]) => store.rollouts.insertMany(rollouts), Math.max(4, batch.concurrency));
-  const beat = () => context.heartbeat({ done, total: batch.taskIds.length });
+  // Rollouts an earlier attempt stored may lack their rewards: this attempt does not know, so it counts them unscored.
+  let unscored = batch.scoring ? existing.size : runs.length;
+  const writer = batchedWriter(async (rows: { rollout: NewRollout; rewards: NewReward[] }[]) => {
+    await store.rollouts.insertMany(rows.map((row) => row.rollout));
+    const rewards = rows.flatMap((row) => row.rewards);
+    // After the rollouts they belong to; a crash in between leaves rollouts without rewards, which the retry counts unscored.
+    if (rewards.length > 0) await store.rollouts.addRewards(rewards);
+  }, Math.max(4, batch.concurrency));
+  const beat = () => context.heartbeat({ done, total: runs.length });
   const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
   try {
-    await forEachConcurrently(todo, batch.concurrency, context.cancellationSignal, async (task) => {
-      const result = await batch.run(task.input, batch.prompt.content, context.cancellationSignal);
+    await forEachConcurrently(todo, batch.concurrency, context.cancellationSignal, async ({ job, taskId, id }) => {
+      const task = tasks.get(taskId);
+      // The workflow took the ids from the data set; one gone means it was replaced under the cycle, which a retry cannot mend.
+      if (!task) throw ApplicationFailure.nonRetryable(`Task ${taskId} is no longer in data set ${batch.dataset}.`, "TaskNotFound");
+      const result = await batch.run(task.input, job.prompt.content, context.cancellationSignal);
+      const scored = batch.scoring
+        ? await scoreRun(id, { input: task.input, output: result.output, error: result.error, expected: task.expected, toolCalls: result.toolCalls }, batch.scoring.scorers, batch.scoring.context)
+        : undefined;
+      if (scored && scored.failures.length > 0) unscored++;
       await writer.add({
-        id: batch.idFor(task.id),
-        agent: batch.agent.id,
-        ...batch.origin,
-        dataset: batch.dataset,
-        taskId: task.id,
-        resourceName: batch.agent.prompt.resource,
-        resourceVersion: batch.prompt.version,
-        candidateId: batch.prompt.candidateId,
-        input: task.input,
-        output: result.output,
-        status: result.status,
-        error: result.error,
-        latencyMs: result.latencyMs,
-        model: result.model,
-        inputTokens: result.inputTokens,
-        outputTokens: result.outputTokens,
-        traceId: null,
-        toolCalls: result.toolCalls,
+        rollout: {
+          id,
+          agent: batch.agent.id,
+          ...batch.origin,
+          dataset: batch.dataset,
+          taskId,
+          resourceName: batch.agent.prompt.resource,
+          resourceVersion: job.prompt.version,
+          candidateId: job.prompt.candidateId,
+          input: task.input,
+          output: result.output,
+          status: result.status,
+          error: result.error,
+          latencyMs: result.latencyMs,
+          model: result.model,
+          inputTokens: result.inputTokens,
+          outputTokens: result.outputTokens,
+          traceId: null,
+          toolCalls: result.toolCalls,
+        },
+        rewards: scored?.rewards ?? [],
       });
       done++;
       if (result.status === "failed") failed++;
@@ -68,7 +103,7 @@ export async function runAgentTasks(store: Store, batch: AgentTasks): Promise<{ 
   } finally {
     clearInterval(timer);
   }
-  return { ran: todo.length, skipped: existing.size, failed };
+  return { ran: todo.length, skipped: existing.size, failed, unscored };
 }
 
 /**

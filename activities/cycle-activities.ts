@@ -19,8 +19,9 @@ import type { Rollout } from "../store/rollouts.ts";
 import type { PromptContent, RolloutPhase } from "../store/schema.ts";
 import { lowerBound, mean, meanInterval, pairedDifferences } from "../stats/intervals.ts";
 import type { ContenderEvaluation, EvaluationResult } from "../workflows/evaluation.ts";
+import type { BatchJob } from "../workflows/batch-plan.ts";
 import { type ContenderScore, type CycleProgress, type CycleResult, type CycleSettings, type GateDecision, INCUMBENT, type MeanInterval, type TestEvaluation } from "../workflows/types.ts";
-import { HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
+import { type AgentTasksResult, HEARTBEAT_EVERY_MS, runAgentTasks } from "./agent-batch.ts";
 import { OptimizerError, runOptimizer } from "./python-bridge.ts";
 import { addMissingRewards, type Expected, expectedOf } from "./rewarding.ts";
 import { agentSpecFor, algorithmRefusal, componentsKey, OPTIMIZER_CONTRACT_VERSION, type OptimizerRequest, type OptimizerResponse, optimizerParams } from "./optimizer-contract.ts";
@@ -53,11 +54,9 @@ export interface BatchInput {
   agent: string;
   dataset: string;
   phase: RolloutPhase;
-  prompt: PromptRef;
-  taskIds: string[];
+  /** Each prompt with its tasks; `repeat` numbers a repeated evaluation's run (from 1): each repeat of a task is a rollout of its own. */
+  jobs: BatchJob[];
   concurrency: number;
-  /** Which run of a repeated evaluation this is (from 1): each repeat of a task is a rollout of its own. */
-  repeat?: number;
 }
 
 export interface BeginCycleInput {
@@ -242,19 +241,22 @@ export function createCycleActivities(deps: ActivityDependencies) {
    * (cycle, phase, prompt, task), and rollouts already stored by an earlier attempt are skipped, so a
    * retry after a worker died neither loses nor duplicates a rollout.
    */
-  async function runAgentBatch(input: BatchInput): Promise<{ ran: number; skipped: number; failed: number }> {
+  async function runAgentBatch(input: BatchInput): Promise<AgentTasksResult> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
-    const prompt = await resolvePrompt(input.cycleId, agent, input.prompt);
-    const contender = `${contenderKey(input.prompt)}${input.repeat && input.repeat > 1 ? `#${input.repeat}` : ""}`;
+    const jobs = await Promise.all(
+      input.jobs.map(async (job) => {
+        const contender = `${contenderKey(job.prompt)}${job.repeat && job.repeat > 1 ? `#${job.repeat}` : ""}`;
+        return { prompt: await resolvePrompt(input.cycleId, agent, job.prompt), taskIds: job.taskIds, idFor: (taskId: string) => rolloutId(input.cycleId, input.phase, contender, taskId) };
+      }),
+    );
     return runAgentTasks(store, {
       agent,
       run: deps.runnerFor(agent),
       dataset: input.dataset,
-      taskIds: input.taskIds,
+      jobs,
       concurrency: input.concurrency,
-      idFor: (taskId) => rolloutId(input.cycleId, input.phase, contender, taskId),
-      prompt,
       origin: { source: "queue", cycleId: input.cycleId, phase: input.phase },
+      scoring: { scorers: planFor(agent).computed, context: deps.scoring },
     });
   }
 

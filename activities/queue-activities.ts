@@ -48,10 +48,8 @@ export function createQueueActivities(deps: ActivityDependencies) {
       agent,
       run: deps.runnerFor(agent),
       dataset: input.dataset,
-      taskIds: input.taskIds,
+      jobs: [{ prompt: { content: production.content, version: production.version, candidateId: null }, taskIds: input.taskIds, idFor }],
       concurrency: input.concurrency,
-      idFor,
-      prompt: { content: production.content, version: production.version, candidateId: null },
       origin: { source: "queue", cycleId: null, phase: null },
     });
     const ids = input.taskIds.map(idFor);

@@ -1,6 +1,6 @@
 import type { Store } from "../store/index.ts";
 import type { Reward, Rollout } from "../store/rollouts.ts";
-import type { RewardScorer, ScoringContext } from "../scorers/types.ts";
+import type { RewardScorer, ScorerInput, ScoringContext } from "../scorers/types.ts";
 import { batchedWriter, forEachConcurrently } from "./agent-batch.ts";
 
 export type Expected = Map<string, Record<string, unknown> | null>;
@@ -32,30 +32,42 @@ export interface RewardingOptions {
 export async function addMissingRewards(store: Store, rollouts: readonly Rollout[], scorers: readonly RewardScorer[], options: RewardingOptions) {
   const counts: RewardingCounts = { scored: 0, alreadyScored: 0, notScorable: 0, failed: 0 };
   const failures: { rolloutId: string; scorer: string; error: string }[] = [];
-  const writer = batchedWriter(async (rewards: Omit<Reward, "createdAt">[]) => (counts.scored += await store.rollouts.addRewards(rewards)), 50);
+  const writer = batchedWriter(async (rewards: NewReward[]) => (counts.scored += await store.rollouts.addRewards(rewards)), 50);
   let done = 0;
   await forEachConcurrently(rollouts, options.concurrency, undefined, async (rollout) => {
-    for (const scorer of scorers) {
-      if (rollout.rewards.some((reward) => reward.scorer === scorer.id)) {
-        counts.alreadyScored++;
-        continue;
-      }
-      try {
-        const reward = await scorer.score(
-          { input: rollout.input, output: rollout.output, error: rollout.error, expected: options.expected.get(rollout.id) ?? null, toolCalls: rollout.toolCalls ?? [] },
-          options.context,
-        );
-        if (reward) await writer.add({ rolloutId: rollout.id, scorer: scorer.id, ...reward, dedupeKey: "" });
-        else counts.notScorable++;
-      } catch (error) {
-        counts.failed++;
-        failures.push({ rolloutId: rollout.id, scorer: scorer.id, error: error instanceof Error ? error.message : String(error) });
-      }
-    }
+    const missing = scorers.filter((scorer) => !rollout.rewards.some((reward) => reward.scorer === scorer.id));
+    counts.alreadyScored += scorers.length - missing.length;
+    const scored = await scoreRun(rollout.id, { input: rollout.input, output: rollout.output, error: rollout.error, expected: options.expected.get(rollout.id) ?? null, toolCalls: rollout.toolCalls ?? [] }, missing, options.context);
+    for (const reward of scored.rewards) await writer.add(reward);
+    counts.notScorable += scored.notScorable;
+    counts.failed += scored.failures.length;
+    failures.push(...scored.failures);
     options.onProgress?.(++done, rollouts.length);
   });
   await writer.flush();
   return { counts, failures };
+}
+
+export type NewReward = Omit<Reward, "createdAt">;
+
+/**
+ * Every scorer's reward for one run. A scorer that throws (the judge unreachable) is a failure to report,
+ * not a reward: nothing is stored for it, and a later scoring pass tries it again.
+ */
+export async function scoreRun(rolloutId: string, subject: ScorerInput, scorers: readonly RewardScorer[], context: ScoringContext) {
+  const rewards: NewReward[] = [];
+  const failures: { rolloutId: string; scorer: string; error: string }[] = [];
+  let notScorable = 0;
+  for (const scorer of scorers) {
+    try {
+      const reward = await scorer.score(subject, context);
+      if (reward) rewards.push({ rolloutId, scorer: scorer.id, ...reward, dedupeKey: "" });
+      else notScorable++;
+    } catch (error) {
+      failures.push({ rolloutId, scorer: scorer.id, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return { rewards, failures, notScorable };
 }
 
 /** Ground truth per rollout id, from the task each rollout ran (any data set). */

@@ -24,7 +24,7 @@ export interface SearchContext {
   progress: CycleProgress;
   /** Sets the phase shown by `agl cycle status` and the total it counts to. */
   enter(phase: CycleProgress["phase"], total: number): Promise<void>;
-  /** Runs each job's prompt on its tasks in agent batches (idempotent: stored rollouts are skipped). */
+  /** Runs each job's prompt on its tasks in agent batches and scores the rollouts (idempotent: stored rollouts are skipped). */
   runBatches(jobs: { prompt: PromptRef; taskIds: string[] }[], phase: RolloutPhase): Promise<void>;
 }
 
@@ -62,7 +62,6 @@ export async function beamSearch(context: SearchContext): Promise<SearchOutcome>
       children.map((id) => ({ prompt: { candidateId: id }, taskIds: context.devTaskIds })),
       "search",
     );
-    await activities.scoring.scoreRollouts({ cycleId: context.cycleId, dataset: context.dataset, phase: "search" });
     const childScores = await activities.bookkeeping.summarizeContenders({ cycleId: context.cycleId, agent: context.agent, phase: "search", contenders: children });
     beam = bestFirst([...beam, ...childScores]).slice(0, settings.optimizer.beamWidth);
     context.progress.beam = beam.map((member) => member.contender);

@@ -2,7 +2,7 @@ import { defineQuery, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { PromptRef } from "../activities/cycle-activities.ts";
 import type { ConfusionMatrix } from "../store/analysis.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
-import { chunk, inParallel } from "./training-cycle.ts";
+import { runPhaseBatches } from "./batch-plan.ts";
 import type { CycleSettings, MeanInterval, PhaseProgress } from "./types.ts";
 
 /** One prompt an evaluation runs: a published version or a cycle's candidate, under the name the report uses. */
@@ -61,23 +61,11 @@ export async function evaluatePrompts(input: EvaluationInput): Promise<Evaluatio
   const { agentBatches, scoring, bookkeeping } = cycleActivities(input.settings);
   const progress: PhaseProgress = { done: 0, total: input.taskIds.length * input.contenders.length * input.repeats };
   setHandler(evaluationProgressQuery, () => progress);
-  const batches = input.contenders.flatMap((contender) =>
-    Array.from({ length: input.repeats }, (_, index) => index + 1).flatMap((repeat) => chunk(input.taskIds, input.settings.batchSize).map((taskIds) => ({ prompt: contender.prompt, taskIds, repeat }))),
-  );
-  await inParallel(batches, input.settings.parallelBatches, async (batch) => {
-    await agentBatches.runAgentBatch({
-      cycleId: evaluationId,
-      agent: input.agent,
-      dataset: input.dataset,
-      phase: "test",
-      prompt: batch.prompt,
-      taskIds: batch.taskIds,
-      concurrency: input.settings.concurrency,
-      repeat: batch.repeat,
-    });
-    progress.done += batch.taskIds.length;
-  });
-  await scoring.scoreRollouts({ cycleId: evaluationId, dataset: input.dataset, phase: "test" });
+  const jobs = input.contenders.flatMap((contender) => Array.from({ length: input.repeats }, (_, index) => ({ prompt: contender.prompt, taskIds: input.taskIds, repeat: index + 1 })));
+  const phase = { cycleId: evaluationId, agent: input.agent, dataset: input.dataset, phase: "test" as const };
+  const unscored = await runPhaseBatches(agentBatches, phase, jobs, input.settings, (runs) => (progress.done += runs));
+  // The batches scored their runs; what one could not (a judge that failed, a retried batch) is scored here.
+  if (unscored > 0) await scoring.scoreRollouts({ cycleId: evaluationId, dataset: input.dataset, phase: "test" });
   const summary = await bookkeeping.summarizeEvaluation({ evaluationId, agent: input.agent, contenders: input.contenders.map(({ contender, description }) => ({ contender, description })) });
   return { evaluationId, agent: input.agent, dataset: input.dataset, split: input.split, tasks: input.taskIds.length, repeats: input.repeats, ...summary };
 }

@@ -66,7 +66,6 @@ export async function gepaSearch(context: SearchContext): Promise<SearchOutcome>
   const runOn = async (id: string, taskIds: string[]) => {
     if (taskIds.length === 0) return;
     await context.runBatches([{ prompt: promptOf(id), taskIds }], "search");
-    await activities.scoring.scoreRollouts({ cycleId, dataset: context.dataset, phase: "search" });
     spent += taskIds.length;
   };
   /** The tasks of `taskIds` a member has no minibatch reward for yet and would have to run (the incumbent's were collected). */

@@ -1,7 +1,7 @@
 import { proxyActivities, workflowInfo } from "@temporalio/workflow";
 import type { createQueueActivities } from "../activities/queue-activities.ts";
 import { agentBatchQueue } from "./task-queues.ts";
-import { chunk, inParallel } from "./training-cycle.ts";
+import { balancedBatches, inParallel } from "./batch-plan.ts";
 
 type Activities = ReturnType<typeof createQueueActivities>;
 
@@ -49,7 +49,7 @@ export async function processSubmission(input: SubmissionInput): Promise<Submiss
   });
   const totals = { ran: 0, skipped: 0, failed: 0, rewarded: 0, rewardSum: 0, rewardFailures: 0 };
   const versions = new Set<number>();
-  await inParallel(chunk(input.taskIds, settings.batchSize), settings.parallelBatches, async (taskIds) => {
+  await inParallel(balancedBatches(input.taskIds, settings.batchSize, settings.parallelBatches), settings.parallelBatches, async (taskIds) => {
     const batch = await runQueueBatch({ submissionId, agent: input.agent, dataset: input.dataset, taskIds, concurrency: settings.concurrency });
     for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += batch[key];
     versions.add(batch.version);

@@ -1,6 +1,7 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, ParentClosePolicy, setHandler, startChild, workflowInfo } from "@temporalio/workflow";
 import { defineSearchAttributeKey } from "@temporalio/common";
 import type { PromptRef } from "../activities/cycle-activities.ts";
+import { type BatchJob, runPhaseBatches } from "./batch-plan.ts";
 import { beamSearch, bestFirst } from "./beam-search.ts";
 import { canaryGuard } from "./canary-guard.ts";
 import { cycleActivities } from "./cycle-activities-proxies.ts";
@@ -27,11 +28,16 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
 
   const state: CycleProgress = { cycleId, agent: input.agent, phase: "starting", progress: { done: 0, total: 0 } };
   setHandler(progressQuery, () => state);
+  // Progress is for watchers (the cycle's row, the dashboard): written in order, without holding the cycle up.
+  let progressWrites: Promise<unknown> = Promise.resolve();
   const enter = async (phase: CycleProgress["phase"], total: number) => {
     state.phase = phase;
     state.progress = { done: 0, total };
-    await bookkeeping.recordCycle({ cycleId, progress: state });
+    const progress = { ...state, progress: { ...state.progress } };
+    progressWrites = progressWrites.then(() => bookkeeping.recordCycle({ cycleId, progress }));
   };
+  /** The outcome is written last: no progress write may land after it. */
+  const progressWritten = () => progressWrites.catch(() => undefined);
 
   const begin = await bookkeeping.beginCycle({
     cycleId,
@@ -50,12 +56,15 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const { incumbentVersion, dataset, collected } = begin;
   state.incumbentVersion = incumbentVersion;
 
-  const runBatches = async (jobs: { prompt: PromptRef; taskIds: string[]; repeat?: number }[], phase: RolloutPhase) => {
-    const batches = jobs.flatMap((job) => chunk(job.taskIds, settings.batchSize).map((taskIds) => ({ prompt: job.prompt, taskIds, repeat: job.repeat })));
-    await inParallel(batches, settings.parallelBatches, async (batch) => {
-      await agentBatches.runAgentBatch({ cycleId, agent: input.agent, dataset, phase, prompt: batch.prompt, taskIds: batch.taskIds, concurrency: settings.concurrency, ...(batch.repeat ? { repeat: batch.repeat } : {}) });
-      state.progress.done += batch.taskIds.length;
-    });
+  /**
+   * Runs a phase's jobs in agent batches and scores the rollouts: the batches reward each run as it ends,
+   * and the evaluate step (idempotent: it adds only missing rewards) runs when a batch left some unscored.
+   */
+  const runBatches = async (jobs: BatchJob[], phase: RolloutPhase) => {
+    const unscored = await runPhaseBatches(agentBatches, { cycleId, agent: input.agent, dataset, phase }, jobs, settings, (runs) => (state.progress.done += runs));
+    if (unscored === 0) return;
+    if (phase === "collect") await enter("evaluate", state.progress.total);
+    await scoring.scoreRollouts({ cycleId, dataset, phase });
   };
 
   try {
@@ -66,8 +75,6 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     if (collected === "cycle") {
       await enter("collect", begin.trainTaskIds.length);
       await runBatches([{ prompt: { version: incumbentVersion }, taskIds: begin.trainTaskIds }], "collect");
-      await enter("evaluate", begin.trainTaskIds.length);
-      await scoring.scoreRollouts({ cycleId, dataset, phase: "collect" });
     }
     const training = await bookkeeping.summarizeTraining({ cycleId, agent: input.agent, dataset, collected });
     if (collected === "cycle") failIfEveryRunFailed("collect", [training]);
@@ -81,7 +88,6 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       // Traffic ran on whatever version was live at the time: measure the incumbent itself on the dev tasks.
       await enter("search", devTaskIds.length);
       await runBatches([{ prompt: { version: incumbentVersion }, taskIds: devTaskIds }], "search");
-      await scoring.scoreRollouts({ cycleId, dataset, phase: "search" });
     }
     // Traffic: the incumbent's search rollouts above, all on the dev tasks. A cycle: its collect rollouts on them.
     const [incumbentOnDev] = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: collected === "traffic" ? "search" : "collect", contenders: [INCUMBENT], taskIds: devTaskIds });
@@ -115,7 +121,6 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
       contenders.flatMap((contender) => Array.from({ length: repeats }, (_, index) => ({ prompt: contender.prompt, taskIds: begin.validationTaskIds, repeat: index + 1 }))),
       "validate",
     );
-    await scoring.scoreRollouts({ cycleId, dataset, phase: "validate" });
     const scores = await bookkeeping.summarizeContenders({ cycleId, agent: input.agent, phase: "validate", contenders: contenders.map((c) => c.name) });
     failIfEveryRunFailed("validate", scores);
     const gate = await bookkeeping.judgeValidation({ cycleId, agent: input.agent, finalists, confidence: settings.confidence, margin: settings.margin, repeats });
@@ -135,7 +140,6 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
         [{ version: incumbentVersion } as PromptRef, { candidateId: best.contender }].map((prompt) => ({ prompt, taskIds: begin.testTaskIds })),
         "test",
       );
-      await scoring.scoreRollouts({ cycleId, dataset, phase: "test" });
       test = await bookkeeping.measureTest({ cycleId, agent: input.agent, candidate: best.contender });
     }
     await enter("deploy", 1);
@@ -171,12 +175,16 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     return await finish({ ...decided, outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, deployedVersion: deployed.version });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
-    await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));
+    await CancellationScope.nonCancellable(async () => {
+      await progressWritten();
+      await bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) });
+    });
     throw error;
   }
 
   async function finish(result: Omit<CycleResult, "cycleId" | "agent">): Promise<CycleResult> {
     const full: CycleResult = { cycleId, agent: input.agent, ...result };
+    await progressWritten();
     await bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome: result.outcome, detail: result.detail, result: full });
     state.phase = "done";
     return full;
@@ -235,19 +243,4 @@ function describeTest(test: TestEvaluation, incumbentVersion: number, deployedVe
 
 function formatPercent(value: number): string {
   return `${Number((value * 100).toFixed(1))}%`;
-}
-
-export function chunk<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
-  return chunks;
-}
-
-export async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
 }

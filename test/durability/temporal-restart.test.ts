@@ -47,11 +47,11 @@ test("killing the Temporal server mid-collect: restarted on its SQLite file, the
     server = await startDevServer(serverOptions);
 
     const result = await handle.result();
-    // The collect phase was unfinished when the server died: the server recorded its end (the collect
-    // rollouts' scoring, scheduled once every collect batch is done) only after it came back.
+    // The collect phase was unfinished when the server died: the server recorded its end (the optimizer's
+    // first call, scheduled once every collect batch is done) only after it came back.
     const history = (await handle.fetchHistory()).events!;
-    const collectScored = history.find((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === "scoreRollouts")!;
-    expect(Number(collectScored.eventTime!.seconds) * 1000 + Math.floor(collectScored.eventTime!.nanos! / 1e6)).toBeGreaterThan(killedAt);
+    const afterCollect = history.find((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === "proposeCandidates")!;
+    expect(Number(afterCollect.eventTime!.seconds) * 1000 + Math.floor(afterCollect.eventTime!.nanos! / 1e6)).toBeGreaterThan(killedAt);
     const collect = await collected();
     expect(collect).toHaveLength(train.length);
     expect(new Set(collect.map((r) => r.taskId))).toEqual(new Set(train));

@@ -1,45 +1,34 @@
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import { z } from "zod";
 import { defineAgent } from "../../agents/define.ts";
 import { postAnalyzer } from "../../agents/post-analyzer/index.ts";
 import { createAgentRegistry } from "../../agents/registry.ts";
 import type { LoadedConfig } from "../../config/load.ts";
 import { startCycle } from "../../runtime/cycles.ts";
-import type { RunningWorker } from "../../runtime/worker.ts";
 import { groundTruth } from "../../scorers/ground-truth.ts";
 import type { CycleResult, GepaIteration } from "../../workflows/types.ts";
 import { type FakeReflection, startFakeReflection } from "../support/fake-reflection.ts";
 import { harmfulReflection, helpfulReflection, importGepaPosts } from "../support/gepa-scenario.ts";
-import { openTestStore, type TestStore } from "../support/stores.ts";
-import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
+import { testConfig, workerPerTest } from "../support/temporal.ts";
 
 /** The seed whose draws take the scenario through two sibling children and their merge (test/support/gepa-scenario.ts). */
 const SEED = 2;
 
 describe("GEPA search in the training cycle (real Temporal dev server, fake agent model, FAKE reflection model)", () => {
-  let db: TestStore;
+  const fixture = workerPerTest();
   let reflection: FakeReflection | undefined;
-  let worker: RunningWorker | undefined;
-  let temporal: Awaited<ReturnType<typeof connectClient>> | undefined;
-  beforeEach(async () => {
-    db = await openTestStore("pglite");
-  });
   afterEach(async () => {
-    await worker?.stop();
-    await temporal?.close();
     await reflection?.close();
-    await db.close();
-    [worker, temporal, reflection] = [undefined, undefined, undefined];
+    reflection = undefined;
   });
 
   async function gepaCycle(rewrite: (component: string, current: string) => string, optimizer: Record<string, unknown>, config?: (base: LoadedConfig) => LoadedConfig) {
     reflection = await startFakeReflection(rewrite);
     const base = testConfig({ cycle: { margin: 2 }, optimizer: { algorithm: "gepa", seed: SEED, llm: { baseUrl: reflection.baseUrl }, ...optimizer } });
     const used = config ? config(base) : base;
-    temporal = await connectClient(used);
-    worker = await startTestWorker(used, db.store);
+    const client = await fixture.start(used);
     const run = async (dataset: string) => {
-      const handle = await startCycle({ config: used, store: db.store, client: temporal!.client, agent: used.agents.list()[0]!.id, dataset });
+      const handle = await startCycle({ config: used, store: fixture.db().store, client, agent: used.agents.list()[0]!.id, dataset });
       return { cycleId: handle.workflowId, result: await handle.result() };
     };
     return { run };
@@ -47,14 +36,14 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
 
   const iterations = (result: CycleResult) => result.search!.rounds.map((round) => round.gepa!);
   const searchRuns = async (cycleId: string, candidateId: string) =>
-    (await db.store.rollouts.listForCycle({ cycleId, phase: "search", candidateId })).map((rollout) => rollout.taskId!).sort();
+    (await fixture.db().store.rollouts.listForCycle({ cycleId, phase: "search", candidateId })).map((rollout) => rollout.taskId!).sort();
 
   test("parents come from the Pareto front, a child joins the pool only after beating its parent on a minibatch, siblings that improved different components merge; the same seed gives the same search", async () => {
-    const ids = await importGepaPosts(db.store, "gepa");
+    const ids = await importGepaPosts(fixture.db().store, "gepa");
     const { run } = await gepaCycle(helpfulReflection, { budget: 40 });
     const { cycleId, result } = await run("gepa");
     const steps = iterations(result);
-    const candidate = async (id: string) => (await db.store.cycles.candidate(cycleId, id)).content.components;
+    const candidate = async (id: string) => (await fixture.db().store.cycles.candidate(cycleId, id)).content.components;
     const incumbent = postAnalyzer.prompt.seed.components;
 
     expect(steps.map((step) => [step.step, step.parents, step.component ?? step.ancestor, step.child, step.accepted])).toEqual([
@@ -85,7 +74,7 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
     expect(result.search!.finalists[0]).toBe("r4c1");
 
     // The budget counts every agent run of the search, and the search stopped before an iteration it could not pay for.
-    const searched = await db.store.rollouts.listForCycle({ cycleId, phase: "search" });
+    const searched = await fixture.db().store.rollouts.listForCycle({ cycleId, phase: "search" });
     expect(steps.at(-1)!.spent).toBe(searched.length);
     expect(steps.reduce((total, step) => total + step.agentRuns, 0)).toBe(searched.length);
     expect(searched.length).toBeLessThanOrEqual(40);
@@ -99,11 +88,11 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
     // Replayed from the same seed, the search takes the same decisions.
     const again = await run("gepa");
     expect(again.result.search).toEqual(result.search);
-    expect(await db.store.cycles.candidate(again.cycleId, "r4c1")).toMatchObject({ content: (await db.store.cycles.candidate(cycleId, "r4c1")).content });
+    expect(await fixture.db().store.cycles.candidate(again.cycleId, "r4c1")).toMatchObject({ content: (await fixture.db().store.cycles.candidate(cycleId, "r4c1")).content });
   });
 
   test("a child worse than its parent on the minibatch is rejected without a dev evaluation; the search stops before an iteration the budget cannot pay for", async () => {
-    const ids = await importGepaPosts(db.store, "gepa");
+    const ids = await importGepaPosts(fixture.db().store, "gepa");
     const { run } = await gepaCycle(harmfulReflection, { budget: 15 });
     const { cycleId, result } = await run("gepa");
     const steps = iterations(result);
@@ -125,7 +114,7 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
   });
 
   test("a reflection model whose every answer is rejected ends the search once each component was tried twice, having run nothing", async () => {
-    await importGepaPosts(db.store, "gepa");
+    await importGepaPosts(fixture.db().store, "gepa");
     const { run } = await gepaCycle((_component, current) => current, { budget: 300 });
     const { result } = await run("gepa");
     const steps = iterations(result);
@@ -147,7 +136,7 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
       prompt: { components: { instructions: "Reply to the customer in one friendly sentence.\n\n{{policy}}", policy: "Refunds within 30 days of delivery." }, examples: false, editable: ["instructions"] },
       scorers: [groundTruth()],
     });
-    await db.store.datasets.importTasks({
+    await fixture.db().store.datasets.importTasks({
       name: "emails",
       agent: "replier",
       source: "test",
@@ -166,7 +155,7 @@ describe("GEPA search in the training cycle (real Temporal dev server, fake agen
 
     const [first] = iterations(result);
     expect(first).toMatchObject({ step: "reflect", parents: ["incumbent"], component: "instructions", child: "r1c1" });
-    expect((await db.store.cycles.candidate(cycleId, "r1c1")).content.components).toEqual({
+    expect((await fixture.db().store.cycles.candidate(cycleId, "r1c1")).content.components).toEqual({
       instructions: "Reply to the customer in one friendly sentence that says what happens next.\n\n{{policy}}",
       policy: "Refunds within 30 days of delivery.",
     });
