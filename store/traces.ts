@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { type Kysely, type RawBuilder, type Selectable, sql } from "kysely";
+import type { Kysely, Selectable } from "kysely";
+import type pg from "pg";
 import { type NewRollout, type Reward, rolloutRow } from "./rollouts.ts";
 import type { Database, SpansTable } from "./schema.ts";
 
@@ -48,43 +49,48 @@ export interface IngestContext {
   rolloutIds: readonly string[];
 }
 
-export function tracesStore(db: Kysely<Database>) {
+export function tracesStore(db: Kysely<Database>, pool: pg.Pool) {
   /**
    * One transaction: locks the traces and rollouts the new spans name (so concurrent ingests of the
    * same trace, in this process or another, run one after the other), reads the spans stored before that
    * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement.
    * Idempotent: spans on (trace, span), rollouts on their id (replaced by the rebuilt version, only when it
-   * differs), rewards on (rollout, scorer, dedupe key). Four round trips whatever the size: BEGIN and the
-   * locks go together, then the read, the write and COMMIT.
+   * differs), rewards on (rollout, scorer, dedupe key). Two round trips whatever the size (README,
+   * "Benchmarks → OTLP ingest"): BEGIN, the locks and the read go together, then the write and COMMIT. Each
+   * is one simple-protocol query of several statements, so the values travel as literals (`literal`); a
+   * statement that fails skips the rest of its query, COMMIT included, and the transaction is rolled back.
    */
   async function ingest<Plan extends SpanIngestPlan>(context: IngestContext, plan: (stored: SpanRecord[], readRollouts: ReadonlySet<string>) => Plan): Promise<{ plan: Plan; written: IngestCounts }> {
     const lockKeys = [...context.traceIds.map((id) => `trace ${id}`), ...context.rolloutIds.map((id) => `rollout ${id}`)];
-    return db.connection().execute(async (connection) => {
-      try {
-        await sql.raw(`BEGIN; ${advisoryLocks(lockKeys)}`).execute(connection);
-        const stored = await storedSpans(connection, context);
-        const read = new Set(context.rolloutIds);
-        let result = plan(stored, read);
-        // A span may join a rollout that none of the new spans names (it inherits it from a stored parent):
-        // that rollout's other spans, in other traces maybe, are read too before it is rebuilt. Its lock comes
-        // out of the sorted order; in the rare deadlock that allows, PostgreSQL aborts one of the two ingests,
-        // which answers 503, and its exporter sends it again.
-        while (result.unreadRollouts.some((id) => !read.has(id))) {
-          const more = result.unreadRollouts.filter((id) => !read.has(id));
-          for (const id of more) read.add(id);
-          await sql.raw(advisoryLocks(more.map((id) => `rollout ${id}`))).execute(connection);
-          const known = new Set(stored.map((span) => `${span.traceId}/${span.spanId}`));
-          stored.push(...(await storedSpans(connection, { traceIds: [], rolloutIds: more })).filter((span) => !known.has(`${span.traceId}/${span.spanId}`)));
-          result = plan(stored, read);
-        }
-        const written = await write(connection, result);
-        await sql.raw("COMMIT").execute(connection);
-        return { plan: result, written };
-      } catch (error) {
-        await sql.raw("ROLLBACK").execute(connection).catch(() => {});
-        throw error;
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const stored = lastRows(await client.query(`BEGIN; ${advisoryLocks(lockKeys)}; ${storedSpansQuery(context)}`)).map(fromRow);
+      const read = new Set(context.rolloutIds);
+      let result = plan(stored, read);
+      // A span may join a rollout that none of the new spans names (it inherits it from a stored parent):
+      // that rollout's other spans, in other traces maybe, are read too before it is rebuilt. Its lock comes
+      // out of the sorted order; in the rare deadlock that allows, PostgreSQL aborts one of the two ingests,
+      // which answers 503, and its exporter sends it again.
+      while (result.unreadRollouts.some((id) => !read.has(id))) {
+        const more = result.unreadRollouts.filter((id) => !read.has(id));
+        for (const id of more) read.add(id);
+        const known = new Set(stored.map((span) => `${span.traceId}/${span.spanId}`));
+        const rows = lastRows(await client.query(`${advisoryLocks(more.map((id) => `rollout ${id}`))}; ${storedSpansQuery({ traceIds: [], rolloutIds: more })}`));
+        stored.push(...rows.map(fromRow).filter((span) => !known.has(`${span.traceId}/${span.spanId}`)));
+        result = plan(stored, read);
       }
-    });
+      const write = writeQuery(result);
+      const answers = await client.query(write ? `${write}; COMMIT` : "COMMIT");
+      const written: IngestCounts = { spans: 0, links: 0, rollouts: 0, rewards: 0, ...(write ? (answers as unknown as pg.QueryResult[])[0]!.rows[0] : {}) };
+      return { plan: result, written };
+    } catch (error) {
+      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
+      throw error;
+    } finally {
+      // A connection that could not even roll back is closed rather than handed to the next caller.
+      client.release(broken);
+    }
   }
 
   async function spansOfTrace(traceId: string): Promise<SpanRecord[]> {
@@ -117,33 +123,51 @@ export function tracesStore(db: Kysely<Database>) {
  */
 function advisoryLocks(keys: readonly string[]): string {
   const hashes = [...new Set(keys.map((key) => createHash("sha256").update(`agl otlp ${key}`).digest().readBigInt64BE(0)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return hashes.length === 0 ? "" : `SELECT count(pg_advisory_xact_lock(lock_key)) FROM unnest('{${hashes.join(",")}}'::bigint[]) AS lock_key`;
+  return `SELECT count(pg_advisory_xact_lock(lock_key)) FROM unnest('{${hashes.join(",")}}'::bigint[]) AS lock_key`;
 }
 
-async function storedSpans(trx: Kysely<Database>, context: IngestContext): Promise<SpanRecord[]> {
-  const rows = await trx
-    .selectFrom("spans")
-    .selectAll()
-    .where((eb) => eb.or([eb("trace_id", "=", sql<string>`any(${[...context.traceIds]}::text[])`), eb("rollout_id", "=", sql<string>`any(${[...context.rolloutIds]}::text[])`)]))
-    .execute();
-  return rows.map(fromRow);
+/** The stored spans of the traces, and of the rollouts, as one statement with its values as literals. */
+function storedSpansQuery(context: IngestContext): string {
+  return `SELECT * FROM spans WHERE trace_id = any(${literal(textArray(context.traceIds))}::text[]) OR rollout_id = any(${literal(textArray(context.rolloutIds))}::text[])`;
+}
+
+/** The rows of the last statement of a simple-protocol query (pg answers a list when there were several). */
+function lastRows(result: pg.QueryResult | pg.QueryResult[]): Selectable<SpansTable>[] {
+  return (Array.isArray(result) ? result.at(-1)! : result).rows;
+}
+
+/** A PostgreSQL array literal of texts: every element double-quoted, its quotes and backslashes escaped. */
+function textArray(values: readonly string[]): string {
+  return `{${values.map((value) => `"${value.replace(/["\\]/g, "\\$&")}"`).join(",")}}`;
 }
 
 /**
- * The whole plan in one statement: each table's rows travel as one JSON parameter (one parse, one plan,
+ * A string literal, dollar-quoted with a tag the text does not contain, so nothing in it needs escaping and the
+ * server's standard_conforming_strings does not matter. A NUL would end the query text early; PostgreSQL text
+ * cannot hold one anyway, so it is refused here.
+ */
+export function literal(text: string): string {
+  if (text.includes("\0")) throw new Error("A value to store contains a NUL character, which PostgreSQL text cannot hold.");
+  let tag = "$agl$";
+  for (let attempt = 0; text.includes(tag); attempt++) tag = `$agl${attempt}$`;
+  return `${tag}${text}${tag}`;
+}
+
+/**
+ * The whole plan in one statement, or null when there is nothing to write: each table's rows travel as one JSON literal (one parse, one plan,
  * whatever the batch size), and a table with nothing to write is left out of the statement (parsing and
  * planning it would cost more than the rows). Rewards are written only for rollouts of the same plan, which
  * the statement's end-of-statement foreign key check sees.
  */
-async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<IngestCounts> {
-  const steps: { count: keyof IngestCounts; query: RawBuilder<unknown> }[] = [];
+function writeQuery(plan: SpanIngestPlan): string | null {
+  const steps: { count: keyof IngestCounts; query: string }[] = [];
   if (plan.spans.length > 0) {
     steps.push({
       count: "spans",
-      query: sql`
+      query: `
         INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id)
         SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id
-        FROM jsonb_to_recordset(${JSON.stringify(plan.spans.map(spanRow))}::jsonb) AS x(
+        FROM jsonb_to_recordset(${literal(JSON.stringify(plan.spans.map(spanRow)))}::jsonb) AS x(
           trace_id text, span_id text, parent_span_id text, name text, kind smallint, start_time timestamptz, end_time timestamptz,
           status_code smallint, status_message text, attributes jsonb, resource jsonb, scope text, rollout_id text)
         ON CONFLICT (trace_id, span_id) DO NOTHING
@@ -154,9 +178,9 @@ async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<Inges
     const links = plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId }));
     steps.push({
       count: "links",
-      query: sql`
+      query: `
         UPDATE spans SET rollout_id = x.rollout_id
-        FROM jsonb_to_recordset(${JSON.stringify(links)}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
+        FROM jsonb_to_recordset(${literal(JSON.stringify(links))}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
         WHERE spans.trace_id = x.trace_id AND spans.span_id = x.span_id AND spans.rollout_id IS NULL
         RETURNING 1`,
     });
@@ -164,12 +188,12 @@ async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<Inges
   if (plan.rollouts.length > 0) {
     steps.push({
       count: "rollouts",
-      query: sql`
+      query: `
         INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
           input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
         SELECT id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
           input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
-        FROM jsonb_to_recordset(${JSON.stringify(plan.rollouts.map(rolloutRow))}::jsonb) AS x(
+        FROM jsonb_to_recordset(${literal(JSON.stringify(plan.rollouts.map(rolloutRow)))}::jsonb) AS x(
           id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, arm text, candidate_id text,
           cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
           input_tokens integer, output_tokens integer, trace_id text, instructions text)
@@ -199,26 +223,18 @@ async function write(trx: Kysely<Database>, plan: SpanIngestPlan): Promise<Inges
     }));
     steps.push({
       count: "rewards",
-      query: sql`
+      query: `
         INSERT INTO rewards (rollout_id, scorer, value, reason, details, dedupe_key)
         SELECT rollout_id, scorer, value, reason, details, dedupe_key
-        FROM jsonb_to_recordset(${JSON.stringify(rewards)}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
+        FROM jsonb_to_recordset(${literal(JSON.stringify(rewards))}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
         ON CONFLICT (rollout_id, scorer, dedupe_key) DO NOTHING
         RETURNING 1`,
     });
   }
-  const counts: IngestCounts = { spans: 0, links: 0, rollouts: 0, rewards: 0 };
-  if (steps.length === 0) return counts;
-  const ctes = sql.join(
-    steps.map((step) => sql`${sql.id(step.count)} AS (${step.query})`),
-    sql`, `,
-  );
-  const totals = sql.join(
-    steps.map((step) => sql`(SELECT count(*) FROM ${sql.id(step.count)}) AS ${sql.id(step.count)}`),
-    sql`, `,
-  );
-  const { rows } = await sql<Partial<IngestCounts>>`WITH ${ctes} SELECT ${totals}`.execute(trx);
-  return { ...counts, ...rows[0] };
+  if (steps.length === 0) return null;
+  const ctes = steps.map((step) => `${step.count} AS (${step.query})`).join(", ");
+  const totals = steps.map((step) => `(SELECT count(*) FROM ${step.count}) AS ${step.count}`).join(", ");
+  return `WITH ${ctes} SELECT ${totals}`;
 }
 
 function spanRow(span: SpanRecord) {

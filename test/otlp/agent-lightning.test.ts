@@ -112,4 +112,19 @@ describe.each(BACKENDS)("Agent Lightning ids and reward spans (%s)", (backend) =
     expect(rollout.rewards).toEqual([]);
     expect(await server.store.traces.spansOfRollout("ro-agl-loud")).toHaveLength(spans.length - 1);
   });
+
+  test("ids and texts with quotes, backslashes and dollar-quote tags are stored exactly (they travel as SQL literals)", async () => {
+    const awkward = `ro-'q' "dq" \\ $agl$ $agl0$ {x,y}`;
+    const instructions = `Say $agl$ or $agl0$, 'quoted' "twice" \\ {a,b} \u00e9`;
+    const reward = recordSpans(lightning(awkward), (tracer) => tracer.startSpan("agentlightning.annotation", { attributes: rewardAttributes([["primary", 0.5]]) }).end());
+    expect(await exportSpans(exporter, reward)).toEqual({ code: 0 });
+    const spans = recordSpans(lightning(awkward), (tracer) => recordMastraRun(tracer, { instructions }));
+    expect(await exportSpans(exporter, spans)).toEqual({ code: 0 });
+    const rolloutId = `ro-agl-${awkward.slice("ro-".length)}`;
+    const rollout = await server.store.rollouts.get(rolloutId);
+    expect(rollout).toMatchObject({ instructions, input: { content: POST } });
+    // The reward came first, so it was found by the rollout id in the read of the later request.
+    expect(rollout.rewards.map((item) => [item.scorer, item.value, item.details.agentLightningRolloutId])).toEqual([["agentlightning", 0.5, awkward]]);
+    expect(await server.store.traces.spansOfRollout(rolloutId)).toHaveLength(spans.length + 1);
+  });
 });
