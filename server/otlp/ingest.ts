@@ -116,8 +116,8 @@ function committerFor(store: Store, agents: AgentRegistry): GroupCommitter {
 
 /**
  * As many ingest transactions at a time per store as the store runs well at once (`concurrentIngests`),
- * the second only for a large batch; whatever queued meanwhile goes in the next. Transactions that touch the same trace or rollout still take
- * turns, on their locks.
+ * the second only for a large batch; whatever queued meanwhile goes in the next. Transactions that touch
+ * the same trace or rollout still take turns, on their locks.
  */
 class GroupCommitter {
   private readonly store: Store;
