@@ -49,7 +49,7 @@ export async function connectStore(connection: PgConnection, options: { poolSize
     datasets: datasetsStore(db),
     rollouts: rolloutsStore(db),
     cycles: cyclesStore(db),
-    traces: tracesStore(db),
+    traces: tracesStore(db, pool),
     submissions: submissionsStore(db),
     analysis: analysisStore(db),
     dashboard: dashboardStore(db),

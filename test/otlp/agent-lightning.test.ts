@@ -112,4 +112,50 @@ describe.each(BACKENDS)("Agent Lightning ids and reward spans (%s)", (backend) =
     expect(rollout.rewards).toEqual([]);
     expect(await server.store.traces.spansOfRollout("ro-agl-loud")).toHaveLength(spans.length - 1);
   });
+
+  test("ids and texts with quotes, backslashes and dollar-quote tags are stored exactly (they travel as SQL literals)", async () => {
+    const awkward = `ro-'q' "dq" \\ $agl$ $agl0$ {x,y}`;
+    const instructions = `Say $agl$ or $agl0$, 'quoted' "twice" \\ {a,b} \u00e9`;
+    const reward = recordSpans(lightning(awkward), (tracer) => tracer.startSpan("agentlightning.annotation", { attributes: rewardAttributes([["primary", 0.5]]) }).end());
+    expect(await exportSpans(exporter, reward)).toEqual({ code: 0 });
+    const spans = recordSpans(lightning(awkward), (tracer) => recordMastraRun(tracer, { instructions }));
+    expect(await exportSpans(exporter, spans)).toEqual({ code: 0 });
+    const rolloutId = `ro-agl-${awkward.slice("ro-".length)}`;
+    const rollout = await server.store.rollouts.get(rolloutId);
+    expect(rollout).toMatchObject({ instructions, input: { content: POST } });
+    // The reward came first, so it was found by the rollout id in the read of the later request.
+    expect(rollout.rewards.map((item) => [item.scorer, item.value, item.details.agentLightningRolloutId])).toEqual([["agentlightning", 0.5, awkward]]);
+    expect(await server.store.traces.spansOfRollout(rolloutId)).toHaveLength(spans.length + 1);
+  });
+
+  test("a request too large for literals (its rows go as parameters) is stored whole, and once when sent again", async () => {
+    const instructions = `Classify the post. ${"Answer with the category and the sentiment. ".repeat(30)}`;
+    const spans = recordSpans({ "service.name": "trainer" }, (tracer) => {
+      for (let run = 0; run < 60; run++) recordMastraRun(tracer, { instructions, metadata: lightning(`ro-large-${run}`) });
+    });
+    expect(await exportSpans(exporter, spans)).toEqual({ code: 0 });
+    expect(await exportSpans(exporter, spans)).toEqual({ code: 0 });
+    for (const run of [0, 59]) {
+      expect(await server.store.rollouts.get(`ro-agl-large-${run}`)).toMatchObject({ instructions, input: { content: POST }, output: ANSWER });
+      expect(await server.store.traces.spansOfRollout(`ro-agl-large-${run}`)).toHaveLength(spans.length / 60);
+    }
+  });
+
+  test("large requests run as concurrent transactions on PostgreSQL (one at a time on PGlite) and still build whole rollouts from spans split between them", async () => {
+    expect(await server.store.traces.concurrentIngests()).toBe(backend === "postgres" ? 2 : 1);
+    const runs = 140;
+    const spans = recordSpans({ "service.name": "trainer" }, (tracer) => {
+      for (let run = 0; run < runs; run++) recordMastraRun(tracer, { tokens: { input: run, output: 1 }, metadata: lightning(`ro-split-${run}`) });
+    });
+    // Each run's four spans, half in one request and half in the other, both over the size that overlaps.
+    const perRun = spans.length / runs;
+    const halves = [0, 1].map((half) => spans.filter((_, index) => Math.floor((index % perRun) / (perRun / 2)) === half));
+    const answers = await Promise.all(
+      halves.map((half) => fetch(`${server.url}/v1/traces`, { method: "POST", headers: { "content-type": "application/x-protobuf" }, body: ProtobufTraceSerializer.serializeRequest(half)! })),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    for (let run = 0; run < runs; run++) {
+      expect(await server.store.rollouts.get(`ro-agl-split-${run}`)).toMatchObject({ agent: postAnalyzer.id, input: { content: POST }, output: ANSWER, inputTokens: run, outputTokens: 1 });
+    }
+  });
 });
