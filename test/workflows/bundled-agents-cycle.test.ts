@@ -1,32 +1,18 @@
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { supportReply } from "../../agents/examples.ts";
 import { startCycle } from "../../runtime/cycles.ts";
-import type { RunningWorker } from "../../runtime/worker.ts";
 import type { Rollout } from "../../store/rollouts.ts";
-import { openTestStore, type TestStore } from "../support/stores.ts";
-import { connectClient, startTestWorker, testConfig } from "../support/temporal.ts";
+import { testConfig, workerPerTest } from "../support/temporal.ts";
 
 describe("the bundled extractor and tool-calling agents train end to end (real Temporal dev server, fake model)", () => {
-  let db: TestStore;
-  let worker: RunningWorker | undefined;
-  let temporal: Awaited<ReturnType<typeof connectClient>>;
-  beforeEach(async () => {
-    db = await openTestStore("pglite");
-  });
-  afterEach(async () => {
-    await worker?.stop();
-    worker = undefined;
-    await temporal?.close();
-    await db.close();
-  });
+  const fixture = workerPerTest();
 
   async function runCycle(agent: string, dataset: string) {
     const config = testConfig();
-    temporal = await connectClient(config);
-    worker = await startTestWorker(config, db.store);
-    const handle = await startCycle({ config, store: db.store, client: temporal.client, agent, dataset });
+    const client = await fixture.start(config);
+    const handle = await startCycle({ config, store: fixture.db().store, client, agent, dataset });
     const result = await handle.result();
-    const rollouts = async (phase: "collect" | "search" | "validate") => db.store.rollouts.listForCycle({ cycleId: handle.workflowId, phase });
+    const rollouts = async (phase: "collect" | "search" | "validate") => fixture.db().store.rollouts.listForCycle({ cycleId: handle.workflowId, phase });
     return { handle, result, rollouts };
   }
 
@@ -53,13 +39,13 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
     expectScoredByEach(collected, ["ground-truth"]);
     expect(collected.every((rollout) => rollout.output !== null && typeof rollout.output.amountUsd === "number" && Array.isArray(rollout.output.investors))).toBe(true);
     // The test split is left for measuring: no rollout of this cycle ran one of its tasks.
-    const testTasks = await db.store.datasets.taskIds("funding-announcements", "test");
+    const testTasks = await fixture.db().store.datasets.taskIds("funding-announcements", "test");
     expect(testTasks).toHaveLength(30);
     const ran = new Set([...collected, ...(await rollouts("search")), ...(await rollouts("validate"))].map((rollout) => rollout.taskId));
     expect(testTasks.filter((id) => ran.has(id))).toEqual([]);
 
-    expect((await db.store.resources.getByLabel("funding-extractor", "production")).version).toBe(1);
-    const best = await db.store.cycles.candidate(result.cycleId, result.best!.contender);
+    expect((await fixture.db().store.resources.getByLabel("funding-extractor", "production")).version).toBe(1);
+    const best = await fixture.db().store.cycles.candidate(result.cycleId, result.best!.contender);
     expect(best.content.components.examples).toMatch(/^Examples:\n\nAnnouncement: .+\nAnswer: \{"company": "[^"]+", "amountUsd": \d+, "round": "[a-z-]+", "investors": \[/);
   });
 
@@ -91,7 +77,7 @@ describe("the bundled extractor and tool-calling agents train end to end (real T
     expect(judged.every((reward) => /^rated [1-5]\/5 by fake\/fake-judge: /.test(reward.reason))).toBe(true);
 
     // The deployed prompt shows replies the agent wrote to earlier messages: its own best, as demonstrations.
-    const production = await db.store.resources.getByLabel("support-reply", "production");
+    const production = await fixture.db().store.resources.getByLabel("support-reply", "production");
     expect(production).toMatchObject({ version: 2, createdBy: `cycle:${handle.workflowId}` });
     expect(production.content.components.examples).toMatch(/^Examples:\n\nCustomer: .+ Order: [A-Z]-\d{4} .+\nAnswer: .+/);
     expect(production.content.components.policy).toBe(supportReply.prompt.seed.components.policy);
