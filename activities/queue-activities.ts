@@ -37,13 +37,14 @@ export function createQueueActivities(deps: ActivityDependencies) {
 
   /**
    * Runs the agent over one batch of a submission with the prompt labelled `production` now, records
-   * it on every rollout (source "queue", no cycle), then adds the configured computed rewards to the
-   * batch's rollouts. A scorer failure does not fail the batch: the rollouts are what the queue owes.
+   * it on every rollout (source "queue", no cycle), and rewards each run with the configured computed
+   * scorers as it ends. A scorer failure does not fail the batch: the rollouts are what the queue owes.
    */
   async function runQueueBatch(input: QueueBatchInput): Promise<QueueBatchResult> {
     const agent = nonRetryable(() => config.agents.get(input.agent));
     const production = await prepareAgent(store, agent, undefined);
     const idFor = (taskId: string) => queueRolloutId(input.submissionId, taskId);
+    const plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers));
     const batch = await runAgentTasks(store, {
       agent,
       run: deps.runnerFor(agent),
@@ -51,11 +52,15 @@ export function createQueueActivities(deps: ActivityDependencies) {
       jobs: [{ prompt: { content: production.content, version: production.version, candidateId: null }, taskIds: input.taskIds, idFor }],
       concurrency: input.concurrency,
       origin: { source: "queue", cycleId: null, phase: null },
+      scoring: { scorers: plan.computed, context: deps.scoring },
     });
     const ids = input.taskIds.map(idFor);
-    const rollouts = await store.rollouts.getMany(ids);
-    const plan = nonRetryable(() => scoringPlan(agent, config.cycle.scorers));
-    const { failures } = await addMissingRewards(store, rollouts, plan.computed, { expected: await expectedOf(store, rollouts), context: deps.scoring, concurrency: input.concurrency });
+    // What the batch could not score as it ran (a judge that failed, rollouts of an earlier attempt) gets one more pass.
+    let rewardFailures = 0;
+    if (batch.unscored > 0) {
+      const rollouts = await store.rollouts.getMany(ids);
+      rewardFailures = (await addMissingRewards(store, rollouts, plan.computed, { expected: await expectedOf(store, rollouts), context: deps.scoring, concurrency: input.concurrency })).failures.length;
+    }
     const stored = await store.rollouts.getMany(ids);
     const rewards = stored.flatMap((rollout) => rolloutReward(plan.weights, rollout.rewards) ?? []);
     return {
@@ -64,7 +69,7 @@ export function createQueueActivities(deps: ActivityDependencies) {
       failed: stored.filter((rollout) => rollout.status === "failed").length,
       rewarded: rewards.length,
       rewardSum: rewards.reduce((sum, reward) => sum + reward, 0),
-      rewardFailures: failures.length,
+      rewardFailures,
       version: production.version,
     };
   }
