@@ -108,26 +108,47 @@ export async function runAgentTasks(store: Store, batch: AgentTasks): Promise<Ag
 
 /**
  * Groups rows into multi-row inserts: one statement per `size` rows (or per `maxDelayMs`) instead
- * of one per row. A worker dying between flushes loses only unflushed rows, which the retry
- * produces again because they are not stored.
+ * of one per row. `add` hands a full group to the store without waiting for it, so the run that
+ * filled it goes on to its next task; it waits only while the writes are `size * 4` rows or more
+ * behind. A failed write fails the next `add` and `flush`, and nothing after it is written. A worker
+ * dying between flushes loses only unwritten rows, which the retry produces again because they are
+ * not stored.
  */
 export function batchedWriter<T>(write: (rows: T[]) => Promise<unknown>, size: number, maxDelayMs = 200) {
   let pending: T[] = [];
   let timer: NodeJS.Timeout | undefined;
-  let writing: Promise<unknown> = Promise.resolve();
-  const flush = async () => {
+  let writing: Promise<void> = Promise.resolve();
+  let unwritten = 0;
+  let failure: { error: unknown } | undefined;
+  const startWrite = () => {
     clearTimeout(timer);
     timer = undefined;
     const rows = pending;
     pending = [];
-    writing = writing.then(() => (rows.length > 0 ? write(rows) : undefined));
+    if (rows.length === 0) return;
+    unwritten += rows.length;
+    writing = writing
+      .then(() => (failure ? undefined : write(rows)))
+      .then(
+        () => void (unwritten -= rows.length),
+        (error: unknown) => void (failure ??= { error }),
+      );
+  };
+  const flush = async () => {
+    startWrite();
     await writing;
+    if (failure) throw failure.error;
   };
   return {
     async add(row: T) {
+      if (failure) throw failure.error;
       pending.push(row);
-      if (pending.length >= size) await flush();
-      else timer ??= setTimeout(() => void flush().catch(() => undefined), maxDelayMs);
+      if (pending.length < size) {
+        timer ??= setTimeout(startWrite, maxDelayMs);
+        return;
+      }
+      startWrite();
+      if (unwritten >= size * 4) await flush();
     },
     flush,
   };
