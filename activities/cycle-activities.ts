@@ -513,7 +513,7 @@ export function createCycleActivities(deps: ActivityDependencies) {
   }
 
   async function recordCycle(input: { cycleId: string; progress: CycleProgress }): Promise<void> {
-    await store.cycles.update(input.cycleId, { phase: input.progress.phase, progress: { ...input.progress } });
+    await store.cycles.recordProgress(input.cycleId, { ...input.progress });
   }
 
   async function finishCycle(input: {

@@ -69,6 +69,19 @@ export function cyclesStore(db: Kysely<Database>) {
       .execute();
   }
 
+  /**
+   * A running cycle's phase and progress. A finished cycle's are left alone: progress is written beside
+   * the cycle's work, not in its path, so a write may land after the outcome and must not undo it.
+   */
+  async function recordProgress(id: string, progress: { phase: string } & Record<string, unknown>): Promise<void> {
+    await db
+      .updateTable("cycles")
+      .set({ phase: progress.phase, progress: JSON.stringify(progress) })
+      .where("id", "=", id)
+      .where("finished_at", "is", null)
+      .execute();
+  }
+
   async function get(id: string): Promise<Cycle> {
     const row = await db.selectFrom("cycles").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) throw new NotFoundError(`Cycle "${id}" does not exist. List cycles with: agl cycle list`);
@@ -160,7 +173,7 @@ export function cyclesStore(db: Kysely<Database>) {
     return fromCandidateRow(row);
   }
 
-  return { create, update, get, find, findMany, list, acquireLease, takeOverLease, leaseHolder, releaseLease, saveCandidates, candidates, candidate };
+  return { create, update, recordProgress, get, find, findMany, list, acquireLease, takeOverLease, leaseHolder, releaseLease, saveCandidates, candidates, candidate };
 }
 
 function fromRow(row: Selectable<CyclesTable>): Cycle {

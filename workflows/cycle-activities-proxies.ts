@@ -22,6 +22,14 @@ export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinut
       startToCloseTimeout: "1 minute",
       retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
     }),
+    /**
+     * Progress for watchers, never awaited by the cycle: regular activities, because a local activity holds
+     * its workflow task open until it ends, and with it every activity that task schedules (a phase's batches).
+     */
+    progressReports: proxyActivities<Activities>({
+      startToCloseTimeout: "1 minute",
+      retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
+    }),
     // On the batch queue, never eagerly: eager dispatch would hand every batch back to the worker that
     // scheduled it (while it has free slots) instead of to the worker with room for it.
     agentBatches: proxyActivities<Activities>({
@@ -37,7 +45,9 @@ export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinut
       retry: { initialInterval: "2 seconds", maximumInterval: "1 minute", maximumAttempts: 5 },
     }),
     // The probe that the agent's model loads and answers: a few quick tries, then the cycle fails with its error.
-    preflight: proxyActivities<Activities>({
+    // Local, like the bookkeeping: it runs once per cycle, just before the batches, and a server round trip
+    // there delays them all.
+    preflight: proxyLocalActivities<Activities>({
       startToCloseTimeout: `${settings.batchTimeoutMinutes} minutes`,
       retry: { initialInterval: "2 seconds", maximumInterval: "10 seconds", maximumAttempts: 3 },
     }),

@@ -24,20 +24,19 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
   const cycleId = workflowInfo().workflowId;
   const { settings } = input;
   const activities = cycleActivities(settings);
-  const { bookkeeping, agentBatches, scoring, preflight } = activities;
+  const { bookkeeping, progressReports, agentBatches, scoring, preflight } = activities;
 
   const state: CycleProgress = { cycleId, agent: input.agent, phase: "starting", progress: { done: 0, total: 0 } };
   setHandler(progressQuery, () => state);
-  // Progress is for watchers (the cycle's row, the dashboard): written in order, without holding the cycle up.
+  // Progress is for watchers (the cycle's row, the dashboard): written in order, beside the cycle's work and
+  // never awaited by it; the store ignores a write that lands after the outcome.
   let progressWrites: Promise<unknown> = Promise.resolve();
   const enter = async (phase: CycleProgress["phase"], total: number) => {
     state.phase = phase;
     state.progress = { done: 0, total };
     const progress = { ...state, progress: { ...state.progress } };
-    progressWrites = progressWrites.then(() => bookkeeping.recordCycle({ cycleId, progress }));
+    progressWrites = progressWrites.then(() => progressReports.recordCycle({ cycleId, progress })).catch(() => undefined);
   };
-  /** The outcome is written last: no progress write may land after it. */
-  const progressWritten = () => progressWrites.catch(() => undefined);
 
   const begin = await bookkeeping.beginCycle({
     cycleId,
@@ -175,16 +174,12 @@ export async function trainingCycle(input: CycleInput): Promise<CycleResult> {
     return await finish({ ...decided, outcome: "deployed", detail: `deployed v${deployed.version} (from v${incumbentVersion}): ${verdict}${testLine}`, deployedVersion: deployed.version });
   } catch (error) {
     const outcome = isCancellation(error) ? "cancelled" : "failed";
-    await CancellationScope.nonCancellable(async () => {
-      await progressWritten();
-      await bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) });
-    });
+    await CancellationScope.nonCancellable(() => bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome, detail: describeFailure(error) }));
     throw error;
   }
 
   async function finish(result: Omit<CycleResult, "cycleId" | "agent">): Promise<CycleResult> {
     const full: CycleResult = { cycleId, agent: input.agent, ...result };
-    await progressWritten();
     await bookkeeping.finishCycle({ cycleId, agent: input.agent, outcome: result.outcome, detail: result.detail, result: full });
     state.phase = "done";
     return full;

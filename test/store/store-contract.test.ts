@@ -236,5 +236,14 @@ describe.each(BACKENDS)("store contract on %s", (backend) => {
       expect((await store().cycles.list({ agent: "post-analyzer" })).map((c) => c.id)).toContain("cy-u");
       await expect(store().cycles.get("cy-none")).rejects.toBeInstanceOf(NotFoundError);
     });
+
+    test("progress is recorded while a cycle runs, and a progress write that lands after the outcome changes nothing", async () => {
+      await store().cycles.create({ id: "cy-p", agent: "post-analyzer", dataset: "posts", trigger: "manual" });
+      await store().cycles.recordProgress("cy-p", { phase: "validate", progress: { done: 0, total: 30 } });
+      expect(await store().cycles.get("cy-p")).toMatchObject({ phase: "validate", progress: { phase: "validate", progress: { done: 0, total: 30 } } });
+      await store().cycles.update("cy-p", { phase: "done", outcome: "deployed", outcomeDetail: "deployed v2", finished: true });
+      await store().cycles.recordProgress("cy-p", { phase: "deploy", progress: { done: 0, total: 1 } });
+      expect(await store().cycles.get("cy-p")).toMatchObject({ phase: "done", outcome: "deployed", progress: { phase: "validate" } });
+    });
   });
 });

@@ -111,6 +111,14 @@ describe("training cycle workflow (real Temporal dev server, fake model)", () =>
     const cycle = await fixture.db().store.cycles.get(handle.workflowId);
     expect(cycle).toMatchObject({ outcome: "deployed", deployedVersion: 2, incumbentVersion: 1, phase: "done" });
     expect(await fixture.db().store.cycles.leaseHolder("post-analyzer")).toBeUndefined();
+    // Progress went out for every phase the cycle entered, in order, as activities of its own beside the work
+    // (a local activity would have held each phase's batches back until it ended).
+    const progressWrites = ((await handle.fetchHistory()).events ?? []).flatMap((event) => {
+      const scheduled = event.activityTaskScheduledEventAttributes;
+      if (scheduled?.activityType?.name !== "recordCycle") return [];
+      return [JSON.parse(new TextDecoder().decode(scheduled.input!.payloads![0]!.data!)).progress.phase as string];
+    });
+    expect(progressWrites).toEqual(["collect", "train", "search", "validate", "test", "deploy"]);
   });
 
   test("the gate keeps the incumbent when no candidate beats it by the margin", async () => {
