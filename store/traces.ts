@@ -62,7 +62,8 @@ export function tracesStore(db: Kysely<Database>, pool: pg.Pool) {
   /**
    * One transaction: locks the traces and rollouts the new spans name (so concurrent ingests of the
    * same trace, in this process or another, run one after the other), reads the spans stored before that
-   * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement.
+   * they may connect to, lets `plan` derive what to write, and writes it all or nothing in one statement (a call
+   * of `agl_otlp_ingest_write`, whose plans the database session keeps).
    * Idempotent: spans on (trace, span), rollouts on their id (replaced by the rebuilt version, only when it
    * differs), rewards on (rollout, scorer, dedupe key). Two round trips (README, "Benchmarks → OTLP
    * ingest"): BEGIN, the locks and the read go together, then the write and COMMIT, each one simple-protocol
@@ -91,14 +92,14 @@ export function tracesStore(db: Kysely<Database>, pool: pg.Pool) {
         result = plan(stored, read);
       }
       const write = writeQuery(result);
-      let counts: Partial<IngestCounts> = {};
+      let written: IngestCounts = { spans: 0, links: 0, rollouts: 0, rewards: 0 };
       if (!write) await client.query("COMMIT");
-      else if (write.values.length === 0) counts = lastRows<Partial<IngestCounts>>(await client.query(`${write.text}; COMMIT`), 0)[0]!;
+      else if (write.values.length === 0) written = lastRows<IngestCounts>(await client.query(`${write.text}; COMMIT`), 0)[0]!;
       else {
-        counts = (await client.query<Partial<IngestCounts>>(write.text, write.values)).rows[0]!;
+        written = (await client.query<IngestCounts>(write.text, write.values)).rows[0]!;
         await client.query("COMMIT");
       }
-      return { plan: result, written: { spans: 0, links: 0, rollouts: 0, rewards: 0, ...counts } };
+      return { plan: result, written };
     } catch (error) {
       await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
       throw error;
@@ -187,91 +188,30 @@ export function literal(text: string): string {
 }
 
 /**
- * The whole plan in one statement, or null when there is nothing to write: each table's rows travel as one JSON
- * value (one parse, one plan, whatever the batch size), inline up to MAX_INLINE_ROWS_CHARS, and a table with nothing to write is left out of the statement (parsing and
- * planning it would cost more than the rows). Rewards are written only for rollouts of the same plan, which
- * the statement's end-of-statement foreign key check sees.
+ * The whole plan as one call of `agl_otlp_ingest_write` (migration 0009, whose statements keep their plans
+ * for the session), or null when there is nothing to write: each table's rows travel as one JSON value,
+ * inline up to MAX_INLINE_ROWS_CHARS, NULL for a table with nothing to write.
  */
 function writeQuery(plan: SpanIngestPlan): { text: string; values: string[] } | null {
-  const rows = {
-    spans: plan.spans.length > 0 ? JSON.stringify(plan.spans.map(spanRow)) : "",
-    links: plan.links.length > 0 ? JSON.stringify(plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId }))) : "",
-    rollouts: plan.rollouts.length > 0 ? JSON.stringify(plan.rollouts.map(rolloutRow)) : "",
-    rewards: plan.rewards.length > 0 ? JSON.stringify(plan.rewards.map(rewardRow)) : "",
-  };
-  const inline = rows.spans.length + rows.links.length + rows.rollouts.length + rows.rewards.length <= MAX_INLINE_ROWS_CHARS;
+  const rows = [
+    plan.spans.length > 0 ? JSON.stringify(plan.spans.map(spanRow)) : null,
+    plan.links.length > 0 ? JSON.stringify(plan.links.map((link) => ({ trace_id: link.traceId, span_id: link.spanId, rollout_id: link.rolloutId }))) : null,
+    plan.rollouts.length > 0 ? JSON.stringify(plan.rollouts.map(rolloutRow)) : null,
+    plan.rewards.length > 0 ? JSON.stringify(plan.rewards.map(rewardRow)) : null,
+  ];
+  if (rows.every((table) => table === null)) return null;
+  const inline = rows.reduce((total, table) => total + (table?.length ?? 0), 0) <= MAX_INLINE_ROWS_CHARS;
   const values: string[] = [];
-  const json = (text: string) => {
-    if (inline) return literal(text);
-    values.push(text);
+  const args = rows.map((table) => {
+    if (table === null) return "NULL";
+    if (inline) return literal(table);
+    values.push(table);
     return `$${values.length}`;
+  });
+  return {
+    text: `SELECT spans_written AS spans, links_written AS links, rollouts_written AS rollouts, rewards_written AS rewards FROM agl_otlp_ingest_write(${args.map((arg) => `${arg}::jsonb`).join(", ")})`,
+    values,
   };
-  const steps: { count: keyof IngestCounts; query: string }[] = [];
-  if (plan.spans.length > 0) {
-    steps.push({
-      count: "spans",
-      query: `
-        INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id)
-        SELECT trace_id, span_id, parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, resource, scope, rollout_id
-        FROM jsonb_to_recordset(${json(rows.spans)}::jsonb) AS x(
-          trace_id text, span_id text, parent_span_id text, name text, kind smallint, start_time timestamptz, end_time timestamptz,
-          status_code smallint, status_message text, attributes jsonb, resource jsonb, scope text, rollout_id text)
-        ON CONFLICT (trace_id, span_id) DO NOTHING
-        RETURNING 1`,
-    });
-  }
-  if (plan.links.length > 0) {
-    steps.push({
-      count: "links",
-      query: `
-        UPDATE spans SET rollout_id = x.rollout_id
-        FROM jsonb_to_recordset(${json(rows.links)}::jsonb) AS x(trace_id text, span_id text, rollout_id text)
-        WHERE spans.trace_id = x.trace_id AND spans.span_id = x.span_id AND spans.rollout_id IS NULL
-        RETURNING 1`,
-    });
-  }
-  if (plan.rollouts.length > 0) {
-    steps.push({
-      count: "rollouts",
-      query: `
-        INSERT INTO rollouts (id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
-          input, output, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions)
-        SELECT id, agent, source, dataset, task_id, resource_name, resource_version, arm, candidate_id, cycle_id, phase,
-          input::jsonb, output::jsonb, status, error, latency_ms, model, input_tokens, output_tokens, trace_id, instructions
-        FROM jsonb_to_recordset(${json(rows.rollouts)}::jsonb) AS x(
-          id text, agent text, source text, dataset text, task_id text, resource_name text, resource_version integer, arm text, candidate_id text,
-          cycle_id text, phase text, input text, output text, status text, error text, latency_ms integer, model text,
-          input_tokens integer, output_tokens integer, trace_id text, instructions text)
-        ON CONFLICT (id) DO UPDATE SET
-          agent = excluded.agent, resource_name = excluded.resource_name, resource_version = excluded.resource_version, arm = excluded.arm,
-          input = excluded.input, output = excluded.output, status = excluded.status, error = excluded.error,
-          latency_ms = excluded.latency_ms, model = excluded.model, input_tokens = excluded.input_tokens,
-          output_tokens = excluded.output_tokens, trace_id = excluded.trace_id, instructions = excluded.instructions
-        WHERE rollouts.source = 'otlp' AND (
-          rollouts.agent, rollouts.resource_name, rollouts.resource_version, rollouts.arm, rollouts.input, rollouts.output, rollouts.status, rollouts.error,
-          rollouts.latency_ms, rollouts.model, rollouts.input_tokens, rollouts.output_tokens, rollouts.trace_id, rollouts.instructions
-        ) IS DISTINCT FROM (
-          excluded.agent, excluded.resource_name, excluded.resource_version, excluded.arm, excluded.input, excluded.output, excluded.status, excluded.error,
-          excluded.latency_ms, excluded.model, excluded.input_tokens, excluded.output_tokens, excluded.trace_id, excluded.instructions
-        )
-        RETURNING 1`,
-    });
-  }
-  if (plan.rewards.length > 0) {
-    steps.push({
-      count: "rewards",
-      query: `
-        INSERT INTO rewards (rollout_id, scorer, value, reason, details, dedupe_key)
-        SELECT rollout_id, scorer, value, reason, details, dedupe_key
-        FROM jsonb_to_recordset(${json(rows.rewards)}::jsonb) AS x(rollout_id text, scorer text, value double precision, reason text, details jsonb, dedupe_key text)
-        ON CONFLICT (rollout_id, scorer, dedupe_key) DO NOTHING
-        RETURNING 1`,
-    });
-  }
-  if (steps.length === 0) return null;
-  const ctes = steps.map((step) => `${step.count} AS (${step.query})`).join(", ");
-  const totals = steps.map((step) => `(SELECT count(*) FROM ${step.count}) AS ${step.count}`).join(", ");
-  return { text: `WITH ${ctes} SELECT ${totals}`, values };
 }
 
 function rewardRow(reward: Omit<Reward, "createdAt">) {

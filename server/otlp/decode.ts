@@ -25,7 +25,8 @@ export interface DecodedTraces {
 }
 
 interface Long {
-  toString(): string;
+  low: number;
+  high: number;
 }
 interface ProtoAnyValue {
   value?: "stringValue" | "boolValue" | "intValue" | "doubleValue" | "arrayValue" | "kvlistValue" | "bytesValue";
@@ -90,8 +91,8 @@ function decodeProtobuf(body: Uint8Array): DecodedTraces {
           parentSpanId: span.parentSpanId && span.parentSpanId.length > 0 ? (hexOfBytes(span.parentSpanId, 8) ?? false) : null,
           name: span.name,
           kind: span.kind,
-          startTimeUnixNano: BigInt(span.startTimeUnixNano.toString()),
-          endTimeUnixNano: BigInt(span.endTimeUnixNano.toString()),
+          startTimeUnixNano: bigIntOfLong(span.startTimeUnixNano, false),
+          endTimeUnixNano: bigIntOfLong(span.endTimeUnixNano, false),
           statusCode: span.status?.code ?? 0,
           statusMessage: span.status?.message || null,
           attributes: protoAttributes(span.attributes),
@@ -115,7 +116,7 @@ function protoValue(value: ProtoAnyValue): AttributeValue {
     case "boolValue":
       return value.boolValue ?? false;
     case "intValue":
-      return integer(BigInt((value.intValue ?? 0).toString()));
+      return integer(bigIntOfLong(value.intValue ?? 0, true));
     case "doubleValue":
       return value.doubleValue ?? 0;
     case "arrayValue":
@@ -130,7 +131,14 @@ function protoValue(value: ProtoAnyValue): AttributeValue {
 }
 
 function hexOfBytes(bytes: Uint8Array, length: number): string | null {
-  return bytes.length === length ? Buffer.from(bytes).toString("hex") : null;
+  return bytes.length === length ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex") : null;
+}
+
+/** protobufjs gives a 64-bit field as a Long when the long package is there, else as a number; Long's own toString is slow. */
+function bigIntOfLong(value: Long | number, signed: boolean): bigint {
+  if (typeof value === "number") return BigInt(value);
+  const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+  return signed ? BigInt.asIntN(64, bits) : bits;
 }
 
 // OTLP/JSON: lowerCamelCase keys, hex ids, enums as integers, 64-bit integers as strings or numbers; unknown keys are ignored.

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import type { RouteModule } from "../app.ts";
@@ -18,13 +19,17 @@ const QUOTED_PROBLEMS = 5;
  */
 export const otlpRoutes: RouteModule = (app, { config, store }) => {
   app.post("/v1/traces", async (context) => {
-    const contentType = context.req.header("content-type");
+    // Node's own request when @hono/node-server serves: the fetch API's Request, Headers and body stream it
+    // would otherwise build doubled the server's CPU for a request with nothing to store (about 60 µs more).
+    const incoming = (context.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const header = (name: string) => (incoming ? (incoming.headers[name] as string | undefined) : context.req.header(name));
+    const contentType = header("content-type");
     const format = CONTENT_TYPES[(contentType ?? "").split(";")[0]!.trim().toLowerCase()];
     try {
       if (!format) {
         throw new OtlpRequestError(415, `Content-Type ${JSON.stringify(contentType ?? "")} is not supported: send application/x-protobuf or application/json (OTLP/HTTP).`);
       }
-      const body = await readBody(context.req.raw, context.req.header("content-encoding"), config.server.maxBodyBytes);
+      const body = await readBody(incoming ?? context.req.raw.body, header("content-length"), header("content-encoding"), config.server.maxBodyBytes);
       const decoded = decodeTraceRequest(body, format);
       const outcome = await ingestSpans(store, decoded.spans, config.agents);
       return answer(format, 200, encodeTraceResponse(format, partialSuccess([...decoded.rejected, ...outcome.rejected], outcome.warnings)));
@@ -59,15 +64,15 @@ function partialSuccess(rejected: string[], warnings: string[]): PartialSuccess 
  * The body, inflated if gzipped. The limit applies to the bytes on the wire and again to the inflated
  * bytes, which zlib stops producing at the limit: a small gzip bomb never becomes a large buffer.
  */
-async function readBody(request: Request, contentEncoding: string | undefined, limit: number): Promise<Uint8Array> {
+async function readBody(source: AsyncIterable<Uint8Array> | null, contentLength: string | undefined, contentEncoding: string | undefined, limit: number): Promise<Uint8Array> {
   const encoding = (contentEncoding ?? "identity").trim().toLowerCase() || "identity";
   if (encoding !== "identity" && encoding !== "gzip") {
     throw new OtlpRequestError(415, `Content-Encoding ${JSON.stringify(contentEncoding)} is not supported: send gzip or no Content-Encoding.`);
   }
   const tooLarge = (what: string) =>
     new OtlpRequestError(413, `The body ${what} more than ${limit} bytes, the limit of this server (server.maxBodyBytes, AGL_MAX_BODY_BYTES): export smaller batches.`);
-  if (Number(request.headers.get("content-length") ?? 0) > limit) throw tooLarge("has");
-  const raw = await readLimited(request, limit, () => tooLarge("has"));
+  if (Number(contentLength ?? 0) > limit) throw tooLarge("has");
+  const raw = await readLimited(source, limit, () => tooLarge("has"));
   if (encoding === "identity") return raw;
   try {
     return await inflate(raw, { maxOutputLength: limit });
@@ -77,20 +82,19 @@ async function readBody(request: Request, contentEncoding: string | undefined, l
   }
 }
 
-async function readLimited(request: Request, limit: number, tooLarge: () => OtlpRequestError): Promise<Uint8Array> {
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
+/**
+ * Reading stops at the limit without closing the request: the 413 goes out with `connection: close`, and
+ * @hono/node-server discards what is left of the body.
+ */
+async function readLimited(source: AsyncIterable<Uint8Array> | null, limit: number, tooLarge: () => OtlpRequestError): Promise<Uint8Array> {
+  if (!source) return new Uint8Array();
+  const chunks = source[Symbol.asyncIterator]();
+  const read: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+    size += next.value.byteLength;
+    if (size > limit) throw tooLarge();
+    read.push(next.value);
   }
-  return Buffer.concat(chunks);
+  return Buffer.concat(read);
 }
