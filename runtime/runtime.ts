@@ -1,10 +1,11 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { PGlite } from "@electric-sql/pglite";
 import { Client, Connection } from "@temporalio/client";
 import type { LoadedConfig } from "../config/load.ts";
 import { installPath } from "../config/paths.ts";
 import { connectStore, type Store } from "../store/index.ts";
-import { openEmbeddedStore } from "../store/embedded-store.ts";
+import { type PGliteServer, servePGlite } from "../store/pglite-server.ts";
 import { claimDataFolder, findOwner, type OwnerHandle, type RuntimeInfo } from "./ownership.ts";
 import { type DevServer, startDevServer } from "./temporal-dev-server.ts";
 
@@ -102,7 +103,7 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
       const ownerHandle = owner;
       // Side by side: opening PGlite and starting the dev server take one to two seconds each.
       const [embedded, temporalServer] = await Promise.allSettled([
-        embeddedStore ? openEmbeddedStore(config.dataPath, { drainMs: PEER_DRAIN_MS }) : undefined,
+        embeddedStore ? openEmbeddedStore(config.dataPath) : undefined,
         embeddedTemporal
           ? startDevServer({
               cli: installPath(config.temporal.cli),
@@ -180,4 +181,31 @@ async function openRuntimeOnce(config: LoadedConfig, needs: RuntimeNeeds, deadli
     await close();
     throw error;
   }
+}
+
+/** PGlite in the data folder, served over the PostgreSQL wire protocol to this process and the others. */
+async function openEmbeddedStore(dataPath: string): Promise<{ connection: PGliteServer["connection"]; close(): Promise<void> }> {
+  const pglite = new PGlite(join(dataPath, "pglite"));
+  await pglite.waitReady;
+  const server = await servePGlite(pglite, { socketDir: join(dataPath, "run") }).catch(async (error: unknown) => {
+    await pglite.close();
+    throw error;
+  });
+  return {
+    connection: server.connection,
+    async close() {
+      await drainPeers(server);
+      await server.close();
+      await pglite.close();
+    },
+  };
+}
+
+/**
+ * Other agl processes may be in the middle of a command on our PGlite: give them a moment to finish
+ * before the database goes away (a long-lived peer such as `agl worker` loses it after the grace period).
+ */
+async function drainPeers(server: PGliteServer): Promise<void> {
+  const deadline = Date.now() + PEER_DRAIN_MS;
+  while (server.stats().connections > 0 && Date.now() < deadline) await sleep(100);
 }
