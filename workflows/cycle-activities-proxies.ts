@@ -6,6 +6,12 @@ import type { CycleSettings } from "./types.ts";
 
 type Activities = ReturnType<typeof createCycleActivities> & ReturnType<typeof createGepaActivities>;
 
+/** Short store operations: retried freely, they are idempotent. */
+const STORE_STEP = {
+  startToCloseTimeout: "1 minute",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
+} as const;
+
 /**
  * The cycle's activities, each group with the durability contract of its call sites: timeouts,
  * heartbeats and retries are read here, where a reader of the workflow looks for them.
@@ -13,23 +19,17 @@ type Activities = ReturnType<typeof createCycleActivities> & ReturnType<typeof c
 export function cycleActivities(settings: Pick<CycleSettings, "batchTimeoutMinutes" | "heartbeatTimeoutSeconds" | "optimizer">) {
   return {
     /**
-     * Short store operations: retried freely, they are idempotent. Local activities: they run on the worker
+     * The store steps the cycle waits for, as local activities: they run on the worker
      * that runs the workflow task, in that task, so each costs no round trip through the Temporal server
      * (a cycle has a dozen; each round trip was 20-40 ms of a cycle's wall time). A worker dying mid-way
      * runs one again, which idempotence makes harmless.
      */
-    bookkeeping: proxyLocalActivities<Activities>({
-      startToCloseTimeout: "1 minute",
-      retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
-    }),
+    bookkeeping: proxyLocalActivities<Activities>(STORE_STEP),
     /**
      * Progress for watchers, never awaited by the cycle: regular activities, because a local activity holds
      * its workflow task open until it ends, and with it every activity that task schedules (a phase's batches).
      */
-    progressReports: proxyActivities<Activities>({
-      startToCloseTimeout: "1 minute",
-      retry: { initialInterval: "1 second", maximumInterval: "30 seconds", maximumAttempts: 10 },
-    }),
+    progressReports: proxyActivities<Activities>(STORE_STEP),
     // On the batch queue, never eagerly: eager dispatch would hand every batch back to the worker that
     // scheduled it (while it has free slots) instead of to the worker with room for it.
     agentBatches: proxyActivities<Activities>({
