@@ -24,6 +24,11 @@ export interface OwnerHandle {
   release(): Promise<void>;
 }
 
+/** How long a claim waits for an answer from the socket's holder before asking again. */
+const ANSWER_TIMEOUT_MS = 5_000;
+/** How long a claimant keeps asking an owner that holds the folder but does not answer. */
+const SILENT_OWNER_PATIENCE_MS = 60_000;
+
 /**
  * One process owns a data folder. The claim is a listening unix socket: on Linux in the abstract
  * namespace, which the kernel frees when the owner dies (even by SIGKILL), so a crashed owner never
@@ -39,7 +44,8 @@ export async function claimDataFolder(dataPath: string, command: string): Promis
     socket.on("error", () => socket.destroy());
     socket.end(`${JSON.stringify(info)}\n`);
   });
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const patience = Date.now() + SILENT_OWNER_PATIENCE_MS;
+  for (let unanswered = 0; unanswered < 3; ) {
     const listened = await listen(server, address);
     if (listened === "ok") {
       server.unref();
@@ -58,7 +64,11 @@ export async function claimDataFolder(dataPath: string, command: string): Promis
       };
     }
     const peer = await readRuntimeInfo(address);
-    if (peer) return { owned: false, info: peer };
+    if (typeof peer === "object") return { owned: false, info: peer };
+    // Connected, but no answer yet: the owner lives and its event loop is busy (a long synchronous step, a
+    // loaded machine). Ask again rather than give up on a live owner.
+    if (peer === "silent" && Date.now() < patience) continue;
+    unanswered++;
     // Nobody answers: a socket file left by a dead owner (non-Linux only). Remove it and claim again.
     if (!address.startsWith("\0")) await rm(address, { force: true });
   }
@@ -69,7 +79,8 @@ export async function claimDataFolder(dataPath: string, command: string): Promis
 export async function findOwner(dataPath: string): Promise<RuntimeInfo | undefined> {
   // A folder that does not exist yet has no owner (its address needs the real path, which it lacks).
   if (!existsSync(dataPath)) return undefined;
-  return readRuntimeInfo(ownershipAddress(dataPath));
+  const answer = await readRuntimeInfo(ownershipAddress(dataPath));
+  return typeof answer === "object" ? answer : undefined;
 }
 
 function ownershipAddress(dataPath: string): string {
@@ -98,19 +109,25 @@ function listen(server: net.Server, address: string): Promise<"ok" | "in-use"> {
   });
 }
 
-function readRuntimeInfo(address: string): Promise<RuntimeInfo | undefined> {
+/** The owner's info; "silent" when it took the connection and said nothing within ANSWER_TIMEOUT_MS; "absent" otherwise. */
+function readRuntimeInfo(address: string): Promise<RuntimeInfo | "silent" | "absent"> {
   return new Promise((resolve) => {
     const socket = net.connect({ path: address });
     let text = "";
+    let silent = false;
     socket.setEncoding("utf8");
-    socket.setTimeout(5_000, () => socket.destroy());
+    socket.setTimeout(ANSWER_TIMEOUT_MS, () => {
+      silent = text === "";
+      socket.destroy();
+    });
     socket.on("data", (chunk) => (text += chunk));
-    socket.on("error", () => resolve(undefined));
+    socket.on("error", () => resolve("absent"));
     socket.on("close", () => {
+      if (silent) return resolve("silent");
       try {
-        resolve(text ? (JSON.parse(text) as RuntimeInfo) : undefined);
+        resolve(text ? (JSON.parse(text) as RuntimeInfo) : "absent");
       } catch {
-        resolve(undefined);
+        resolve("absent");
       }
     });
   });

@@ -44,9 +44,9 @@ function owned(ownership: Ownership): OwnerHandle {
   return ownership.handle;
 }
 
-/** Starts the fixture in its own process and resolves once it says it owns the folder. */
-async function startOwnerProcess(dataPath: string): Promise<ChildProcess> {
-  const child = spawn(NODE, [CLAIM_FIXTURE, dataPath], { stdio: ["ignore", "pipe", "pipe"] });
+/** Starts the fixture in its own process and resolves once it says it owns the folder (then it is busy `busyMs`). */
+async function startOwnerProcess(dataPath: string, busyMs = 0): Promise<ChildProcess> {
+  const child = spawn(NODE, [CLAIM_FIXTURE, dataPath, String(busyMs)], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -149,6 +149,14 @@ describe("an owner in another process", () => {
     const next = owned(await claim(dataPath, "after the crash"));
     expect(next.info.pid).toBe(process.pid);
   });
+
+  test("an owner too busy to answer for a while is waited for, not reported as not answering", async () => {
+    const dataPath = freshFolder();
+    // Longer than the three 5 s tries a claim used to give a silent owner before it failed.
+    const child = await startOwnerProcess(dataPath, 20_000);
+    const contender = await claim(dataPath, "agl submit");
+    expect(contender).toMatchObject({ owned: false, info: { pid: child.pid, command: "fixture-owner" } });
+  }, 90_000);
 
   test("a second process cannot take a folder this process owns", async () => {
     const dataPath = freshFolder();
