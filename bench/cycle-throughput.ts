@@ -7,9 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
+import { forEachConcurrently } from "../activities/agent-batch.ts";
 import { readDatasetFile } from "../agents/dataset-file.ts";
 import { bundledAgents } from "../agents/examples.ts";
+import { fakeKeywordModel } from "../agents/models/fake-keyword.ts";
 import { postAnalyzer } from "../agents/post-analyzer/index.ts";
+import { createAgentRunner } from "../agents/runner.ts";
 import { loadConfig } from "../config/load.ts";
 import { startCycle } from "../runtime/cycles.ts";
 import { openRuntime } from "../runtime/runtime.ts";
@@ -22,7 +25,14 @@ const VALIDATION = 100;
 const MODEL_LATENCY_MS = 50;
 const CONCURRENCY = 16;
 const AGL = fileURLToPath(new URL("../bin/agl.js", import.meta.url));
+const AGENT_PIPELINE = fileURLToPath(new URL("./agent-pipeline.ts", import.meta.url));
 const NODE = process.execPath;
+
+/**
+ * Cycles this process has run with its in-process worker. Mastra's pipeline costs about 2.4 ms of CPU a
+ * call in a fresh process and 1.5 ms once its code is warm (`benchAgentPipeline`), so a row says which.
+ */
+let inProcessCycles = 0;
 
 export interface CycleBenchOptions {
   batchSize: number;
@@ -96,6 +106,8 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
       settings: { batchSize: options.batchSize, parallelBatches: options.parallelBatches, concurrency },
     });
     const result = await handle.result();
+    const warmth = inProcessCycles === 0 ? "the process's first cycle" : `warm: ${inProcessCycles} cycle${inProcessCycles === 1 ? "" : "s"} ran here before`;
+    if (options.workerProcesses === 0) inProcessCycles++;
     const wallMs = performance.now() - started;
     const spans = await activitySpans(handle);
     const optimizerMs = coveredMs(spans.filter((span) => span.name === "proposeCandidates"));
@@ -106,7 +118,7 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     return {
       store: options.databaseUrl ? "PostgreSQL" : "PGlite (embedded)",
       layout: `${options.parallelBatches} batches x ${concurrency} runs, at most ${options.batchSize} tasks/batch`,
-      workers: options.workerProcesses === 0 ? "1 (in process)" : `${options.workerProcesses} agl worker processes`,
+      workers: options.workerProcesses === 0 ? `1 (in process, ${warmth})` : `${options.workerProcesses} agl worker processes`,
       wallMs,
       modelCalls,
       optimizerMs,
@@ -125,6 +137,46 @@ export async function benchCycleThroughput(options: CycleBenchOptions): Promise<
     await scratch?.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+export interface AgentPipelineRound {
+  calls: number;
+  cpuMsPerCall: number;
+  callsPerSecond: number;
+  /** How much of one core the pipeline alone needs with the cycle's runs in flight and model latency. */
+  coreShareAtCycleLoad: number;
+}
+
+/**
+ * Mastra's agent pipeline alone: the post analyzer through `createAgentRunner` (as a batch runs it) on the
+ * fake model at 0 ms, 16 calls in flight, in rounds of `calls`. A worker's batches run their calls on its
+ * main thread, so the CPU per call bounds the cycle. In a fresh process (`freshAgentPipeline`), the first
+ * round is what a cycle's fresh worker pays; later rounds show how far the JIT brings it down.
+ */
+export async function benchAgentPipeline(rounds = 3, calls = 640): Promise<AgentPipelineRound[]> {
+  const runner = createAgentRunner(postAnalyzer, fakeKeywordModel());
+  const tasks = await benchTasks();
+  const results: AgentPipelineRound[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    await forEachConcurrently(Array.from({ length: calls }, (_, index) => tasks[index % tasks.length]!), CONCURRENCY, undefined, async (task) => {
+      const run = await runner(task.input, postAnalyzer.prompt.seed);
+      if (run.status !== "succeeded") throw new Error(`The agent pipeline benchmark's run of ${task.id} failed: ${run.error}`);
+    });
+    const wallMs = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuMsPerCall = (cpu.user + cpu.system) / 1000 / calls;
+    results.push({ calls, cpuMsPerCall, callsPerSecond: calls / (wallMs / 1000), coreShareAtCycleLoad: (cpuMsPerCall * CONCURRENCY) / MODEL_LATENCY_MS });
+  }
+  return results;
+}
+
+/** `benchAgentPipeline` in a process of its own (bench/agent-pipeline.ts), so nothing has warmed it up. */
+export async function freshAgentPipeline(): Promise<AgentPipelineRound[]> {
+  const { stdout } = await execa(NODE, [AGENT_PIPELINE], { stdin: "ignore" });
+  // The last line: anything a library logs to stdout comes before it.
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as AgentPipelineRound[];
 }
 
 /** An `agl worker` process, as a user would start one; resolves once it polls (wrapped: an execa child is a thenable of its exit). */

@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, printed as Markdown tables. Figures are measurements, not assertions.
-import { benchCycleThroughput, type CycleBenchOptions } from "./cycle-throughput.ts";
+import { benchCycleThroughput, freshAgentPipeline, type CycleBenchOptions } from "./cycle-throughput.ts";
 import { benchPromptServing } from "./prompt-client.ts";
 import { benchOtlpIngest } from "./otlp-ingest.ts";
 import { benchOtlpPeer, PEER_DESCRIPTION } from "./otlp-peer.ts";
@@ -39,6 +39,8 @@ const runs: CycleBenchOptions[] = [
   { batchSize: 100, parallelBatches: 2, workerProcesses: 2 },
   { batchSize: 100, parallelBatches: 2, workerProcesses: 0, databaseUrl },
   { batchSize: 100, parallelBatches: 2, workerProcesses: 2, databaseUrl },
+  // The first row again, now that this process's code is warm: a long-running `agl up` or `agl worker` is.
+  { batchSize: 100, parallelBatches: 2, workerProcesses: 0 },
 ];
 
 try {
@@ -81,6 +83,14 @@ try {
         ]),
       );
     }
+    const pipeline = await freshAgentPipeline();
+    const perCall = pipeline.map((round) => round.cpuMsPerCall.toFixed(2)).join(" / ");
+    const share = pipeline.map((round) => round.coreShareAtCycleLoad.toFixed(2)).join(" / ");
+    console.log(
+      `\nMastra's agent pipeline alone (\`createAgentRunner\`, fake model at 0 ms, 16 calls in flight), rounds of ${pipeline[0]!.calls} calls in a fresh process: ` +
+        `${perCall} ms of CPU a call (${pipeline.map((round) => round.callsPerSecond.toFixed(0)).join(" / ")} calls/s); ` +
+        `at the cycle's 16 runs in flight on a 50 ms model that is ${share} of a core for the pipeline alone.`,
+    );
     console.log(`\n(${load()} at the end.) ${postgresNote}`);
   }
 
