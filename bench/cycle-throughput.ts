@@ -29,8 +29,8 @@ const AGENT_PIPELINE = fileURLToPath(new URL("./agent-pipeline.ts", import.meta.
 const NODE = process.execPath;
 
 /**
- * Cycles this process has run with its in-process worker. Mastra's pipeline costs about 2.4 ms of CPU a
- * call in a fresh process and 1.5 ms once its code is warm (`benchAgentPipeline`), so a row says which.
+ * Cycles this process has run with its in-process worker. Mastra's pipeline costs 2.3–2.8 ms of CPU a
+ * call in a fresh process and 1.2–1.4 ms once its code is warm (`benchAgentPipeline`), so a row says which.
  */
 let inProcessCycles = 0;
 
